@@ -1,0 +1,165 @@
+"""Python reference sampler for qwen-image-mini (mirrors src/engines/builtin/sampler.ts per model/CONTRACT.md).
+
+Runs the PyTorch eager modules.  Usage as a library:
+
+    pipe = Pipeline.from_checkpoint("model/checkpoints/main/ckpt.pt", "model/checkpoints/main/sr.pt")
+    rgb = pipe.generate("a red house on the left at night", seed=42, width=1024, height=768)   # uint8 [H,W,3]
+
+CLI:  /usr/bin/python3 model/sampler.py --prompt "..." --seed 1 --width 1024 --height 768 --out /tmp/x.png
+"""
+from __future__ import annotations
+
+import argparse
+import math
+import os
+import sys
+
+import numpy as np
+import torch
+
+HERE = os.path.dirname(os.path.abspath(__file__))
+sys.path.insert(0, HERE)
+import scenes as S  # noqa: E402
+
+SAMPLER_DEFAULTS = {"steps": 20, "true_cfg_scale": 4.0, "base_image_seq_len": 256, "max_image_seq_len": 8192,
+                    "base_shift": 0.5, "max_shift": 0.9, "shift_terminal": 0.02}
+
+
+# ------------------------------------------------------------------------------------------------ PRNG
+
+def mulberry32(seed):
+    a = seed & 0xFFFFFFFF
+    while True:
+        a = (a + 0x6D2B79F5) & 0xFFFFFFFF
+        t = a
+        t = ((t ^ (t >> 15)) * (t | 1)) & 0xFFFFFFFF
+        t ^= (t + (((t ^ (t >> 7)) * (t | 61)) & 0xFFFFFFFF)) & 0xFFFFFFFF
+        yield (t ^ (t >> 14)) & 0xFFFFFFFF
+
+
+def normals(seed, n):
+    g = mulberry32(seed)
+    out = np.empty(n, np.float64)
+    for i in range(n):
+        r1 = next(g)
+        r2 = next(g)
+        u1 = (r1 + 1) / 4294967297.0
+        u2 = r2 / 4294967296.0
+        out[i] = math.sqrt(-2.0 * math.log(u1)) * math.cos(2.0 * math.pi * u2)
+    return out
+
+
+# ------------------------------------------------------------------------------------------------ schedule
+
+def sigmas(steps, N, sp=SAMPLER_DEFAULTS):
+    s = np.linspace(1.0, 1.0 / steps, steps)
+    mu = sp["base_shift"] + (sp["max_shift"] - sp["base_shift"]) * (N - sp["base_image_seq_len"]) / (
+        sp["max_image_seq_len"] - sp["base_image_seq_len"])
+    e = math.exp(mu)
+    s = e / (e + (1.0 / s - 1.0))
+    z = 1.0 - s
+    if z[-1] > 0:  # steps == 1 gives z_last = 0: no stretch
+        z = z / (z[-1] / (1.0 - sp["shift_terminal"]))
+    s = 1.0 - z
+    return np.concatenate([s, [0.0]])
+
+
+def choose_grid(grids, width, height):
+    target = math.log(width / height)
+    return min(grids, key=lambda g: abs(math.log(g[1] / g[0]) - target))
+
+
+# ------------------------------------------------------------------------------------------------ pipeline
+
+class Pipeline:
+    def __init__(self, cfg, vocab, te, dn, sr, sampler=None):
+        self.cfg, self.vocab, self.te, self.dn, self.sr = cfg, vocab, te, dn, sr
+        self.sp = dict(SAMPLER_DEFAULTS, **(sampler or {}))
+        self.w2i = {w: i for i, w in enumerate(vocab)}
+
+    @classmethod
+    def from_checkpoint(cls, ckpt, sr_ckpt=None):
+        from export import load_models
+        cfg, vocab, te, dn, sr = load_models(ckpt, sr_ckpt)
+        return cls(cfg, vocab, te, dn, sr)
+
+    def tokenize(self, s):
+        T = self.cfg["max_tokens"]
+        ids = [self.w2i.get(w, 1) for w in S.tokenize_words(s or "")][:T]
+        return ids + [0] * (T - len(ids))
+
+    @torch.no_grad()
+    def generate(self, prompt, seed=0, width=1024, height=768, negative_prompt=None, steps=None, cfg_scale=None,
+                 refs=None, return_lowres=False):
+        """refs: list of uint8 [h,w,3] arrays (reference images 1..k). Returns uint8 [height,width,3]."""
+        from PIL import Image
+        P = self.cfg["patch"]
+        C = 3 * P * P
+        steps = steps or self.sp["steps"]
+        scale = self.sp["true_cfg_scale"] if cfg_scale is None else cfg_scale
+        r, c = choose_grid(self.cfg["grids"], width, height)
+        N = r * c
+        ids = torch.tensor([self.tokenize(prompt), self.tokenize(negative_prompt or "")], dtype=torch.long)
+        use_cfg = bool(negative_prompt) or scale > 1
+        if not use_cfg:
+            ids = ids[:1]
+        B = ids.shape[0]
+        text = self.te(ids)
+        tmask = (ids != 0).float()
+        refs = refs or []
+        if refs:
+            toks = []
+            for im in refs:
+                im = Image.fromarray(np.asarray(im, np.uint8)).convert("RGB").resize((c * P, r * P), Image.LANCZOS)
+                toks.append(S.patchify(S.to_unit(np.asarray(im, np.float32)), P))
+            ref = torch.from_numpy(np.concatenate(toks, 0)).float()[None].repeat(B, 1, 1)
+            rmask = torch.ones(B, ref.shape[1])
+        else:
+            ref = torch.zeros(B, 1, C)
+            rmask = torch.zeros(B, 1)
+        from mmdit import make_pos
+        pos = make_pos((r, c), len(refs))
+        x = torch.from_numpy(normals(seed & 0xFFFFFFFF, N * C).astype(np.float32).reshape(1, N, C))
+        sg = sigmas(steps, N, self.sp)
+        for i in range(steps):
+            sig = torch.full((B,), float(sg[i]), dtype=torch.float32)
+            v = self.dn(x.repeat(B, 1, 1), sig, text, tmask, ref, rmask, pos)
+            if use_cfg:
+                cond, neg = v[0:1], v[1:2]
+                comb = neg + scale * (cond - neg)
+                comb = comb * (cond.norm(dim=-1, keepdim=True) / comb.norm(dim=-1, keepdim=True).clamp_min(1e-12))
+                v = comb
+            x = x + float(sg[i + 1] - sg[i]) * v
+        low = torch.from_numpy(S.unpatchify(x.numpy(), r, c, P)).clamp(-1, 1)
+        if return_lowres:
+            lowimg = ((low[0].numpy().transpose(1, 2, 0) + 1) * 127.5).round().clip(0, 255).astype(np.uint8)
+        hi = self.sr(low)[0].numpy().transpose(1, 2, 0)
+        hi = ((hi + 1) * 127.5).round().clip(0, 255).astype(np.uint8)
+        out = np.asarray(Image.fromarray(hi).resize((width, height), Image.LANCZOS))
+        return (out, lowimg, x[0].numpy()) if return_lowres else out
+
+
+def main():
+    ap = argparse.ArgumentParser()
+    ap.add_argument("--ckpt", default=os.path.join(HERE, "checkpoints/main/ckpt.pt"))
+    ap.add_argument("--sr-ckpt", default=os.path.join(HERE, "checkpoints/main/sr.pt"))
+    ap.add_argument("--prompt", default="a red house on the left and a green tree on the right at sunset")
+    ap.add_argument("--negative", default=None)
+    ap.add_argument("--seed", type=int, default=0)
+    ap.add_argument("--width", type=int, default=1024)
+    ap.add_argument("--height", type=int, default=768)
+    ap.add_argument("--steps", type=int, default=20)
+    ap.add_argument("--ref", action="append", default=[])
+    ap.add_argument("--out", default="/tmp/sample.png")
+    a = ap.parse_args()
+    torch.set_num_threads(int(os.environ.get("TORCH_THREADS", "2")))
+    from PIL import Image
+    pipe = Pipeline.from_checkpoint(a.ckpt, a.sr_ckpt)
+    refs = [np.asarray(Image.open(p).convert("RGB")) for p in a.ref]
+    img = pipe.generate(a.prompt, a.seed, a.width, a.height, a.negative, a.steps, refs=refs)
+    Image.fromarray(img).save(a.out)
+    print(a.out)
+
+
+if __name__ == "__main__":
+    main()

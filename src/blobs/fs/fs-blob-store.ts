@@ -1,0 +1,32 @@
+/** Generated images on the local filesystem, under DATA_DIR/images. Keys are relative paths. */
+import fs from 'node:fs/promises';
+import path from 'node:path';
+import type { BlobStore } from '../../domain/ports.ts';
+
+const SAFE_KEY = /^[A-Za-z0-9][A-Za-z0-9._-]*(\/[A-Za-z0-9][A-Za-z0-9._-]*)*$/;
+
+export function createFsBlobStore(root: string): BlobStore {
+  const resolve = (key: string): string | null => (SAFE_KEY.test(key) && !key.includes('..') ? path.join(root, key) : null);
+  return {
+    async put(key, data) {
+      const file = resolve(key);
+      if (!file) throw new Error(`invalid blob key "${key}"`);
+      await fs.mkdir(path.dirname(file), { recursive: true });
+      // Write then rename: a reader never sees a half-written PNG.
+      const tmp = `${file}.${process.pid}.tmp`;
+      await fs.writeFile(tmp, data);
+      await fs.rename(tmp, file);
+    },
+    async get(key) {
+      const file = resolve(key);
+      if (!file) return null;
+      try {
+        const data = await fs.readFile(file);
+        return { data, contentType: key.endsWith('.png') ? 'image/png' : 'application/octet-stream' };
+      } catch (err) {
+        if ((err as NodeJS.ErrnoException).code === 'ENOENT') return null;
+        throw err;
+      }
+    },
+  };
+}

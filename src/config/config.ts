@@ -1,0 +1,150 @@
+/**
+ * Every setting the server reads, with its default, in one place. Only main.ts calls `readConfig`
+ * (with process.env); everything else receives the typed `Config`.
+ */
+import path from 'node:path';
+
+export interface Config {
+  port: number;
+  host: string;
+  dataDir: string;
+  /** Base of the image URLs we return, without a trailing slash; undefined → the address we listen on. */
+  publicUrl: string | undefined;
+  /** Plain keys from API_KEYS, hashed into the key store at start. */
+  apiKeys: string[];
+  /** USD per image, per public model id. */
+  pricesUsd: Record<string, number>;
+  /** Directory of the builtin engine's ONNX files and manifest. */
+  builtinModelDir: string;
+  /** ONNX Runtime intra-op threads for the builtin engine. */
+  ortThreads: number;
+  /** Path of the backends routing file (JSON or YAML); undefined → builtin engine only. */
+  backendsConfigPath: string | undefined;
+  /** Generations running at once per public model. */
+  engineConcurrency: number;
+  /** Requests waiting per public model before we answer 503. */
+  engineMaxQueue: number;
+  /** Whole-request time limit for a generation. */
+  requestTimeoutMs: number;
+  /** Largest JSON body we accept (data: URIs of three images must fit). */
+  maxBodyBytes: number;
+  image: ImageInputConfig;
+  enhancer: EnhancerConfig;
+  watermark: { issuerId: number };
+  logLevel: string;
+  /** Time SIGTERM waits for in-flight requests before closing anyway. */
+  shutdownGraceMs: number;
+}
+
+export interface ImageInputConfig {
+  allowPrivateUrls: boolean;
+  fetchTimeoutMs: number;
+  maxBytes: number;
+  /** Decompression-bomb guard: width × height of an input image. */
+  maxPixels: number;
+  maxRedirects: number;
+  /** Reference images larger than this on their longest side are scaled down before the engine sees them. */
+  maxSidePx: number;
+}
+
+export interface EnhancerConfig {
+  url: string | undefined;
+  model: string | undefined;
+  apiKey: string | undefined;
+  timeoutMs: number;
+}
+
+/** Default price of `alibaba/qwen-image-2-0` per image, from the seed's example response. */
+export const DEFAULT_PRICE_USD = 0.0455;
+/** Credits per USD: the seed's example shows 91000 credits for $0.0455. */
+export const CREDITS_PER_USD = 2_000_000;
+export const PUBLIC_MODEL_ID = 'alibaba/qwen-image-2-0';
+
+export class ConfigError extends Error {
+  override name = 'ConfigError';
+}
+
+type Env = Record<string, string | undefined>;
+
+function intSetting(env: Env, name: string, fallback: number, min: number, max: number): number {
+  const raw = env[name];
+  if (raw === undefined || raw === '') return fallback;
+  if (!/^-?\d+$/.test(raw.trim())) throw new ConfigError(`${name} must be an integer, got "${raw}"`);
+  const value = Number(raw);
+  if (value < min || value > max) throw new ConfigError(`${name} must be between ${min} and ${max}, got ${value}`);
+  return value;
+}
+
+function boolSetting(env: Env, name: string, fallback: boolean): boolean {
+  const raw = env[name];
+  if (raw === undefined || raw === '') return fallback;
+  if (['1', 'true', 'yes', 'on'].includes(raw.toLowerCase())) return true;
+  if (['0', 'false', 'no', 'off'].includes(raw.toLowerCase())) return false;
+  throw new ConfigError(`${name} must be 1/0/true/false, got "${raw}"`);
+}
+
+function parsePrices(raw: string | undefined): Record<string, number> {
+  const prices: Record<string, number> = { [PUBLIC_MODEL_ID]: DEFAULT_PRICE_USD };
+  if (raw === undefined || raw === '') return prices;
+  let parsed: unknown;
+  try {
+    parsed = JSON.parse(raw);
+  } catch {
+    throw new ConfigError('PRICES_USD must be a JSON object like {"alibaba/qwen-image-2-0": 0.0455}');
+  }
+  if (typeof parsed !== 'object' || parsed === null || Array.isArray(parsed)) {
+    throw new ConfigError('PRICES_USD must be a JSON object of model id → USD per image');
+  }
+  for (const [model, price] of Object.entries(parsed)) {
+    if (typeof price !== 'number' || !Number.isFinite(price) || price < 0) {
+      throw new ConfigError(`PRICES_USD["${model}"] must be a non-negative number`);
+    }
+    prices[model] = price;
+  }
+  return prices;
+}
+
+export function readConfig(env: Env, cwd: string = process.cwd()): Config {
+  const port = intSetting(env, 'PORT', 8080, 0, 65535);
+  const host = env.HOST || '127.0.0.1';
+  const dataDir = path.resolve(cwd, env.DATA_DIR || './data');
+  const publicUrl = env.PUBLIC_URL ? env.PUBLIC_URL.replace(/\/+$/, '') : undefined;
+  if (publicUrl !== undefined && !/^https?:\/\/[^/]/.test(publicUrl)) throw new ConfigError(`PUBLIC_URL must start with http:// or https://, got "${publicUrl}"`);
+  const apiKeys = (env.API_KEYS ?? '')
+    .split(',')
+    .map((k) => k.trim())
+    .filter((k) => k.length > 0);
+  const issuerId = intSetting(env, 'WATERMARK_ISSUER_ID', 1, 0, 65535);
+  return {
+    port,
+    host,
+    dataDir,
+    publicUrl,
+    apiKeys,
+    pricesUsd: parsePrices(env.PRICES_USD),
+    builtinModelDir: path.resolve(cwd, env.BUILTIN_MODEL_DIR || './model/weights'),
+    ortThreads: intSetting(env, 'ORT_THREADS', 2, 1, 256),
+    backendsConfigPath: env.BACKENDS_CONFIG ? path.resolve(cwd, env.BACKENDS_CONFIG) : undefined,
+    engineConcurrency: intSetting(env, 'ENGINE_CONCURRENCY', 1, 1, 1024),
+    engineMaxQueue: intSetting(env, 'ENGINE_MAX_QUEUE', 16, 0, 100_000),
+    requestTimeoutMs: intSetting(env, 'REQUEST_TIMEOUT_MS', 120_000, 100, 3_600_000),
+    maxBodyBytes: intSetting(env, 'MAX_BODY_BYTES', 32 * 1024 * 1024, 1024, 1024 * 1024 * 1024),
+    image: {
+      allowPrivateUrls: boolSetting(env, 'ALLOW_PRIVATE_IMAGE_URLS', false),
+      fetchTimeoutMs: intSetting(env, 'IMAGE_FETCH_TIMEOUT_MS', 10_000, 100, 600_000),
+      maxBytes: intSetting(env, 'MAX_IMAGE_BYTES', 20 * 1024 * 1024, 1024, 1024 * 1024 * 1024),
+      maxPixels: intSetting(env, 'MAX_IMAGE_PIXELS', 40_000_000, 1, 1_000_000_000),
+      maxRedirects: intSetting(env, 'IMAGE_FETCH_MAX_REDIRECTS', 3, 0, 20),
+      maxSidePx: intSetting(env, 'REFERENCE_MAX_SIDE_PX', 1536, 64, 8192),
+    },
+    enhancer: {
+      url: env.PROMPT_ENHANCER_URL || undefined,
+      model: env.PROMPT_ENHANCER_MODEL || undefined,
+      apiKey: env.PROMPT_ENHANCER_API_KEY || undefined,
+      timeoutMs: intSetting(env, 'PROMPT_ENHANCER_TIMEOUT_MS', 10_000, 1, 600_000),
+    },
+    watermark: { issuerId },
+    logLevel: env.LOG_LEVEL || 'info',
+    shutdownGraceMs: intSetting(env, 'SHUTDOWN_GRACE_MS', 30_000, 0, 3_600_000),
+  };
+}

@@ -1,0 +1,70 @@
+/** Plain types shared by every room. Imports nothing. */
+
+/** An 8-bit RGB image, row-major, 3 bytes per pixel, no padding. */
+export interface RawImage {
+  width: number;
+  height: number;
+  /** length = width * height * 3 */
+  data: Uint8Array;
+}
+
+export interface ImageSize {
+  width: number;
+  height: number;
+}
+
+/** What the pipeline asks an engine to draw. Every field is already validated and normalised. */
+export interface EngineRequest {
+  requestId: string;
+  /** Public model id, e.g. `alibaba/qwen-image-2-0`. */
+  model: string;
+  /** The prompt actually used (after enhancement, if any). */
+  prompt: string;
+  /** Empty string when the caller gave none. */
+  negativePrompt: string;
+  width: number;
+  height: number;
+  /** 0 .. 2147483647 */
+  seed: number;
+  /** 0 to 3 decoded reference images, in the caller's order (image_urls[0] is reference 1). */
+  referenceImages: RawImage[];
+}
+
+export interface EngineProgress {
+  step: number;
+  totalSteps: number;
+}
+
+export interface EngineResult {
+  /** Exactly request.width × request.height. */
+  image: RawImage;
+  /** Free-form facts the engine wants in logs and metadata (steps, backend id, ...). */
+  info?: Record<string, string | number | boolean>;
+}
+
+export interface EngineHealth {
+  ok: boolean;
+  detail?: string;
+}
+
+/**
+ * Every backend that can draw an image implements this: the builtin ONNX engine and the remote
+ * GPU backends alike. `generate` must honour `signal` (stop work and reject with an AbortError-like
+ * error when it fires) and must return an image of exactly the requested size.
+ */
+export interface Engine {
+  /** Stable id used in configuration, logs and `GET /v1/models` (e.g. `builtin`, `comfyui-a`). */
+  readonly id: string;
+  /** Kind of backend: `builtin`, `comfyui`, `openai`, `dashscope`, `router`. */
+  readonly kind: string;
+  /** One line for humans: what this engine is and what it can draw. */
+  readonly description: string;
+  load(): Promise<void>;
+  health(): Promise<EngineHealth>;
+  generate(
+    request: EngineRequest,
+    signal: AbortSignal,
+    onProgress?: (progress: EngineProgress) => void,
+  ): Promise<EngineResult>;
+  close(): Promise<void>;
+}

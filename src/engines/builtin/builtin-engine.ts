@@ -1,0 +1,184 @@
+/**
+ * The builtin engine: the bundled Qwen-Image-style model (model/CONTRACT.md) run with ONNX Runtime on
+ * the CPU under the TypeScript sampler. Text encoder → Euler steps of the MMDiT denoiser with true CFG
+ * (cond and negative in one batch of 2) → unpatchify → learned super-resolution → lanczos to the exact
+ * requested size.
+ */
+import * as ort from 'onnxruntime-node';
+import path from 'node:path';
+import sharp from 'sharp';
+import type { Engine, EngineHealth, EngineProgress, EngineRequest, EngineResult, RawImage } from '../../domain/types.ts';
+import { readManifest, type ModelManifest } from './manifest.ts';
+import { createTokenizer } from './tokenizer.ts';
+import { computeSigmas, eulerStep, trueCfg } from './sampler.ts';
+import { fillStandardNormal } from './prng.ts';
+import { chooseGrid, patchifyRgb, planarToRgb, tokenPositions, unpatchifyToPlanar } from './patches.ts';
+
+export interface BuiltinEngineOptions {
+  modelDir: string;
+  /** ONNX Runtime intra-op threads. */
+  threads: number;
+  /** Overrides the manifest's step count (tests use fewer). */
+  steps?: number;
+  id?: string;
+}
+
+function abortError(signal: AbortSignal): Error {
+  const reason = signal.reason;
+  if (reason instanceof Error && reason.name === 'AbortError') return reason;
+  return Object.assign(new Error('generation aborted'), { name: 'AbortError', cause: reason });
+}
+
+export class BuiltinEngine implements Engine {
+  readonly id: string;
+  readonly kind = 'builtin';
+  readonly description: string;
+  private manifest: ModelManifest | null = null;
+  private textEncoder: ort.InferenceSession | null = null;
+  private denoiser: ort.InferenceSession | null = null;
+  private sr: ort.InferenceSession | null = null;
+  private tokenize: ReturnType<typeof createTokenizer> | null = null;
+
+  constructor(private readonly options: BuiltinEngineOptions) {
+    this.id = options.id ?? 'builtin';
+    this.description =
+      'Bundled qwen-image-mini (ONNX Runtime on CPU): a small Qwen-Image-style MMDiT trained by this project on procedural scenes. ' +
+      'It draws only its vocabulary (see model/README.md); real Qwen-Image quality needs a GPU backend.';
+  }
+
+  async load(): Promise<void> {
+    const dir = this.options.modelDir;
+    this.manifest = readManifest(dir);
+    const opts: ort.InferenceSession.SessionOptions = {
+      intraOpNumThreads: this.options.threads,
+      interOpNumThreads: 1,
+      graphOptimizationLevel: 'all',
+      executionMode: 'sequential',
+    };
+    [this.textEncoder, this.denoiser, this.sr] = await Promise.all([
+      ort.InferenceSession.create(path.join(dir, 'text_encoder.onnx'), opts),
+      ort.InferenceSession.create(path.join(dir, 'denoiser.onnx'), opts),
+      ort.InferenceSession.create(path.join(dir, 'sr.onnx'), opts),
+    ]);
+    this.tokenize = createTokenizer(this.manifest.text.vocab, this.manifest.text.max_tokens);
+  }
+
+  async health(): Promise<EngineHealth> {
+    return this.denoiser ? { ok: true } : { ok: false, detail: 'model not loaded' };
+  }
+
+  get modelInfo(): { name: string; version: string } | null {
+    return this.manifest ? { name: this.manifest.name, version: this.manifest.version } : null;
+  }
+
+  /** text_states for [prompt, negative] as one batch of 2. */
+  async encodeText(prompt: string, negative: string): Promise<{ states: ort.Tensor; mask: ort.Tensor }> {
+    const m = this.manifest!;
+    const T = m.text.max_tokens;
+    const a = this.tokenize!(prompt);
+    const b = this.tokenize!(negative);
+    const ids = new BigInt64Array(2 * T);
+    ids.set(a.ids, 0);
+    ids.set(b.ids, T);
+    const mask = new Float32Array(2 * T);
+    mask.set(a.mask, 0);
+    mask.set(b.mask, T);
+    const out = await this.textEncoder!.run({ input_ids: new ort.Tensor('int64', ids, [2, T]) });
+    return { states: out.text_states!, mask: new ort.Tensor('float32', mask, [2, T]) };
+  }
+
+  private async referenceTokens(refs: RawImage[], rows: number, cols: number): Promise<Float32Array[]> {
+    const P = this.manifest!.image.patch;
+    return Promise.all(
+      refs.map(async (ref) => {
+        const { data, info } = await sharp(ref.data, { raw: { width: ref.width, height: ref.height, channels: 3 } })
+          .resize(cols * P, rows * P, { fit: 'fill', kernel: 'lanczos3' })
+          .raw()
+          .toBuffer({ resolveWithObject: true });
+        return patchifyRgb({ width: info.width, height: info.height, data }, rows, cols, P);
+      }),
+    );
+  }
+
+  async generate(request: EngineRequest, signal: AbortSignal, onProgress?: (p: EngineProgress) => void): Promise<EngineResult> {
+    if (!this.manifest || !this.denoiser || !this.sr) throw new Error('builtin engine used before load()');
+    if (signal.aborted) throw abortError(signal);
+    const m = this.manifest;
+    const P = m.image.patch;
+    const C = m.image.token_dim;
+    const [rows, cols] = chooseGrid(request.width, request.height, m.image.grids);
+    const N = rows * cols;
+    const steps = this.options.steps ?? m.sampler.steps;
+    const refs = request.referenceImages.slice(0, m.max_refs);
+
+    const text = await this.encodeText(request.prompt, request.negativePrompt);
+
+    // Reference tokens, duplicated for both CFG branches; one masked dummy token when there are none.
+    const refTokens = await this.referenceTokens(refs, rows, cols);
+    const M = refs.length > 0 ? refs.length * N : 1;
+    const ref = new Float32Array(2 * M * C);
+    const refMask = new Float32Array(2 * M);
+    if (refs.length > 0) {
+      refTokens.forEach((tokens, k) => {
+        ref.set(tokens, k * N * C);
+        ref.set(tokens, M * C + k * N * C);
+      });
+      refMask.fill(1);
+    }
+    const pos = tokenPositions(rows, cols, refs.length);
+
+    const x = fillStandardNormal(new Float32Array(N * C), request.seed >>> 0);
+    const sigmas = computeSigmas(steps, N, m.sampler);
+    const batchImg = new Float32Array(2 * N * C);
+    const guided = new Float32Array(N * C);
+    const feeds: Record<string, ort.Tensor> = {
+      text: text.states,
+      text_mask: text.mask,
+      ref: new ort.Tensor('float32', ref, [2, M, C]),
+      ref_mask: new ort.Tensor('float32', refMask, [2, M]),
+      pos: new ort.Tensor('float32', pos, [N + M, 3]),
+    };
+
+    for (let i = 0; i < steps; i++) {
+      if (signal.aborted) throw abortError(signal);
+      batchImg.set(x, 0);
+      batchImg.set(x, N * C);
+      const sigma = sigmas[i]!;
+      const out = await this.denoiser.run({
+        ...feeds,
+        img: new ort.Tensor('float32', batchImg, [2, N, C]),
+        sigma: new ort.Tensor('float32', new Float32Array([sigma, sigma]), [2]),
+      });
+      const v = out.velocity!.data as Float32Array;
+      trueCfg(v.subarray(0, N * C), v.subarray(N * C, 2 * N * C), m.sampler.true_cfg_scale, C, guided);
+      eulerStep(x, guided, sigma, sigmas[i + 1]!);
+      onProgress?.({ step: i + 1, totalSteps: steps });
+    }
+    if (signal.aborted) throw abortError(signal);
+
+    const h = rows * P;
+    const w = cols * P;
+    const planar = unpatchifyToPlanar(x, rows, cols, P);
+    for (let i = 0; i < planar.length; i++) planar[i] = Math.max(-1, Math.min(1, planar[i]!));
+    const S = m.sr.scale;
+    const up = await this.sr.run({ lowres: new ort.Tensor('float32', planar, [1, 3, h, w]) });
+    const hi = planarToRgb(up.highres!.data as Float32Array, w * S, h * S);
+    const { data, info } = await sharp(hi.data, { raw: { width: hi.width, height: hi.height, channels: 3 } })
+      .resize(request.width, request.height, { fit: 'fill', kernel: 'lanczos3' })
+      .raw()
+      .toBuffer({ resolveWithObject: true });
+    return {
+      image: { width: info.width, height: info.height, data: new Uint8Array(data.buffer, data.byteOffset, data.byteLength) },
+      info: { steps, grid: `${rows}x${cols}`, model: `${m.name}@${m.version}` },
+    };
+  }
+
+  async close(): Promise<void> {
+    await Promise.all([this.textEncoder?.release(), this.denoiser?.release(), this.sr?.release()]);
+    this.textEncoder = this.denoiser = this.sr = null;
+  }
+}
+
+export function createBuiltinEngine(options: BuiltinEngineOptions): BuiltinEngine {
+  return new BuiltinEngine(options);
+}

@@ -1,0 +1,32 @@
+/** Reads and checks model/weights/manifest.json (model/CONTRACT.md). */
+import fs from 'node:fs';
+import path from 'node:path';
+import type { ScheduleConfig } from './sampler.ts';
+
+export interface ModelManifest {
+  name: string;
+  version: string;
+  text: { max_tokens: number; dim: number; vocab: string[] };
+  image: { patch: number; channels: number; token_dim: number; grids: Array<[number, number]> };
+  sr: { scale: number };
+  sampler: ScheduleConfig & { steps: number; true_cfg_scale: number };
+  max_refs: number;
+}
+
+export function readManifest(modelDir: string): ModelManifest {
+  const file = path.join(modelDir, 'manifest.json');
+  let m: ModelManifest;
+  try {
+    m = JSON.parse(fs.readFileSync(file, 'utf8')) as ModelManifest;
+  } catch (err) {
+    throw new Error(`cannot read the builtin model's manifest ${file}: ${(err as Error).message}`);
+  }
+  const problems: string[] = [];
+  if (!Array.isArray(m.text?.vocab) || !(m.text.max_tokens > 0)) problems.push('text.vocab / text.max_tokens');
+  if (!(m.image?.patch > 0) || m.image.token_dim !== 3 * m.image.patch * m.image.patch) problems.push('image.patch / image.token_dim');
+  if (!Array.isArray(m.image?.grids) || m.image.grids.length === 0) problems.push('image.grids');
+  if (!(m.sr?.scale >= 1)) problems.push('sr.scale');
+  if (!(m.sampler?.steps > 0)) problems.push('sampler.steps');
+  if (problems.length) throw new Error(`manifest ${file} is missing or has invalid: ${problems.join(', ')}`);
+  return m;
+}

@@ -1,0 +1,325 @@
+/**
+ * RouterEngine: one Engine per public model over its configured backends.
+ *
+ * Choice of backend, per attempt:
+ * 1. candidates = backends that accept this many reference images, are healthy, whose circuit
+ *    lets a request through, and that this request has not tried yet;
+ * 2. tier = the lowest `priority` among them (a higher tier is a fallback: used only when every
+ *    lower-tier backend is down, open-circuited or already failed for this request, never merely
+ *    because it is busy);
+ * 3. within the tier, a backend with a free concurrency slot, drawn at random by `weight`; when all
+ *    are busy the request waits (FIFO wake-up, honouring abort) and chooses again.
+ *
+ * Failover: a failure is retried on the next candidate when the backend returned no result and the
+ * failure says nothing about the caller's input: unreachable, timeout, 429/503 overload, 5xx, a
+ * ComfyUI execution error. This holds even after progress was reported, because the client only
+ * ever sees the final image and the deadline still bounds the total time. Never retried: 4xx
+ * rejections of the input (backend_rejected), output that came back broken or at the wrong size
+ * (a configuration error that a second GPU run would repeat), and the caller's abort.
+ */
+import { ApiError, isApiError } from '../../domain/errors.ts';
+import type { Engine, EngineHealth, EngineProgress, EngineRequest, EngineResult } from '../../domain/types.ts';
+import { BackendState, type RouterBackendSpec } from './backend-state.ts';
+import { CircuitBreaker } from './circuit-breaker.ts';
+import { abortErrorFrom, isBackendFailure, throwIfAborted } from './kit/errors.ts';
+import { assertExactSize } from './kit/images.ts';
+import { silentLogger, type EngineLogger } from './kit/logger.ts';
+import type { DescribableEngine, RouterDescription } from './types.ts';
+
+export type { RouterBackendSpec } from './backend-state.ts';
+
+export interface RouterEngineOptions {
+  /** Public model id this router serves. */
+  model: string;
+  backends: RouterBackendSpec[];
+  healthCheck: { intervalMs: number; timeoutMs: number };
+  circuitBreaker: { failureThreshold: number; resetMs: number };
+  logger?: EngineLogger;
+  /** [0, 1) source for weighted choice; inject a seeded one for deterministic tests. */
+  random?: () => number;
+  now?: () => number;
+}
+
+/** A waiting request re-evaluates at least this often: circuits turn half-open by time, not events. */
+const WAIT_RECHECK_MS = 500;
+
+export interface FailureClass {
+  /** Another backend may be tried. */
+  retryable: boolean;
+  /** Charged to the backend's circuit breaker and failure counter. */
+  countsAsFailure: boolean;
+}
+
+export function classifyFailure(err: unknown): FailureClass {
+  if (isBackendFailure(err)) return { retryable: err.retryable, countsAsFailure: err.countsAsFailure };
+  if (isApiError(err)) {
+    switch (err.code) {
+      case 'engine_unavailable':
+      case 'backend_error':
+      case 'generation_timeout':
+      case 'internal_error':
+        return { retryable: true, countsAsFailure: true };
+      default:
+        // backend_rejected, invalid_image, ...: about the input, not the backend.
+        return { retryable: false, countsAsFailure: false };
+    }
+  }
+  // An engine that aborted on its own, or threw an unexpected exception: the backend's problem.
+  return { retryable: true, countsAsFailure: true };
+}
+
+export class RouterEngine implements Engine, DescribableEngine {
+  readonly id: string;
+  readonly kind = 'router';
+  readonly description: string;
+  private readonly model: string;
+  private readonly states: BackendState[];
+  private readonly healthCheck: { intervalMs: number; timeoutMs: number };
+  private readonly logger: EngineLogger;
+  private readonly random: () => number;
+  private readonly now: () => number;
+  private readonly waiters = new Set<() => void>();
+  private healthTimer: NodeJS.Timeout | undefined;
+  private healthRun: Promise<void> | undefined;
+  private closed = false;
+
+  constructor(options: RouterEngineOptions) {
+    if (options.backends.length === 0) throw new Error(`model ${options.model}: a router needs at least one backend`);
+    this.model = options.model;
+    this.id = `router:${options.model}`;
+    this.healthCheck = options.healthCheck;
+    this.logger = options.logger ?? silentLogger;
+    this.random = options.random ?? Math.random;
+    this.now = options.now ?? Date.now;
+    this.states = options.backends.map(
+      (spec) =>
+        new BackendState(
+          spec,
+          new CircuitBreaker({ ...options.circuitBreaker, now: this.now }),
+        ),
+    );
+    this.description = `${options.model} routed over ${this.states.map((s) => `${s.id} (${s.spec.engine.kind})`).join(', ')}`;
+  }
+
+  /** Loads every backend (config errors fail start-up), checks health once, then starts the timer. */
+  async load(): Promise<void> {
+    const results = await Promise.allSettled(this.states.map((s) => s.spec.engine.load()));
+    const problems = results.flatMap((r, i) =>
+      r.status === 'rejected' ? [`backend ${this.states[i]!.id}: ${(r.reason as Error)?.message ?? String(r.reason)}`] : [],
+    );
+    if (problems.length > 0) {
+      throw new Error(`model ${this.model}: ${problems.length} backend(s) failed to load:\n  - ${problems.join('\n  - ')}`);
+    }
+    await this.checkHealth();
+    if (this.healthCheck.intervalMs > 0 && !this.closed) {
+      this.healthTimer = setInterval(() => void this.checkHealth(), this.healthCheck.intervalMs);
+      this.healthTimer.unref();
+    }
+  }
+
+  async health(): Promise<EngineHealth> {
+    const up = this.states.filter((s) => s.isAvailable());
+    const detail = this.states
+      .map((s) => `${s.id}: ${s.healthy ? (s.breaker.state === 'closed' ? 'up' : `circuit ${s.breaker.state}`) : `down (${s.healthDetail ?? 'unknown'})`}`)
+      .join('; ');
+    return { ok: up.length > 0, detail: `${up.length}/${this.states.length} backends available — ${detail}` };
+  }
+
+  describe(): RouterDescription {
+    return { model: this.model, waiting: this.waiters.size, backends: this.states.map((s) => s.describe()) };
+  }
+
+  async generate(
+    request: EngineRequest,
+    signal: AbortSignal,
+    onProgress?: (progress: EngineProgress) => void,
+  ): Promise<EngineResult> {
+    throwIfAborted(signal);
+    if (this.closed) throw new ApiError('engine_unavailable', `model ${this.model} is shutting down`, { retryAfterS: 5 });
+    const references = request.referenceImages.length;
+    const eligible = this.states.filter((s) => s.spec.maxReferenceImages >= references);
+    if (eligible.length === 0) {
+      throw new ApiError('backend_rejected', `no backend of model ${this.model} accepts ${references} reference image(s)`, {
+        param: 'image_urls',
+      });
+    }
+    const tried = new Set<BackendState>();
+    let lastError: unknown;
+    for (;;) {
+      throwIfAborted(signal);
+      if (this.closed) throw new ApiError('engine_unavailable', `model ${this.model} is shutting down`, { retryAfterS: 5 });
+      const choice = this.choose(eligible, tried);
+      if (choice === 'none') throw lastError ?? this.noBackendError(eligible);
+      if (choice === 'wait') {
+        await this.waitForChange(signal);
+        continue;
+      }
+      tried.add(choice);
+      try {
+        const result = await this.attempt(choice, request, signal, onProgress);
+        return { image: result.image, info: { ...result.info, backend: choice.id, backendKind: choice.spec.engine.kind, attempts: tried.size } };
+      } catch (err) {
+        if (signal.aborted) throw abortErrorFrom(signal);
+        lastError = err;
+        if (!classifyFailure(err).retryable) throw err;
+        this.logger.warn(
+          { requestId: request.requestId, model: this.model, backend: choice.id, err: (err as Error)?.message },
+          'backend failed before producing a result; trying the next one',
+        );
+      }
+    }
+  }
+
+  async close(): Promise<void> {
+    this.closed = true;
+    if (this.healthTimer) clearInterval(this.healthTimer);
+    this.healthTimer = undefined;
+    await this.healthRun;
+    this.notify();
+    await Promise.allSettled(this.states.map((s) => s.spec.engine.close()));
+  }
+
+  /** Runs one health check of every backend (concurrent runs are coalesced). */
+  checkHealth(): Promise<void> {
+    if (!this.healthRun) {
+      this.healthRun = Promise.all(this.states.map((s) => this.checkOne(s))).then(
+        () => {
+          this.healthRun = undefined;
+        },
+        () => {
+          this.healthRun = undefined;
+        },
+      );
+    }
+    return this.healthRun;
+  }
+
+  private async checkOne(state: BackendState): Promise<void> {
+    let timer: NodeJS.Timeout | undefined;
+    const timeout = new Promise<EngineHealth>((resolve) => {
+      timer = setTimeout(
+        () => resolve({ ok: false, detail: `health check timed out after ${this.healthCheck.timeoutMs} ms` }),
+        this.healthCheck.timeoutMs,
+      );
+    });
+    let result: EngineHealth;
+    try {
+      result = await Promise.race([state.spec.engine.health(), timeout]);
+    } catch (err) {
+      result = { ok: false, detail: `health check failed: ${(err as Error)?.message ?? String(err)}` };
+    } finally {
+      clearTimeout(timer);
+    }
+    state.lastHealthCheckAtMs = this.now();
+    this.setHealth(state, result.ok, result.ok ? undefined : (result.detail ?? 'unhealthy'));
+  }
+
+  private setHealth(state: BackendState, healthy: boolean, detail: string | undefined): void {
+    const changed = state.healthy !== healthy;
+    state.healthy = healthy;
+    state.healthDetail = detail;
+    if (!changed) return;
+    if (healthy) this.logger.info({ model: this.model, backend: state.id }, 'backend is up');
+    else this.logger.warn({ model: this.model, backend: state.id, detail }, 'backend is down');
+    this.notify();
+  }
+
+  private choose(eligible: BackendState[], tried: Set<BackendState>): BackendState | 'wait' | 'none' {
+    const candidates = eligible.filter((s) => !tried.has(s) && s.isAvailable());
+    if (candidates.length === 0) return 'none';
+    const tier = Math.min(...candidates.map((s) => s.spec.priority));
+    const free = candidates.filter((s) => s.spec.priority === tier && s.hasFreeSlot());
+    if (free.length === 0) return 'wait';
+    return this.pickWeighted(free);
+  }
+
+  private pickWeighted(states: BackendState[]): BackendState {
+    const total = states.reduce((sum, s) => sum + s.spec.weight, 0);
+    let ticket = this.random() * total;
+    for (const state of states) {
+      ticket -= state.spec.weight;
+      if (ticket < 0) return state;
+    }
+    return states[states.length - 1]!;
+  }
+
+  private async attempt(
+    state: BackendState,
+    request: EngineRequest,
+    signal: AbortSignal,
+    onProgress?: (progress: EngineProgress) => void,
+  ): Promise<EngineResult> {
+    const ticket = state.breaker.onDispatch();
+    state.inFlight += 1;
+    state.requests += 1;
+    const startedAt = this.now();
+    try {
+      const result = await state.spec.engine.generate(request, signal, onProgress);
+      assertExactSize(state.id, result.image, request.width, request.height);
+      state.successes += 1;
+      state.recordLatency(this.now() - startedAt);
+      state.breaker.onSuccess(ticket);
+      // A finished generation proves the backend is up, whatever the last check said.
+      if (!state.healthy) this.setHealth(state, true, undefined);
+      return result;
+    } catch (err) {
+      if (signal.aborted) {
+        state.aborted += 1;
+        state.breaker.onNeutral(ticket);
+      } else if (!classifyFailure(err).countsAsFailure) {
+        state.rejections += 1;
+        state.breaker.onNeutral(ticket);
+      } else {
+        state.failures += 1;
+        if (isApiError(err) && err.code === 'generation_timeout') state.timeouts += 1;
+        state.breaker.onFailure(ticket);
+        if (isBackendFailure(err) && err.unreachable) {
+          this.setHealth(state, false, err.message);
+        }
+      }
+      throw err;
+    } finally {
+      state.inFlight -= 1;
+      this.notify();
+    }
+  }
+
+  private noBackendError(eligible: BackendState[]): ApiError {
+    const waits = eligible
+      .filter((s) => s.healthy && s.breaker.state !== 'closed')
+      .map((s) => s.breaker.msUntilProbe());
+    const retryAfterMs = waits.length > 0 ? Math.min(...waits) : this.healthCheck.intervalMs;
+    const reasons = eligible
+      .map((s) => `${s.id}: ${s.healthy ? `circuit ${s.breaker.state}` : `down (${s.healthDetail ?? 'unknown'})`}`)
+      .join('; ');
+    return new ApiError('engine_unavailable', `no backend of model ${this.model} is available (${reasons})`, {
+      retryAfterS: Math.max(1, Math.ceil(retryAfterMs / 1000)),
+    });
+  }
+
+  private waitForChange(signal: AbortSignal): Promise<void> {
+    return new Promise((resolve, reject) => {
+      const cleanup = (): void => {
+        clearTimeout(timer);
+        this.waiters.delete(wake);
+        signal.removeEventListener('abort', onAbort);
+      };
+      const wake = (): void => {
+        cleanup();
+        resolve();
+      };
+      const onAbort = (): void => {
+        cleanup();
+        reject(abortErrorFrom(signal));
+      };
+      const timer = setTimeout(wake, WAIT_RECHECK_MS);
+      this.waiters.add(wake);
+      signal.addEventListener('abort', onAbort, { once: true });
+    });
+  }
+
+  /** Wakes every waiting request, oldest first, to choose again. */
+  private notify(): void {
+    for (const wake of [...this.waiters]) wake();
+  }
+}

@@ -1,0 +1,72 @@
+/**
+ * buildApp(deps) returns the Fastify app without listening: the tests and main.ts both use it.
+ * Bodies are parsed as JSON by Fastify and validated by our own Ajv instance (no coercion), so
+ * Fastify's schema compiler is not used for request bodies.
+ */
+import Fastify, { type FastifyInstance } from 'fastify';
+import crypto from 'node:crypto';
+import type { Logger } from 'pino';
+import type { KeyStore, UsageStore, BlobStore } from '../domain/ports.ts';
+import type { ValidateFn } from '../contracts/validate-generation.ts';
+import type { GenerateImage, ModelSlot } from '../pipeline/generate-image.ts';
+import { registerErrorHandling } from './plugins/errors.ts';
+import { createAuthenticate } from './plugins/auth.ts';
+import { registerGenerationRoutes } from './routes/generations.ts';
+import { registerModelRoutes } from './routes/models.ts';
+import { registerUsageRoutes } from './routes/usage.ts';
+import { registerFileRoutes } from './routes/files.ts';
+import { registerHealthRoutes } from './routes/health.ts';
+import { registerDocsRoutes } from './routes/docs.ts';
+import { registerWatermarkRoutes, type WatermarkRouteDeps } from './routes/watermark.ts';
+
+export interface AppDeps {
+  logger: Logger;
+  maxBodyBytes: number;
+  keys: KeyStore;
+  usage: UsageStore;
+  blobs: BlobStore;
+  validateGeneration: ValidateFn;
+  generateImage: GenerateImage;
+  models: Map<string, ModelSlot>;
+  openapi: Record<string, unknown>;
+  isReady: () => boolean;
+  watermark: Omit<WatermarkRouteDeps, 'authenticate'> | null;
+}
+
+/** A caller-supplied x-request-id is kept when it is short and plain; otherwise we make one. */
+const REQUEST_ID = /^[A-Za-z0-9._:-]{1,128}$/;
+
+export async function buildApp(deps: AppDeps): Promise<FastifyInstance> {
+  let draining = false;
+  const app = Fastify({
+    loggerInstance: deps.logger,
+    bodyLimit: deps.maxBodyBytes,
+    requestIdHeader: false,
+    genReqId: (req) => {
+      const given = req.headers['x-request-id'];
+      return typeof given === 'string' && REQUEST_ID.test(given) ? given : `req_${crypto.randomUUID()}`;
+    },
+    requestIdLogLabel: 'requestId',
+    disableRequestLogging: false,
+    return503OnClosing: true,
+    forceCloseConnections: false,
+  });
+  app.decorateRequest('apiKey', null);
+  app.addHook('onRequest', async (request, reply) => {
+    reply.header('x-request-id', request.id);
+  });
+  app.addHook('onClose', async () => {
+    draining = true;
+  });
+  registerErrorHandling(app, deps.maxBodyBytes);
+
+  const authenticate = createAuthenticate(deps.keys);
+  registerGenerationRoutes(app, { authenticate, validateGeneration: deps.validateGeneration, generateImage: deps.generateImage });
+  registerModelRoutes(app, { authenticate, models: deps.models, startedAtS: Math.floor(Date.now() / 1000) });
+  registerUsageRoutes(app, { authenticate, usage: deps.usage });
+  registerFileRoutes(app, { blobs: deps.blobs });
+  registerHealthRoutes(app, { isReady: deps.isReady, isDraining: () => draining });
+  registerDocsRoutes(app, { openapi: deps.openapi });
+  if (deps.watermark) await registerWatermarkRoutes(app, { authenticate, ...deps.watermark });
+  return app;
+}

@@ -1,0 +1,99 @@
+/**
+ * Mapping words onto a small model's vocabulary. The bundled model's tokenizer (model/CONTRACT.md, "Tokenizer")
+ * maps every word it was not trained on to <unk>, so "a crimson cottage by the ocean" would reach it as
+ * "a <unk> <unk> by the <unk>". The default table sends common words to the nearest word it knows.
+ */
+import type { Vocabulary } from './types.ts';
+
+/**
+ * Words the bundled model was trained on, as listed for its data generator: colours, times of day, sky, ground,
+ * objects, shapes and positions. Every value in DEFAULT_BUNDLED_VOCABULARY is one of these.
+ */
+export const BUNDLED_MODEL_WORDS: readonly string[] = Object.freeze([
+  'red', 'orange', 'yellow', 'green', 'blue', 'purple', 'pink', 'white', 'black', 'gray', 'brown',
+  'day', 'sunset', 'night',
+  'sun', 'moon', 'stars', 'clouds',
+  'grass', 'sea', 'desert', 'snow',
+  'house', 'tree', 'mountain', 'circle', 'square', 'triangle',
+  'left', 'centre', 'center', 'right',
+]);
+
+/**
+ * Only near-synonyms, chosen so the picture keeps its meaning (ocean → sea, not beach → desert). Words with no
+ * sensible counterpart (kitten, car), and words with a second meaning that would mislead (lime, jet, olive, home),
+ * are left alone: <unk> is better than a wrong object.
+ */
+export const DEFAULT_BUNDLED_VOCABULARY: Vocabulary = Object.freeze({
+  synonyms: Object.freeze({
+    // colours
+    crimson: 'red', scarlet: 'red', ruby: 'red', maroon: 'red', vermilion: 'red',
+    amber: 'orange', tangerine: 'orange', apricot: 'orange',
+    golden: 'yellow', gold: 'yellow', mustard: 'yellow',
+    emerald: 'green', jade: 'green',
+    azure: 'blue', navy: 'blue', cobalt: 'blue', sapphire: 'blue', cyan: 'blue', turquoise: 'blue', teal: 'blue',
+    violet: 'purple', lavender: 'purple', lilac: 'purple', magenta: 'purple', indigo: 'purple',
+    fuchsia: 'pink',
+    ivory: 'white',
+    ebony: 'black',
+    grey: 'gray', silver: 'gray',
+    beige: 'brown', tan: 'brown', bronze: 'brown',
+    // times of day
+    daytime: 'day', daylight: 'day', noon: 'day', midday: 'day', morning: 'day', afternoon: 'day',
+    evening: 'sunset', dusk: 'sunset', twilight: 'sunset', sundown: 'sunset', dawn: 'sunset', sunrise: 'sunset',
+    midnight: 'night', nighttime: 'night',
+    // sky
+    sunshine: 'sun', sunlight: 'sun',
+    moonlight: 'moon', 'crescent moon': 'moon', 'full moon': 'moon',
+    star: 'stars', starry: 'stars',
+    cloud: 'clouds', cloudy: 'clouds',
+    // ground
+    lawn: 'grass', meadow: 'grass', meadows: 'grass',
+    ocean: 'sea', oceans: 'sea', seas: 'sea',
+    sand: 'desert', sandy: 'desert', dune: 'desert', dunes: 'desert', deserts: 'desert',
+    snowy: 'snow', snowfall: 'snow', snowflakes: 'snow',
+    // objects and shapes
+    cottage: 'house', cabin: 'house', hut: 'house', houses: 'house',
+    pine: 'tree', oak: 'tree', birch: 'tree', trees: 'tree',
+    hill: 'mountain', hills: 'mountain', peak: 'mountain', mountains: 'mountain',
+    ball: 'circle', disc: 'circle', disk: 'circle', circles: 'circle',
+    box: 'square', squares: 'square',
+    pyramid: 'triangle', triangles: 'triangle',
+    // positions
+    middle: 'center',
+  }),
+});
+
+/** Rewrites the words of an unquoted piece of text; the identity when the table is empty. */
+export type WordMapper = (text: string) => string;
+
+const escapeRegExp = (s: string): string => s.replace(/[.*+?^${}()|[\]\\]/g, '\\$&');
+
+/** Keeps the matched word's casing style: "Crimson" → "Red", "OCEAN" → "SEA", "ocean" → "sea". */
+function matchCase(matched: string, replacement: string): string {
+  if (matched.length > 1 && matched === matched.toUpperCase() && matched !== matched.toLowerCase()) {
+    return replacement.toUpperCase();
+  }
+  const first = matched[0]!;
+  if (first !== first.toLowerCase()) return replacement[0]!.toUpperCase() + replacement.slice(1);
+  return replacement;
+}
+
+/** Compiles a vocabulary once into a mapper; longer keys win ("full moon" before "moon"). */
+export function compileVocabulary(vocabulary: Vocabulary | undefined): WordMapper {
+  const table = new Map<string, string>();
+  for (const [from, to] of Object.entries(vocabulary?.synonyms ?? {})) {
+    const key = from.trim().toLowerCase();
+    if (key !== '' && typeof to === 'string') table.set(key, to);
+  }
+  if (table.size === 0) return (text) => text;
+  const alternatives = [...table.keys()]
+    .sort((a, b) => b.length - a.length)
+    .map((key) => escapeRegExp(key).replace(/ +/g, '\\s+'))
+    .join('|');
+  const pattern = new RegExp(`(?<![\\p{L}\\p{N}])(?:${alternatives})(?![\\p{L}\\p{N}])`, 'giu');
+  return (text) =>
+    text.replace(pattern, (matched) => {
+      const replacement = table.get(matched.toLowerCase().replace(/\s+/g, ' '));
+      return replacement === undefined ? matched : matchCase(matched, replacement);
+    });
+}
