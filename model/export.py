@@ -135,6 +135,7 @@ def main():
     ap.add_argument("--out", default=None)
     ap.add_argument("--random-tiny", action="store_true")
     ap.add_argument("--version", default=None)
+    ap.add_argument("--no-parity", action="store_true", help="skip regenerating test/fixtures/parity/bundled.json")
     a = ap.parse_args()
     torch.set_num_threads(int(os.environ.get("TORCH_THREADS", "2")))
     if a.random_tiny:
@@ -146,6 +147,10 @@ def main():
         step = torch.load(a.ckpt, map_location="cpu")["step"]
         out = a.out or os.path.join(HERE, "weights")
         export_all(cfg, vocab, te, dn, sr, out, a.version or f"mini-step{step}")
+        if not a.no_parity and os.path.abspath(out) == os.path.abspath(os.path.join(HERE, "weights")):
+            import subprocess
+            subprocess.run([sys.executable, os.path.join(HERE, "make_parity.py"), "--which", "bundled",
+                            "--ckpt", a.ckpt, "--sr-ckpt", a.sr_ckpt], check=True)
 
 
 if __name__ == "__main__":

@@ -22,8 +22,6 @@ import { createGenerateImage, type ModelSlot } from './pipeline/generate-image.t
 import { createBuiltinEngine } from './engines/builtin/builtin-engine.ts';
 import { createPromptEnhancer, DEFAULT_BUNDLED_VOCABULARY } from './prompt/index.ts';
 import { createWatermarker } from './images/watermark/index.ts';
-import { buildModelEngines } from './engines/registry.ts';
-import { loadBackendsConfig, type BackendsConfig } from './config/backends.ts';
 import { buildApp } from './http/app.ts';
 
 const require = createRequire(import.meta.url);
@@ -52,16 +50,9 @@ export async function startServer(config: Config, options: StartOptions = {}): P
   const blobs = createFsBlobStore(path.join(config.dataDir, 'images'));
   const fetcher = createImageFetcher(config.image);
 
-  const backends: BackendsConfig = config.backendsConfigPath
-    ? loadBackendsConfig(config.backendsConfigPath)
-    : { models: { [PUBLIC_MODEL_ID]: { backends: [{ id: 'builtin', type: 'builtin' }] } } };
-  const engines = buildModelEngines({
-    config: backends,
-    createBuiltin: () => createBuiltinEngine({ modelDir: config.builtinModelDir, threads: config.ortThreads }),
-    logger,
-    env: process.env,
-  });
-  const usesBuiltin = JSON.stringify(backends).includes('"builtin"');
+  // PROVISIONAL until the backends registry lands: builtin engine only.
+  const engines = new Map<string, Engine>([[PUBLIC_MODEL_ID, createBuiltinEngine({ modelDir: config.builtinModelDir, threads: config.ortThreads })]]);
+  const usesBuiltin = true;
 
   const models = new Map<string, ModelSlot>();
   for (const [modelId, engine] of engines) {

@@ -74,7 +74,8 @@ function messageFor(err: ErrorObject, data: unknown): { param: string; message: 
     }
     case 'type': {
       const want = (err.params as { type: string }).type;
-      return { param: at(base), code: 'invalid_value', message: `${at(base)} must be ${want === 'integer' ? 'an integer' : `a ${want}`}, got ${describe(value)}` };
+      const article = /^[aeiou]/.test(want) ? 'an' : 'a';
+      return { param: at(base), code: 'invalid_value', message: `${at(base)} must be ${article} ${want}, got ${describe(value)}` };
     }
     case 'enum': {
       const allowed = (err.params as { allowedValues: unknown[] }).allowedValues.map((v) => JSON.stringify(v)).join(', ');
@@ -120,7 +121,7 @@ function pickError(errors: ErrorObject[], data: unknown): ErrorObject {
     if (branch === null) {
       return { ...anyOf, keyword: 'imageSize', message: `must be one of ${PRESET_NAMES} or an object {width, height}, got ${describe(sizeValue)}` };
     }
-    const inBranch = errors.find((e) => e.schemaPath.includes(`/image_size${branch}`) && e.keyword !== 'type');
+    const inBranch = errors.find((e) => e.schemaPath.includes(`/image_size${branch}`) && !(e.keyword === 'type' && e.instancePath === '/image_size'));
     if (inBranch) return inBranch;
   }
   return errors.find((e) => e.keyword !== 'anyOf') ?? errors[0]!;

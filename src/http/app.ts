@@ -3,7 +3,7 @@
  * Bodies are parsed as JSON by Fastify and validated by our own Ajv instance (no coercion), so
  * Fastify's schema compiler is not used for request bodies.
  */
-import Fastify, { type FastifyInstance } from 'fastify';
+import Fastify, { LogController, type FastifyBaseLogger, type FastifyInstance } from 'fastify';
 import crypto from 'node:crypto';
 import type { Logger } from 'pino';
 import type { KeyStore, UsageStore, BlobStore } from '../domain/ports.ts';
@@ -38,25 +38,32 @@ const REQUEST_ID = /^[A-Za-z0-9._:-]{1,128}$/;
 
 export async function buildApp(deps: AppDeps): Promise<FastifyInstance> {
   let draining = false;
-  const app = Fastify({
-    loggerInstance: deps.logger,
+  const app: FastifyInstance = Fastify({
+    loggerInstance: deps.logger as unknown as FastifyBaseLogger,
     bodyLimit: deps.maxBodyBytes,
     requestIdHeader: false,
     genReqId: (req) => {
       const given = req.headers['x-request-id'];
       return typeof given === 'string' && REQUEST_ID.test(given) ? given : `req_${crypto.randomUUID()}`;
     },
-    requestIdLogLabel: 'requestId',
-    disableRequestLogging: false,
+    logController: new LogController({ requestIdLogLabel: 'requestId' }),
     return503OnClosing: true,
-    forceCloseConnections: false,
+    // Idle keep-alive sockets are closed at once on shutdown; in-flight requests finish first.
+    forceCloseConnections: 'idle',
   });
+  // JSON only: without this Fastify would parse text/plain bodies into strings.
+  app.removeContentTypeParser('text/plain');
   app.decorateRequest('apiKey', null);
   app.addHook('onRequest', async (request, reply) => {
     reply.header('x-request-id', request.id);
   });
-  app.addHook('onClose', async () => {
+  // preClose runs before the listener stops: from then on every response tells the client to drop
+  // its keep-alive socket, so a drain waits only for requests in flight, not for idle clients.
+  app.addHook('preClose', async () => {
     draining = true;
+  });
+  app.addHook('onSend', async (_request, reply) => {
+    if (draining) reply.header('connection', 'close');
   });
   registerErrorHandling(app, deps.maxBodyBytes);
 

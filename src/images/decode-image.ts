@@ -3,7 +3,7 @@
  * before decoding (decompression bombs), EXIF orientation applied, alpha flattened on white, scaled
  * down to fit the engine's limit.
  */
-import sharp from 'sharp';
+import sharp, { type Metadata } from 'sharp';
 import { ApiError } from '../domain/errors.ts';
 import type { RawImage } from '../domain/types.ts';
 
@@ -34,7 +34,7 @@ export async function decodeImage(bytes: Buffer, limits: DecodeLimits, param: st
   if (format === null) {
     throw new ApiError('invalid_image', `${param} is not an image: expected PNG, JPEG, WebP, GIF or AVIF content`, { param });
   }
-  let meta: sharp.Metadata;
+  let meta: Metadata;
   try {
     meta = await sharp(bytes, { limitInputPixels: false }).metadata();
   } catch (err) {

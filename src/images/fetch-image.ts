@@ -39,6 +39,9 @@ function literalHost(hostname: string): string | null {
   return ipaddr.isValid(bare) ? bare : null;
 }
 
+const TIMEOUT_CODES = new Set(['UND_ERR_HEADERS_TIMEOUT', 'UND_ERR_BODY_TIMEOUT', 'UND_ERR_CONNECT_TIMEOUT']);
+const isTimeout = (err: unknown) => TIMEOUT_CODES.has((err as { code?: string }).code ?? '');
+
 function findCause(err: unknown): unknown {
   let e: unknown = err;
   for (let i = 0; i < 5 && e; i++) {
@@ -93,7 +96,7 @@ export function createImageFetcher(config: ImageInputConfig): ImageFetcher {
         if (cause instanceof ForbiddenAddressError) {
           throw new ApiError('image_url_forbidden', `${param} ${cause.message}`, { param });
         }
-        if (timeout.aborted) throw new ApiError('image_fetch_failed', `${param} could not be fetched: no answer within ${config.fetchTimeoutMs} ms`, { param });
+        if (timeout.aborted || isTimeout(err)) throw new ApiError('image_fetch_failed', `${param} could not be fetched: no answer within ${config.fetchTimeoutMs} ms`, { param });
         if (signal?.aborted) throw err;
         const code = (err as { code?: string }).code;
         throw new ApiError('image_fetch_failed', `${param} could not be fetched: ${code ?? (err as Error).message}`, { param });
@@ -129,7 +132,7 @@ export function createImageFetcher(config: ImageInputConfig): ImageFetcher {
         }
       } catch (err) {
         if (isApiError(err)) throw err;
-        if (timeout.aborted) throw new ApiError('image_fetch_failed', `${param} could not be fetched: not complete within ${config.fetchTimeoutMs} ms`, { param });
+        if (timeout.aborted || isTimeout(err)) throw new ApiError('image_fetch_failed', `${param} could not be fetched: not complete within ${config.fetchTimeoutMs} ms`, { param });
         if (signal?.aborted) throw err;
         throw new ApiError('image_fetch_failed', `${param} could not be fetched: ${(err as Error).message}`, { param });
       }

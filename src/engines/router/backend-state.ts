@@ -13,7 +13,10 @@ export interface RouterBackendSpec {
   priority: number;
   weight: number;
   concurrency: number;
+  /** Cap from the config; the engine may accept fewer (see `maxReferenceImages()`). */
   maxReferenceImages: number;
+  /** Deadline of one generation on this backend; 0: none. */
+  timeoutMs: number;
 }
 
 /** How many recent successes the latency percentiles are computed over. */
@@ -49,6 +52,15 @@ export class BackendState {
     return this.healthy && this.breaker.canPass();
   }
 
+  /**
+   * Reference images this backend takes: the config's cap, lowered by what the engine itself
+   * reports (an optional `maxReferenceImages` property, e.g. a ComfyUI without edit workflow).
+   */
+  maxReferenceImages(): number {
+    const own = (this.spec.engine as { maxReferenceImages?: unknown }).maxReferenceImages;
+    return typeof own === 'number' ? Math.min(own, this.spec.maxReferenceImages) : this.spec.maxReferenceImages;
+  }
+
   hasFreeSlot(): boolean {
     return this.inFlight < this.spec.concurrency;
   }
@@ -81,7 +93,7 @@ export class BackendState {
       consecutiveFailures: this.breaker.consecutiveFailures,
       inFlight: this.inFlight,
       concurrency: this.spec.concurrency,
-      maxReferenceImages: this.spec.maxReferenceImages,
+      maxReferenceImages: this.maxReferenceImages(),
       requests: this.requests,
       successes: this.successes,
       failures: this.failures,

@@ -24,6 +24,7 @@ import { CircuitBreaker } from './circuit-breaker.ts';
 import { abortErrorFrom, isBackendFailure, throwIfAborted } from './kit/errors.ts';
 import { assertExactSize } from './kit/images.ts';
 import { silentLogger, type EngineLogger } from './kit/logger.ts';
+import { generateWithDeadline } from './timeout-engine.ts';
 import type { DescribableEngine, RouterDescription } from './types.ts';
 
 export type { RouterBackendSpec } from './backend-state.ts';
@@ -137,7 +138,7 @@ export class RouterEngine implements Engine, DescribableEngine {
     throwIfAborted(signal);
     if (this.closed) throw new ApiError('engine_unavailable', `model ${this.model} is shutting down`, { retryAfterS: 5 });
     const references = request.referenceImages.length;
-    const eligible = this.states.filter((s) => s.spec.maxReferenceImages >= references);
+    const eligible = this.states.filter((s) => s.maxReferenceImages() >= references);
     if (eligible.length === 0) {
       throw new ApiError('backend_rejected', `no backend of model ${this.model} accepts ${references} reference image(s)`, {
         param: 'image_urls',
@@ -254,7 +255,7 @@ export class RouterEngine implements Engine, DescribableEngine {
     state.requests += 1;
     const startedAt = this.now();
     try {
-      const result = await state.spec.engine.generate(request, signal, onProgress);
+      const result = await generateWithDeadline(state.spec.engine, state.id, state.spec.timeoutMs, request, signal, onProgress);
       assertExactSize(state.id, result.image, request.width, request.height);
       state.successes += 1;
       state.recordLatency(this.now() - startedAt);

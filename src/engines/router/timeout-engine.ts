@@ -1,11 +1,41 @@
 /**
- * `withGenerationTimeout(engine, ms)`: the per-backend deadline as a wrapper, so every engine gets
- * the same behaviour. When the deadline passes, the inner engine sees its AbortSignal fire (and
- * cancels the remote job, exactly as when the client goes away); the caller gets a 504
- * generation_timeout marked retryable, so the router may try another backend.
+ * The per-backend deadline, in one place for every engine. When the deadline passes, the inner
+ * engine sees its AbortSignal fire (and cancels the remote job, exactly as when the client goes
+ * away); the caller gets a 504 generation_timeout marked retryable, so the router may try another
+ * backend. `withGenerationTimeout` wraps a whole Engine; the router calls `generateWithDeadline`.
  */
 import type { Engine, EngineProgress, EngineRequest, EngineResult } from '../../domain/types.ts';
 import { abortErrorFrom, timeoutFailure } from './kit/errors.ts';
+
+export async function generateWithDeadline(
+  engine: Engine,
+  backendId: string,
+  timeoutMs: number,
+  request: EngineRequest,
+  signal: AbortSignal,
+  onProgress?: (progress: EngineProgress) => void,
+): Promise<EngineResult> {
+  if (!(timeoutMs > 0)) return engine.generate(request, signal, onProgress);
+  const controller = new AbortController();
+  let timedOut = false;
+  const timer = setTimeout(() => {
+    timedOut = true;
+    controller.abort(new DOMException(`deadline of ${timeoutMs} ms passed`, 'AbortError'));
+  }, timeoutMs);
+  const forwardAbort = (): void => controller.abort(signal.reason);
+  if (signal.aborted) forwardAbort();
+  else signal.addEventListener('abort', forwardAbort, { once: true });
+  try {
+    return await engine.generate(request, controller.signal, onProgress);
+  } catch (err) {
+    if (signal.aborted) throw abortErrorFrom(signal);
+    if (timedOut) throw timeoutFailure(backendId, timeoutMs);
+    throw err;
+  } finally {
+    clearTimeout(timer);
+    signal.removeEventListener('abort', forwardAbort);
+  }
+}
 
 export function withGenerationTimeout(engine: Engine, timeoutMs: number, backendId: string = engine.id): Engine {
   if (!(timeoutMs > 0)) return engine;
@@ -16,31 +46,6 @@ export function withGenerationTimeout(engine: Engine, timeoutMs: number, backend
     load: () => engine.load(),
     health: () => engine.health(),
     close: () => engine.close(),
-    describe: (engine as { describe?: () => unknown }).describe?.bind(engine),
-    async generate(
-      request: EngineRequest,
-      signal: AbortSignal,
-      onProgress?: (progress: EngineProgress) => void,
-    ): Promise<EngineResult> {
-      const controller = new AbortController();
-      let timedOut = false;
-      const timer = setTimeout(() => {
-        timedOut = true;
-        controller.abort(new DOMException(`deadline of ${timeoutMs} ms passed`, 'AbortError'));
-      }, timeoutMs);
-      const forwardAbort = (): void => controller.abort(signal.reason);
-      if (signal.aborted) forwardAbort();
-      else signal.addEventListener('abort', forwardAbort, { once: true });
-      try {
-        return await engine.generate(request, controller.signal, onProgress);
-      } catch (err) {
-        if (signal.aborted) throw abortErrorFrom(signal);
-        if (timedOut) throw timeoutFailure(backendId, timeoutMs);
-        throw err;
-      } finally {
-        clearTimeout(timer);
-        signal.removeEventListener('abort', forwardAbort);
-      }
-    },
-  } as Engine;
+    generate: (request, signal, onProgress) => generateWithDeadline(engine, backendId, timeoutMs, request, signal, onProgress),
+  };
 }

@@ -44,9 +44,11 @@ export interface Analysis {
 }
 
 /** Scale steps tried around each autocorrelation estimate (relative). */
-const REFINE_STEPS = [-0.006, -0.003, 0, 0.003, 0.006] as const;
-/** Autocorrelation peaks followed up. */
-const SCALE_CANDIDATES = 3;
+const REFINE_STEPS = [-0.006, -0.003, 0.003, 0.006] as const;
+/** Autocorrelation peaks looked at. */
+const SCALE_CANDIDATES = 6;
+/** Of those, how many are refined. */
+const REFINED_CANDIDATES = 2;
 /** z at which confidence reaches 1. */
 const FULL_CONFIDENCE_Z = 12;
 /** Pilot z typical of unmarked images (max of ~4096 near-Gaussian correlations). */
@@ -114,7 +116,11 @@ export function workingResidual(image: RawImage, params: WatermarkParams): { wid
     magnitude[i] = Math.abs(r);
   }
   const spread = boxMean(magnitude, width, height, params.normaliseRadius);
-  for (let i = 0; i < residual.length; i++) residual[i]! /= spread[i]! + params.normaliseFloor;
+  const clip = (params as unknown as { clip?: number }).clip ?? 1e9;
+  for (let i = 0; i < residual.length; i++) {
+    const v = residual[i]! / (spread[i]! + params.normaliseFloor);
+    residual[i] = v > clip ? clip : v < -clip ? -clip : v;
+  }
   return { width, height, data: residual };
 }
 
@@ -147,7 +153,7 @@ function foldBins(length: number, period: number, bins: number): { index: Int32A
 }
 
 /** Folds the residual with tile period `scale`·period and correlates with the pilots. */
-function evaluateScale(residual: Residual, scale: number, tables: DetectorTables, params: WatermarkParams): Evaluation {
+export function evaluateScale(residual: Residual, scale: number, tables: DetectorTables, params: WatermarkParams): Evaluation {
   const { bins, fft } = tables;
   const period = params.cellPx * params.tileCells * scale;
   const { width, height, data } = residual;
@@ -168,10 +174,24 @@ function evaluateScale(residual: Residual, scale: number, tables: DetectorTables
     }
   }
   fft.forward(foldRe, foldIm);
+  let meanMagnitude = 0;
   for (let i = 0; i < bins * bins; i++) {
     if (tables.notch[i]) {
       foldRe[i] = 0;
       foldIm[i] = 0;
+    }
+    meanMagnitude += Math.hypot(foldRe[i]!, foldIm[i]!);
+  }
+  meanMagnitude /= bins * bins;
+  // Partial spectral whitening: a strong periodic texture (stripes, fabric) piles its energy into a
+  // few frequencies of the fold; dividing by the magnitude flattens it while the mark, spread
+  // evenly over all frequencies, keeps its phase. The floor stops near-empty bins from being amplified.
+  {
+    const floor = params.spectralFloor * meanMagnitude;
+    for (let i = 0; i < bins * bins; i++) {
+      const g = 1 / (Math.hypot(foldRe[i]!, foldIm[i]!) + floor);
+      foldRe[i]! *= g;
+      foldIm[i]! *= g;
     }
   }
   const re = new Float64Array(bins * bins);
@@ -222,7 +242,7 @@ function decodeEvaluation(evaluation: Evaluation, tables: DetectorTables, layout
  * Candidate tile-period scales from the autocorrelation of the residual (a tiled mark correlates
  * with itself one period away, in both directions). Computed on a 2×2-averaged residual for speed.
  */
-function autocorrelationScales(residual: Residual, params: WatermarkParams): number[] {
+export function autocorrelationScales(residual: Residual, params: WatermarkParams): number[] {
   const w = Math.floor(residual.width / 2);
   const h = Math.floor(residual.height / 2);
   const half = new Float32Array(w * h);
@@ -243,7 +263,8 @@ function autocorrelationScales(residual: Residual, params: WatermarkParams): num
   const lagMin = Math.max(2, Math.floor(params.minScale * period) - margin);
   const lagMax = Math.min(Math.min(w, h) - 8, Math.ceil(params.maxScale * period) + margin);
   if (lagMax - lagMin < 2 * margin + 3) return [];
-  const score = new Float64Array(lagMax + 1);
+  const scoreX = new Float64Array(lagMax + 1);
+  const scoreY = new Float64Array(lagMax + 1);
   for (let lag = lagMin; lag <= lagMax; lag++) {
     let ax = 0;
     for (let y = 0; y < h; y++) {
@@ -256,23 +277,33 @@ function autocorrelationScales(residual: Residual, params: WatermarkParams): num
       const b = (y + lag) * w;
       for (let x = 0; x < w; x++) ay += half[a + x]! * half[b + x]!;
     }
-    score[lag] = (ax / ((w - lag) * h) + ay / ((h - lag) * w)) / energy;
+    scoreX[lag] = ax / ((w - lag) * h * energy);
+    scoreY[lag] = ay / ((h - lag) * w * energy);
   }
-  // Peak height above the local baseline (lags 3..6 away on both sides).
-  const peaks: Array<{ lag: number; height: number }> = [];
-  for (let lag = lagMin + margin; lag <= lagMax - margin; lag++) {
-    const s = score[lag]!;
-    if (!(s > score[lag - 1]! && s >= score[lag + 1]!)) continue;
+  // Peak height above the local baseline (lags 3..6 away on both sides), per axis.
+  const heightAbove = (score: Float64Array, lag: number): number => {
     let baseline = 0;
     for (let d = 3; d <= margin; d++) baseline += score[lag - d]! + score[lag + d]!;
-    baseline /= 2 * (margin - 2);
-    const left = score[lag - 1]!;
-    const right = score[lag + 1]!;
-    const curvature = left - 2 * s + right;
+    return score[lag]! - baseline / (2 * (margin - 2));
+  };
+  // The mark repeats with the same period along x and y; a stripe or grating in the picture almost
+  // never does, so a candidate must stand out on both axes (the smaller of the two heights counts).
+  const combined = new Float64Array(lagMax + 1);
+  for (let lag = lagMin + margin; lag <= lagMax - margin; lag++) {
+    combined[lag] = Math.min(heightAbove(scoreX, lag), heightAbove(scoreY, lag));
+  }
+  const peaks: Array<{ lag: number; height: number }> = [];
+  for (let lag = lagMin + margin + 1; lag < lagMax - margin; lag++) {
+    const c = combined[lag]!;
+    if (!(c > combined[lag - 1]! && c >= combined[lag + 1]!)) continue;
+    const left = scoreX[lag - 1]! + scoreY[lag - 1]!;
+    const centre = scoreX[lag]! + scoreY[lag]!;
+    const right = scoreX[lag + 1]! + scoreY[lag + 1]!;
+    const curvature = left - 2 * centre + right;
     const offset = curvature < 0 ? (0.5 * (left - right)) / curvature : 0;
     const refined = lag + Math.max(-0.5, Math.min(0.5, offset));
     const scale = refined / period;
-    if (scale >= params.minScale && scale <= params.maxScale) peaks.push({ lag: refined, height: s - baseline });
+    if (scale >= params.minScale && scale <= params.maxScale) peaks.push({ lag: refined, height: c });
   }
   peaks.sort((a, b) => b.height - a.height);
   return peaks.slice(0, SCALE_CANDIDATES).map((p) => p.lag / period);
@@ -323,8 +354,12 @@ export function analyzeImage(image: RawImage, layout: TileLayout, tables: Detect
     const payload = tryDecode(unit);
     if (payload) return finish(unit, payload);
   }
-  for (const estimate of autocorrelationScales(residual, params)) {
-    for (const step of REFINE_STEPS) evaluations.push(evaluateScale(residual, estimate * (1 + step), tables, params));
+  // Every autocorrelation peak gets one look; the two most promising are refined around their estimate.
+  const coarse = autocorrelationScales(residual, params).map((scale) => evaluateScale(residual, scale, tables, params));
+  evaluations.push(...coarse);
+  coarse.sort((a, b) => b.z - a.z);
+  for (const candidate of coarse.slice(0, REFINED_CANDIDATES)) {
+    for (const step of REFINE_STEPS) evaluations.push(evaluateScale(residual, candidate.scale * (1 + step), tables, params));
   }
   evaluations.sort((a, b) => b.z - a.z);
   const best = evaluations[0]!;

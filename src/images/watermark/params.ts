@@ -30,6 +30,8 @@ export interface WatermarkParams {
   normaliseRadius: number;
   /** Floor of that mean (levels), so flat areas are not amplified into pure noise. */
   normaliseFloor: number;
+  /** Fold-spectrum whitening floor, as a multiple of the mean magnitude (smaller = closer to phase-only). */
+  spectralFloor: number;
   /** Tile-period scale factors searched (1 = no crop; 1/√0.8 ≈ 1.118 = central 80%-area crop). */
   minScale: number;
   maxScale: number;
@@ -47,15 +49,16 @@ export const DEFAULT_PARAMS: Readonly<WatermarkParams> = {
   cellPx: 4,
   tileCells: 32,
   pilotCells: 256,
-  binsPerCell: 2,
+  binsPerCell: 4,
   targetPsnrDb: 41,
   maskReferenceActivity: 4,
   maskActivityOffset: 1,
   maskMinGain: 0.5,
   maskMaxGain: 2,
-  whitenRadius: 1,
+  whitenRadius: 4,
   normaliseRadius: 4,
   normaliseFloor: 0.5,
+  spectralFloor: 0.5,
   minScale: 0.9,
   maxScale: 1.7,
   decodeMinZ: 4.5,

@@ -1,0 +1,285 @@
+"""Evaluate qwen-image-mini through the running server (or directly in PyTorch with --direct).
+
+  /usr/bin/python3 model/eval.py --base-url http://127.0.0.1:8080 --key KEY [--sample K]
+  /usr/bin/python3 model/eval.py --direct [--ckpt model/checkpoints/main/ckpt.pt] [--sample K]
+
+Prints a markdown table: held-out caption attribute accuracy, negative-prompt removal rate, edit success,
+PSNR outside the edited region, seed determinism.  Exit status 1 if determinism fails.
+"""
+from __future__ import annotations
+
+import argparse
+import base64
+import io
+import json
+import os
+import sys
+import time
+import urllib.request
+
+import numpy as np
+
+HERE = os.path.dirname(os.path.abspath(__file__))
+sys.path.insert(0, HERE)
+import checker as K  # noqa: E402
+import scenes as S  # noqa: E402
+
+MODEL = "alibaba/qwen-image-2-0"
+W, H = 1024, 768  # landscape_4_3
+PSNR_RES = (224, 168)  # PSNR computed after area-downsampling both images to this size (model content, not SR sharpness)
+
+
+def png_bytes(img):
+    from PIL import Image
+    b = io.BytesIO()
+    Image.fromarray(np.asarray(img, np.uint8)).save(b, format="PNG")
+    return b.getvalue()
+
+
+def png_decode(b):
+    from PIL import Image
+    return np.asarray(Image.open(io.BytesIO(b)).convert("RGB"))
+
+
+class ServerGen:
+    def __init__(self, base, key, timeout=120):
+        self.base, self.key, self.timeout = base.rstrip("/"), key, timeout
+
+    def __call__(self, prompt, seed, negative=None, refs=None):
+        body = {"model": MODEL, "prompt": prompt, "enhance_prompt": False, "seed": int(seed),
+                "image_size": "landscape_4_3", "response_format": "b64_json"}
+        if negative:
+            body["negative_prompt"] = negative
+        if refs:
+            body["image_urls"] = ["data:image/png;base64," + base64.b64encode(png_bytes(r)).decode() for r in refs]
+        req = urllib.request.Request(self.base + "/v1/images/generations", data=json.dumps(body).encode(),
+                                     headers={"Content-Type": "application/json",
+                                              "Authorization": "Bearer " + self.key}, method="POST")
+        try:
+            with urllib.request.urlopen(req, timeout=self.timeout) as r:
+                res = json.loads(r.read())
+        except urllib.error.HTTPError as e:
+            raise RuntimeError(f"HTTP {e.code}: {e.read()[:500]!r}") from None
+        return png_decode(base64.b64decode(res["data"][0]["b64_json"]))
+
+
+class DirectGen:
+    def __init__(self, ckpt, sr_ckpt):
+        from sampler import Pipeline
+        self.pipe = Pipeline.from_checkpoint(ckpt, sr_ckpt)
+
+    def __call__(self, prompt, seed, negative=None, refs=None):
+        # the server path sends PNGs through image_urls; refs here are the same uint8 arrays
+        return self.pipe.generate(prompt, seed, W, H, negative_prompt=negative, refs=refs)
+
+
+def psnr(a, b, mask=None):
+    d = (a.astype(np.float64) - b.astype(np.float64)) ** 2
+    if mask is not None:
+        d = d[mask]
+    mse = d.mean()
+    return 99.0 if mse <= 1e-10 else 10 * np.log10(255.0 ** 2 / mse)
+
+
+def dilate(m, r):
+    out = m.copy()
+    for dy in range(-r, r + 1):
+        for dx in range(-r, r + 1):
+            out |= np.roll(np.roll(m, dy, 0), dx, 1)
+    return out
+
+
+def small(img, size=PSNR_RES):
+    from PIL import Image
+    return np.asarray(Image.fromarray(np.asarray(img, np.uint8)).resize(size, Image.BOX), np.float32)
+
+
+# ------------------------------------------------------------------------------------------------ eval sets
+
+def heldout_cases(n, rng):
+    trip = sorted(S.HELDOUT)
+    cases = []
+    for i in range(n):
+        c, o, p = trip[i % len(trip)]
+        s = S.random_scene(rng, n_objects=0)
+        s["objects"] = [{"type": o, "color": c, "pos": p}]
+        if rng.random() < 0.5:  # a second (training-seen) object elsewhere
+            q = [x for x in S.POSITIONS if x != p][rng.integers(2)]
+            s["objects"].append(S.random_object(rng, q))
+            s["objects"].sort(key=lambda x: S.POSITIONS.index(x["pos"]))
+        s["clouds"] = False
+        s["stars"] = False
+        cap = S.caption(s, rng, mode="full")
+        exp = {"time": s["time"], "ground": s["ground"], "objects": s["objects"]}
+        if s["sun"]:
+            exp["sun"] = True
+        if s["moon"]:
+            exp["moon"] = True
+        cases.append((cap, exp, 1000 + i))
+    return cases
+
+
+NEG_PROMPTS = [  # (prompt, sky object expected to appear unprompted, negative prompt)
+    ("a red house on the left during the day", "sun", "the sun"),
+    ("a blue square in the middle in the daytime", "sun", "sun"),
+    ("a white tree on the right at night", "moon", "the moon"),
+    ("a yellow triangle on the left at night", "moon", "a moon"),
+    ("an orange mountain in the center at sunset", "sun", "the sun"),
+]
+
+
+def edit_cases(n, rng):
+    cases = []
+    ops = ["recolor", "remove", "add_obj", "add_sky", "remove_sky", "time", "ground", "multi"]
+    for i in range(n):
+        op = ops[i % len(ops)]
+        if op == "multi":
+            a, b, tsc, instr, info = S.make_multi(rng)
+            refs_sc = [a, b]
+        else:
+            while True:
+                src = S.random_scene(rng, n_objects=int(rng.integers(1, 4)) if op != "add_obj" else int(rng.integers(0, 3)))
+                try:
+                    tsc, instr, info = S.make_edit(src, rng, op=op)
+                    break
+                except RuntimeError:
+                    continue
+            refs_sc = [src]
+        cases.append((instr, refs_sc, tsc, info, 2000 + i))
+    return cases
+
+
+def edit_expect(tsc, info):
+    exp = {}
+    op = info["op"]
+    if op in ("time",):
+        exp["time"] = tsc["time"]
+    if op == "ground":
+        exp["ground"] = tsc["ground"]
+    if op in ("recolor", "add_obj", "multi"):
+        exp["objects"] = [info["obj"]]
+    if op == "remove":
+        exp["absent"] = [info["obj"]["pos"]]
+    if op in ("add_sky", "remove_sky") and info["sky"] in ("sun", "moon", "clouds"):
+        exp[info["sky"]] = bool(tsc[info["sky"]])
+    return exp
+
+
+def main():
+    ap = argparse.ArgumentParser()
+    ap.add_argument("--base-url")
+    ap.add_argument("--key", default=os.environ.get("API_KEY", ""))
+    ap.add_argument("--direct", action="store_true")
+    ap.add_argument("--ckpt", default=os.path.join(HERE, "checkpoints/main/ckpt.pt"))
+    ap.add_argument("--sr-ckpt", default=os.path.join(HERE, "checkpoints/main/sr.pt"))
+    ap.add_argument("--sample", type=int, default=24, help="held-out captions and edits to run")
+    ap.add_argument("--neg-seeds", type=int, default=5)
+    ap.add_argument("--save-dir", default=None, help="write every generated image here")
+    ap.add_argument("--json", default=None, help="also write the results as JSON here")
+    a = ap.parse_args()
+    if a.direct:
+        import torch
+        torch.set_num_threads(int(os.environ.get("TORCH_THREADS", "2")))
+        gen = DirectGen(a.ckpt, a.sr_ckpt)
+    elif a.base_url:
+        gen = ServerGen(a.base_url, a.key)
+    else:
+        ap.error("--base-url or --direct")
+    if a.save_dir:
+        os.makedirs(a.save_dir, exist_ok=True)
+    from PIL import Image
+    t0 = time.time()
+    rng = np.random.default_rng(777)
+    ncalls = [0]
+
+    def G(name, *args, **kw):
+        img = gen(*args, **kw)
+        ncalls[0] += 1
+        if a.save_dir:
+            Image.fromarray(img).save(os.path.join(a.save_dir, name + ".png"))
+        return img
+
+    rows = []
+    # 1. held-out captions
+    attr = []
+    per_kind = {}
+    for i, (cap, exp, seed) in enumerate(heldout_cases(a.sample, rng)):
+        det = K.detect(G(f"heldout_{i}", cap, seed))
+        r = K.score(det, exp)
+        attr += r
+        for k, v in r:
+            kk = "object" if "@" in k and " " not in k else ("object colour" if "@" in k else k)
+            per_kind.setdefault(kk, []).append(v)
+        print(f"[heldout] {cap!r}: {sum(v for _, v in r)}/{len(r)} {[k for k, v in r if not v]}", flush=True)
+    acc = float(np.mean([v for _, v in attr]))
+    rows.append(("held-out caption attribute accuracy", f"{acc*100:.1f}% ({sum(v for _, v in attr)}/{len(attr)})",
+                 "≥80%", acc >= 0.8))
+    for k, v in sorted(per_kind.items()):
+        rows.append((f"  · {k}", f"{np.mean(v)*100:.1f}% ({sum(v)}/{len(v)})", "", None))
+    # 2. negative prompts
+    elig, removed, tried = 0, 0, 0
+    for j, (p, sky, neg) in enumerate(NEG_PROMPTS):
+        seeds = range(300 + 10 * j, 300 + 10 * j + a.neg_seeds)
+        shown = [K.detect(G(f"neg{j}_plain_{s}", p, s))[sky] for s in seeds]
+        rate = float(np.mean(shown))
+        if rate >= 0.8:
+            elig += 1
+            gone = [not K.detect(G(f"neg{j}_neg_{s}", p, s, negative=neg))[sky] for s in seeds]
+            removed += sum(gone)
+            tried += len(gone)
+            print(f"[negative] {p!r} {sky} shown {rate:.0%}; with negative {neg!r} removed {np.mean(gone):.0%}", flush=True)
+        else:
+            print(f"[negative] {p!r} {sky} shown only {rate:.0%}: not eligible", flush=True)
+    rem = removed / tried if tried else float("nan")
+    rows.append(("negative-prompt removal rate", f"{rem*100:.1f}% ({removed}/{tried}; {elig}/{len(NEG_PROMPTS)} prompts eligible)",
+                 "≥80%", bool(tried and rem >= 0.8)))
+    # 3. edits
+    ok_all, psnrs, by_op = [], [], {}
+    for i, (instr, refs_sc, tsc, info, seed) in enumerate(edit_cases(a.sample, rng)):
+        refs = [S.render(s, H, W, ss=1).round().astype(np.uint8) for s in refs_sc]
+        out = G(f"edit_{i}", instr, seed, refs=refs)
+        det = K.detect(out)
+        r = K.score(det, edit_expect(tsc, info))
+        # other objects of the source must survive (type at position)
+        keep = [o for o in tsc["objects"] if not (info.get("obj") and o["pos"] == info["obj"]["pos"])]
+        r += K.score(det, {"objects": [{"type": o["type"], "pos": o["pos"]} for o in keep]})
+        ok = all(v for _, v in r)
+        ok_all.append(ok)
+        by_op.setdefault(info["op"], []).append(ok)
+        msg = ""
+        if info["local"]:
+            src_s = small(S.render(refs_sc[0], H, W, ss=1))
+            tgt_s = small(S.render(tsc, H, W, ss=1))
+            diff = np.abs(src_s - tgt_s).sum(-1) > 6
+            mask = ~dilate(diff, 3)
+            p = psnr(small(out), src_s, mask)
+            psnrs.append(p)
+            msg = f" psnr_outside={p:.1f}dB"
+        print(f"[edit] {info['op']} {instr!r}: {'ok' if ok else 'FAIL ' + str([k for k, v in r if not v])}{msg}", flush=True)
+    es = float(np.mean(ok_all))
+    rows.append(("edit success", f"{es*100:.1f}% ({sum(ok_all)}/{len(ok_all)})", "≥70%", es >= 0.7))
+    for k, v in sorted(by_op.items()):
+        rows.append((f"  · {k}", f"{np.mean(v)*100:.0f}% ({sum(v)}/{len(v)})", "", None))
+    mp = float(np.mean(psnrs)) if psnrs else float("nan")
+    rows.append(("PSNR outside edited region (mean, local edits)", f"{mp:.1f} dB (min {min(psnrs):.1f})", "≥25 dB", mp >= 25))
+    # 4. determinism
+    p = "a green tree on the left and a red house on the right at sunset"
+    x1, x2, x3 = G("det_a", p, 42), G("det_b", p, 42), G("det_c", p, 43)
+    same = bool(np.array_equal(x1, x2))
+    diff = not np.array_equal(x1, x3)
+    rows.append(("seed determinism (same request → same pixels)", str(same), "True", same))
+    rows.append(("different seeds → different images", str(diff), "True", diff))
+    print()
+    print("| metric | value | target | pass |")
+    print("|---|---|---|---|")
+    for name, val, tgt, ok in rows:
+        print(f"| {name} | {val} | {tgt} | {'' if ok is None else ('yes' if ok else 'NO')} |")
+    print(f"\n{ncalls[0]} images in {time.time()-t0:.0f} s ({'direct PyTorch' if a.direct else a.base_url})")
+    if a.json:
+        with open(a.json, "w") as f:
+            json.dump([{"metric": n, "value": v, "target": t, "pass": o} for n, v, t, o in rows], f, indent=1)
+    sys.exit(0 if (same and diff) else 1)
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,63 @@
+/**
+ * Admin CLI over the same SQLite store the server uses (DATA_DIR): API keys and usage.
+ *   npm run cli -- keys create [--name NAME]
+ *   npm run cli -- keys list
+ *   npm run cli -- keys revoke <id|prefix>
+ *   npm run cli -- usage <key id>
+ *   npm run cli -- watermark detect <image file>
+ * Keys take effect at once in a running server: it checks the store on every request.
+ */
+import path from 'node:path';
+import { readConfig } from '../config/config.ts';
+import { openDatabase } from '../store/sqlite/database.ts';
+import { createSqliteKeyStore } from '../store/sqlite/key-store.ts';
+import { createSqliteUsageStore } from '../store/sqlite/usage-store.ts';
+
+function usage(): never {
+  process.stderr.write(
+    'usage:\n  cli keys create [--name NAME]\n  cli keys list\n  cli keys revoke <id|prefix>\n  cli usage <key id>\n  cli watermark detect <image file>\n',
+  );
+  process.exit(2);
+}
+
+async function main(argv: string[]): Promise<void> {
+  const [group, command, ...rest] = argv;
+  if (group === 'watermark') {
+    if (command !== 'detect' || !rest[0]) usage();
+    const { detectFile } = await import('./watermark-detect.ts');
+    process.stdout.write(JSON.stringify(await detectFile(rest[0]), null, 2) + '\n');
+    return;
+  }
+  const config = readConfig(process.env);
+  const db = openDatabase(path.join(config.dataDir, 'server.sqlite'));
+  try {
+    const keys = createSqliteKeyStore(db);
+    if (group === 'keys' && command === 'create') {
+      const i = rest.indexOf('--name');
+      const name = i >= 0 && rest[i + 1] ? rest[i + 1]! : 'cli';
+      const { record, secret } = await keys.create(name, 'cli');
+      process.stdout.write(JSON.stringify({ id: record.id, name: record.name, key: secret }, null, 2) + '\n');
+      process.stderr.write('Store this key now: only its hash is kept, it cannot be shown again.\n');
+    } else if (group === 'keys' && command === 'list') {
+      const list = await keys.list();
+      process.stdout.write(JSON.stringify(list.map((k) => ({ id: k.id, name: k.name, prefix: k.prefix, source: k.source, created: new Date(k.createdAtMs).toISOString(), revoked: k.revokedAtMs ? new Date(k.revokedAtMs).toISOString() : null })), null, 2) + '\n');
+    } else if (group === 'keys' && command === 'revoke' && rest[0]) {
+      const done = await keys.revoke(rest[0]);
+      if (!done) {
+        process.stderr.write(`no active key with id or prefix ${rest[0]}\n`);
+        process.exitCode = 1;
+      } else process.stdout.write(`revoked ${rest[0]}\n`);
+    } else if (group === 'usage' && command) {
+      process.stdout.write(JSON.stringify(await createSqliteUsageStore(db).totals(command), null, 2) + '\n');
+    } else {
+      usage();
+    }
+  } finally {
+    db.close();
+  }
+}
+
+main(process.argv.slice(2)).catch((err: unknown) => {
+  process.stderr.write(`${(err as Error).message}\n`);
+  process.exit(1);
+});

@@ -1,0 +1,240 @@
+import assert from 'node:assert/strict';
+import { writeFile, mkdtemp, rm } from 'node:fs/promises';
+import { tmpdir } from 'node:os';
+import path from 'node:path';
+import { after, before, beforeEach, describe, it } from 'node:test';
+import { startFakeComfyui, type FakeComfyui } from '../../../test/fakes/fake-comfyui.ts';
+import { isAbortError } from '../../domain/errors.ts';
+import { isBackendFailure } from '../router/kit/errors.ts';
+import { startHttpServer } from '../testing/fake-http.ts';
+import { conformanceRequest, referenceImages } from '../testing/conformance.ts';
+import { ComfyuiEngine, pickOutputImage } from './comfyui-engine.ts';
+
+function expectFailure(code: string, extra: (err: Record<string, unknown>) => void = () => undefined) {
+  return (err: unknown): boolean => {
+    assert.ok(isBackendFailure(err), `expected a BackendFailure, got ${String(err)}`);
+    assert.equal(err.code, code, err.message);
+    extra(err as unknown as Record<string, unknown>);
+    return true;
+  };
+}
+
+async function waitFor(check: () => boolean, what: string, timeoutMs = 3000): Promise<void> {
+  const deadline = Date.now() + timeoutMs;
+  while (!check()) {
+    if (Date.now() > deadline) assert.fail(`timed out waiting for ${what}`);
+    await new Promise((r) => setTimeout(r, 10));
+  }
+}
+
+describe('ComfyUI engine failure handling', () => {
+  let fake: FakeComfyui;
+  let engine: ComfyuiEngine;
+
+  before(async () => {
+    fake = await startFakeComfyui();
+    engine = new ComfyuiEngine({ id: 'comfy-a', url: fake.url, controlTimeoutMs: 1000 });
+    await engine.load();
+  });
+  after(async () => {
+    await engine.close();
+    await fake.close();
+  });
+  beforeEach(() => fake.reset());
+
+  it('maps a refused connection to 503 engine_unavailable with Retry-After, marked unreachable', async () => {
+    const closed = await startHttpServer(() => undefined);
+    const url = closed.url;
+    await closed.close();
+    const down = new ComfyuiEngine({ id: 'comfy-down', url });
+    await down.load();
+    await assert.rejects(
+      down.generate(conformanceRequest(), new AbortController().signal),
+      expectFailure('engine_unavailable', (e) => {
+        assert.ok((e.retryAfterS as number) >= 1);
+        assert.equal(e.unreachable, true);
+        assert.equal(e.retryable, true);
+      }),
+    );
+    assert.equal((await down.health()).ok, false);
+    await down.close();
+  });
+
+  it('an execution_error is a retryable 502 carrying ComfyUI\'s exception', async () => {
+    fake.failure = 'execution-error';
+    await assert.rejects(
+      engine.generate(conformanceRequest(), new AbortController().signal),
+      expectFailure('backend_error', (e) => {
+        assert.match(String(e.message), /CUDA out of memory/);
+        assert.equal(e.retryable, true);
+      }),
+    );
+  });
+
+  it('a websocket closed mid-job is a retryable 502, and the job is cancelled on the server', async () => {
+    fake.failure = 'ws-close-mid-job';
+    await assert.rejects(
+      engine.generate(conformanceRequest(), new AbortController().signal),
+      expectFailure('backend_error', (e) => {
+        assert.match(String(e.message), /websocket closed/);
+        assert.equal(e.retryable, true);
+      }),
+    );
+    const ours = fake.prompts[0]!.promptId;
+    await waitFor(() => fake.interrupts.some((i) => i.promptId === ours), 'the interrupt of our prompt');
+  });
+
+  it('a workflow ComfyUI rejects (missing model) is a 502 naming the node', async () => {
+    fake.failure = 'invalid-prompt';
+    await assert.rejects(
+      engine.generate(conformanceRequest(), new AbortController().signal),
+      expectFailure('backend_error', (e) => assert.match(String(e.message), /node 1 \(UNETLoader\).*qwen_image_fp8/)),
+    );
+  });
+
+  it('a 503 from a proxy in front of ComfyUI is engine_unavailable with its Retry-After', async () => {
+    fake.failure = 'prompt-503';
+    await assert.rejects(
+      engine.generate(conformanceRequest(), new AbortController().signal),
+      expectFailure('engine_unavailable', (e) => assert.equal(e.retryAfterS, 3)),
+    );
+  });
+
+  it('malformed output (no image in history, undecodable bytes) is a non-retryable 502', async () => {
+    fake.failure = 'no-output';
+    await assert.rejects(
+      engine.generate(conformanceRequest(), new AbortController().signal),
+      expectFailure('backend_error', (e) => {
+        assert.match(String(e.message), /no image output/);
+        assert.equal(e.retryable, false);
+      }),
+    );
+    fake.failure = 'garbage-output';
+    await assert.rejects(
+      engine.generate(conformanceRequest(), new AbortController().signal),
+      expectFailure('backend_error', (e) => assert.match(String(e.message), /cannot be decoded/)),
+    );
+  });
+
+  it('an image of the wrong size is a 502 saying what came back and what was asked', async () => {
+    fake.failure = 'wrong-size';
+    await assert.rejects(
+      engine.generate(conformanceRequest({ width: 512, height: 768 }), new AbortController().signal),
+      expectFailure('backend_error', (e) => assert.match(String(e.message), /returned 544x768, asked for 512x768/)),
+    );
+  });
+
+  it('cleans up: uploads into its own subfolder and deletes the finished prompt from history', async () => {
+    await engine.generate(conformanceRequest({ referenceImages: referenceImages(2) }), new AbortController().signal);
+    assert.equal(fake.uploads.length, 2);
+    assert.ok(fake.uploads.every((u) => u.subfolder === 'qwen-image-api' && u.type === 'input'));
+    await waitFor(() => fake.historyDeletes.includes(fake.prompts[0]!.promptId), 'history deletion');
+    // With 2 references the third LoadImage node is pruned, and nothing links to it any more.
+    const workflow = fake.prompts[0]!.workflow;
+    assert.equal(Object.values(workflow).filter((n) => n.class_type === 'LoadImage').length, 2);
+  });
+
+  it('aborting a prompt that is still queued removes it from the queue without interrupting anyone', async () => {
+    fake.steps = 30;
+    fake.stepDelayMs = 50;
+    const first = new AbortController();
+    const running = engine.generate(conformanceRequest(), first.signal);
+    running.catch(() => undefined);
+    await fake.waitForRunning();
+    const second = new AbortController();
+    const queued = engine.generate(conformanceRequest(), second.signal);
+    await waitFor(() => fake.prompts.length === 2, 'the second prompt');
+    second.abort();
+    await assert.rejects(queued, (err: unknown) => isAbortError(err));
+    await waitFor(() => fake.queueDeletes.includes(fake.prompts[1]!.promptId), 'queue deletion');
+    assert.equal(fake.interrupts.length, 0, 'the running prompt of someone else is not interrupted');
+    first.abort();
+    await assert.rejects(running, (err: unknown) => isAbortError(err));
+    await waitFor(() => fake.interrupts.some((i) => i.promptId === fake.prompts[0]!.promptId), 'interrupt of the running prompt');
+  });
+
+  it('rejects reference images when configured without an edit workflow', async () => {
+    const t2iOnly = new ComfyuiEngine({ id: 'comfy-t2i', url: fake.url, edit: false });
+    await t2iOnly.load();
+    assert.equal(t2iOnly.maxReferenceImages, 0);
+    await assert.rejects(
+      t2iOnly.generate(conformanceRequest({ referenceImages: referenceImages(1) }), new AbortController().signal),
+      expectFailure('backend_rejected'),
+    );
+    await t2iOnly.close();
+  });
+});
+
+describe('ComfyUI engine with a user workflow and node bindings', () => {
+  let dir: string;
+  let fake: FakeComfyui;
+
+  before(async () => {
+    dir = await mkdtemp(path.join(tmpdir(), 'comfy-wf-'));
+    fake = await startFakeComfyui();
+  });
+  after(async () => {
+    await fake.close();
+    await rm(dir, { recursive: true, force: true });
+  });
+
+  it('fills the inputs named in `nodes` and reads the configured output node', async () => {
+    const workflow = {
+      '4': { class_type: 'CheckpointLoaderSimple', inputs: { ckpt_name: 'qwen.safetensors' } },
+      '6': { class_type: 'CLIPTextEncode', inputs: { text: 'placeholder', clip: ['4', 1] } },
+      '7': { class_type: 'CLIPTextEncode', inputs: { text: '', clip: ['4', 1] } },
+      '5': { class_type: 'EmptyLatentImage', inputs: { width: 1024, height: 1024, batch_size: 1 } },
+      '3': { class_type: 'KSampler', inputs: { seed: 0, steps: 4, cfg: 1, sampler_name: 'euler', scheduler: 'simple', denoise: 1, model: ['4', 0], positive: ['6', 0], negative: ['7', 0], latent_image: ['5', 0] } },
+      '8': { class_type: 'VAEDecode', inputs: { samples: ['3', 0], vae: ['4', 2] } },
+      '9': { class_type: 'SaveImage', inputs: { filename_prefix: 'mine', images: ['8', 0] } },
+    };
+    const file = path.join(dir, 'my-t2i.json');
+    await writeFile(file, JSON.stringify(workflow));
+    const engine = new ComfyuiEngine({
+      id: 'comfy-user',
+      url: fake.url,
+      edit: false,
+      textToImage: {
+        file,
+        nodes: {
+          prompt: { node: '6', input: 'text' },
+          negativePrompt: { node: '7', input: 'text' },
+          seed: { node: '3', input: 'seed' },
+          width: { node: '5', input: 'width' },
+          height: { node: '5', input: 'height' },
+          output: '9',
+        },
+      },
+    });
+    await engine.load();
+    const result = await engine.generate(conformanceRequest({ width: 640, height: 512, seed: 99, negativePrompt: 'ugly' }), new AbortController().signal);
+    assert.equal(result.image.width, 640);
+    const seen = fake.prompts[0]!;
+    assert.equal(seen.seed, 99);
+    assert.equal(seen.negativePrompt, 'ugly');
+    assert.equal(seen.width, 640);
+    await engine.close();
+  });
+
+  it('fails load() with a clear message for a UI-format workflow', async () => {
+    const file = path.join(dir, 'ui.json');
+    await writeFile(file, JSON.stringify({ nodes: [], links: [], version: 0.4 }));
+    const engine = new ComfyuiEngine({ id: 'comfy-ui', url: fake.url, textToImage: { file } });
+    await assert.rejects(engine.load(), /UI-format workflow; save it with "Export \(API\)"/);
+    await engine.close();
+  });
+});
+
+describe('pickOutputImage', () => {
+  it('prefers saved images over previews and honours a configured node', () => {
+    const entry = {
+      outputs: {
+        '20': { images: [{ filename: 'preview.png', subfolder: '', type: 'temp' }] },
+        '9': { images: [{ filename: 'saved.png', subfolder: '', type: 'output' }] },
+      },
+    };
+    assert.equal(pickOutputImage(entry, undefined)?.filename, 'saved.png');
+    assert.equal(pickOutputImage(entry, '20')?.filename, 'preview.png');
+    assert.equal(pickOutputImage(entry, '404'), undefined);
+  });
+});

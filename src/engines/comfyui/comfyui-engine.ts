@@ -1,0 +1,260 @@
+/**
+ * ComfyUI backend: uploads the reference images, queues an API-format workflow filled from the
+ * request, follows it on the websocket (progress, completion, errors), then reads the result from
+ * /history and /view. When the caller aborts (client gone, deadline passed) the prompt is removed
+ * from ComfyUI's queue, or interrupted if it already runs, so the GPU stops working for nobody.
+ */
+import { createHash, randomUUID } from 'node:crypto';
+import { readFile } from 'node:fs/promises';
+import { fileURLToPath } from 'node:url';
+import type { ComfyuiWorkflowConfig } from '../../config/backends.ts';
+import type { Engine, EngineHealth, EngineProgress, EngineRequest, EngineResult, RawImage } from '../../domain/types.ts';
+import { backendErrorFailure, rejectedFailure, throwIfAborted } from '../router/kit/errors.ts';
+import { BackendHttpClient } from '../router/kit/http.ts';
+import { assertExactSize, decodeBackendImage, encodePng } from '../router/kit/images.ts';
+import { silentLogger, type EngineLogger } from '../router/kit/logger.ts';
+import { ComfyClient, type ComfyHistoryEntry, type ComfyImageRef } from './comfyui-client.ts';
+import { ComfySocket, ComfySocketClosedError } from './comfyui-socket.ts';
+import { fillWorkflow, parseWorkflowTemplate, WorkflowTemplateError, type WorkflowTemplate } from './workflow-template.ts';
+
+export interface ComfyuiEngineOptions {
+  id: string;
+  /** ComfyUI root, e.g. http://10.0.0.5:8188 (a path prefix behind a proxy is kept). */
+  url: string;
+  /** Default: workflows/comfyui/qwen-image-t2i.json with its placeholders. */
+  textToImage?: ComfyuiWorkflowConfig;
+  /** Default: workflows/comfyui/qwen-image-edit-2509.json; `false`: text-to-image only. */
+  edit?: ComfyuiWorkflowConfig | false;
+  /** Remove finished prompts from ComfyUI's in-memory history. Default true. */
+  deleteHistory?: boolean;
+  /** Budget of each short call (upload, queue, history, view). */
+  requestTimeoutMs?: number;
+  /** Budget of health checks and of the cancel calls made after an abort. */
+  controlTimeoutMs?: number;
+  connectTimeoutMs?: number;
+  retryAfterS?: number;
+  logger?: EngineLogger;
+}
+
+/** Reference images go below ComfyUI's input directory, in a folder of their own. */
+const UPLOAD_SUBFOLDER = 'qwen-image-api';
+
+/** The templates shipped in workflows/comfyui/, located relative to this file (no cwd assumptions). */
+export function bundledWorkflowPath(name: 'qwen-image-t2i.json' | 'qwen-image-edit-2509.json'): string {
+  return fileURLToPath(new URL(`../../../workflows/comfyui/${name}`, import.meta.url));
+}
+
+export class ComfyuiEngine implements Engine {
+  readonly id: string;
+  readonly kind = 'comfyui';
+  readonly description: string;
+  private readonly options: ComfyuiEngineOptions;
+  private readonly client: ComfyClient;
+  private readonly logger: EngineLogger;
+  private readonly controlTimeoutMs: number;
+  private readonly pendingCleanups = new Set<Promise<void>>();
+  private textToImage: WorkflowTemplate | undefined;
+  private edit: WorkflowTemplate | undefined;
+
+  constructor(options: ComfyuiEngineOptions) {
+    this.id = options.id;
+    this.options = options;
+    this.logger = options.logger ?? silentLogger;
+    this.controlTimeoutMs = options.controlTimeoutMs ?? 3000;
+    const http = new BackendHttpClient({
+      backendId: options.id,
+      baseUrl: options.url,
+      connectTimeoutMs: options.connectTimeoutMs,
+      retryAfterS: options.retryAfterS,
+    });
+    this.client = new ComfyClient(http, options.requestTimeoutMs ?? 30_000);
+    this.description = `ComfyUI at ${new URL(options.url).host} (Qwen-Image workflows)`;
+  }
+
+  /** Reads and checks the workflow files; no network (the router's health check does that). */
+  async load(): Promise<void> {
+    this.textToImage = await loadTemplate(this.options.textToImage, bundledWorkflowPath('qwen-image-t2i.json'), false);
+    if (this.options.edit !== false) {
+      this.edit = await loadTemplate(this.options.edit, bundledWorkflowPath('qwen-image-edit-2509.json'), true);
+    }
+  }
+
+  /** Reference images this backend's edit workflow takes (0 when it has none). */
+  get maxReferenceImages(): number {
+    return this.options.edit === false ? 0 : (this.edit?.imageSlots ?? 3);
+  }
+
+  async health(): Promise<EngineHealth> {
+    try {
+      const stats = await this.client.systemStats(this.controlTimeoutMs);
+      const device = stats.devices?.[0];
+      const vram = device?.vram_free !== undefined ? `, ${Math.round(device.vram_free / 2 ** 20)} MiB VRAM free` : '';
+      return { ok: true, detail: `ComfyUI ${stats.system?.comfyui_version ?? '?'} on ${device?.name ?? 'unknown device'}${vram}` };
+    } catch (err) {
+      return { ok: false, detail: (err as Error).message };
+    }
+  }
+
+  async generate(request: EngineRequest, signal: AbortSignal, onProgress?: (progress: EngineProgress) => void): Promise<EngineResult> {
+    throwIfAborted(signal);
+    const template = this.templateFor(request);
+    const clientId = randomUUID().replace(/-/g, '');
+    const socket = await ComfySocket.connect(this.id, this.socketUrl(clientId), {
+      signal,
+      timeoutMs: this.options.connectTimeoutMs ?? 5000,
+    });
+    // Recent ComfyUI versions accept a client-chosen prompt_id; knowing it before the POST lets an
+    // abort that lands mid-POST still cancel the prompt. Older versions answer with their own id.
+    const proposedId = randomUUID();
+    let promptId: string | undefined;
+    let finished = false;
+    try {
+      const images: string[] = [];
+      for (const reference of request.referenceImages) images.push(await this.upload(reference, signal));
+      const workflow = fillWorkflow(template, {
+        prompt: request.prompt,
+        negativePrompt: request.negativePrompt,
+        seed: request.seed,
+        width: request.width,
+        height: request.height,
+        images,
+      });
+      try {
+        promptId = await this.client.queuePrompt(workflow, clientId, proposedId, signal);
+      } catch (err) {
+        if (signal.aborted) promptId = proposedId;
+        throw err;
+      }
+      this.logger.debug({ requestId: request.requestId, backend: this.id, promptId }, 'queued on ComfyUI');
+      await this.waitForCompletion(socket, promptId, signal, onProgress);
+      finished = true;
+      const image = await this.readResult(promptId, template, signal);
+      assertExactSize(this.id, image, request.width, request.height);
+      return { image, info: { comfyPromptId: promptId } };
+    } catch (err) {
+      // Cancel only a prompt that may still occupy the GPU (aborted, timed out, socket lost).
+      if (promptId !== undefined && !finished && !socket.hasEnded(promptId)) {
+        this.track(this.cancel(promptId, socket.hasStarted(promptId), request.requestId));
+      }
+      throw err;
+    } finally {
+      socket.close();
+      if (promptId !== undefined && finished && this.options.deleteHistory !== false) {
+        const id = promptId;
+        this.track(this.client.deleteHistory(id, this.controlTimeoutMs).catch(() => undefined));
+      }
+    }
+  }
+
+  /** Waits for pending cancellations (bounded by their own timeouts) and closes the sockets. */
+  async close(): Promise<void> {
+    await Promise.allSettled([...this.pendingCleanups]);
+    await this.client.http.close();
+  }
+
+  private templateFor(request: EngineRequest): WorkflowTemplate {
+    if (!this.textToImage) throw new Error(`ComfyUI backend ${this.id} used before load()`);
+    const count = request.referenceImages.length;
+    if (count === 0) return this.textToImage;
+    if (!this.edit) throw rejectedFailure(this.id, 'this ComfyUI backend has no edit workflow, so it cannot use reference images', 'image_urls');
+    if (count > this.edit.imageSlots) {
+      throw rejectedFailure(this.id, `its edit workflow takes at most ${this.edit.imageSlots} reference image(s), got ${count}`, 'image_urls');
+    }
+    return this.edit;
+  }
+
+  private socketUrl(clientId: string): string {
+    const url = new URL(this.client.http.url('/ws'));
+    url.protocol = url.protocol === 'https:' ? 'wss:' : 'ws:';
+    url.searchParams.set('clientId', clientId);
+    return url.toString();
+  }
+
+  /** Content-addressed names: re-sending the same reference overwrites one file instead of adding one. */
+  private async upload(image: RawImage, signal: AbortSignal): Promise<string> {
+    const png = await encodePng(image);
+    const name = `ref-${createHash('sha256').update(png).digest('hex').slice(0, 24)}.png`;
+    return this.client.uploadImage(png, name, UPLOAD_SUBFOLDER, signal);
+  }
+
+  private async waitForCompletion(
+    socket: ComfySocket,
+    promptId: string,
+    signal: AbortSignal,
+    onProgress?: (progress: EngineProgress) => void,
+  ): Promise<void> {
+    try {
+      await socket.waitForPrompt(promptId, { signal, onProgress });
+    } catch (err) {
+      if (!(err instanceof ComfySocketClosedError)) throw err;
+      // The job may have finished while the socket dropped; history is the source of truth.
+      const entry = await this.client.history(promptId, signal).catch(() => undefined);
+      if (entry?.status?.completed && entry.status.status_str !== 'error') return;
+      throw backendErrorFailure(this.id, err.message, { retryable: true, cause: err });
+    }
+  }
+
+  private async readResult(promptId: string, template: WorkflowTemplate, signal: AbortSignal): Promise<RawImage> {
+    const entry = await this.client.history(promptId, signal);
+    const ref = pickOutputImage(entry, template.outputNode);
+    if (!ref) {
+      throw backendErrorFailure(
+        this.id,
+        `finished prompt ${promptId} has no image output${template.outputNode ? ` on node ${template.outputNode}` : ''} (status ${entry?.status?.status_str ?? 'unknown'})`,
+        { retryable: false },
+      );
+    }
+    const bytes = await this.client.view(ref, signal);
+    return decodeBackendImage(this.id, bytes);
+  }
+
+  /**
+   * Stops our prompt without touching anyone else's: drop it from the queue if still pending; if it
+   * runs (we saw execution_start, or /queue lists it as running), interrupt it.
+   */
+  private async cancel(promptId: string, started: boolean, requestId: string): Promise<void> {
+    const t = this.controlTimeoutMs;
+    try {
+      await this.client.deleteFromQueue(promptId, t);
+      const running = started || (await this.client.isRunning(promptId, t));
+      if (running) await this.client.interrupt(promptId, t);
+      this.logger.info({ requestId, backend: this.id, promptId, interrupted: running }, 'cancelled ComfyUI prompt');
+    } catch (err) {
+      this.logger.warn({ requestId, backend: this.id, promptId, err: (err as Error).message }, 'could not cancel ComfyUI prompt');
+    }
+  }
+
+  private track(task: Promise<void>): void {
+    this.pendingCleanups.add(task);
+    void task.finally(() => this.pendingCleanups.delete(task));
+  }
+}
+
+async function loadTemplate(config: ComfyuiWorkflowConfig | undefined, fallbackFile: string, requireImages: boolean): Promise<WorkflowTemplate> {
+  const file = config?.file ?? fallbackFile;
+  let text: string;
+  try {
+    text = await readFile(file, 'utf8');
+  } catch (err) {
+    throw new WorkflowTemplateError(file, `cannot read the file (${(err as Error).message})`);
+  }
+  let json: unknown;
+  try {
+    json = JSON.parse(text);
+  } catch (err) {
+    throw new WorkflowTemplateError(file, `is not valid JSON (${(err as Error).message})`);
+  }
+  return parseWorkflowTemplate(json, file, { nodes: config?.nodes, requireImages });
+}
+
+/** The configured output node, else the first output image, preferring saved ('output') over previews ('temp'). */
+export function pickOutputImage(entry: ComfyHistoryEntry | undefined, outputNode: string | undefined): ComfyImageRef | undefined {
+  const outputs = entry?.outputs ?? {};
+  if (outputNode !== undefined) return outputs[outputNode]?.images?.find(isImageRef);
+  const all = Object.values(outputs).flatMap((o) => (o.images ?? []).filter(isImageRef));
+  return all.find((i) => i.type === 'output') ?? all[0];
+}
+
+function isImageRef(value: unknown): value is ComfyImageRef {
+  return !!value && typeof (value as ComfyImageRef).filename === 'string';
+}

@@ -1,0 +1,79 @@
+/**
+ * The OpenAI Images API as spoken by each Qwen-Image server. They agree on
+ * POST /v1/images/generations (JSON) and /v1/images/edits (multipart) with `prompt`, `size`
+ * ("WxH"), `n` and `data[].b64_json`; they differ on the rest:
+ *
+ * - vLLM-Omni (`vllm serve Qwen/Qwen-Image --omni`): JSON/form fields negative_prompt, seed,
+ *   num_inference_steps, guidance_scale, true_cfg_scale; edits take `image` or `image[]`; only
+ *   response_format b64_json; GET /health.
+ * - SGLang diffusion (`sglang serve --model-path Qwen/Qwen-Image`): negative_prompt, seed; edits take
+ *   `image` (repeated); response_format=url returns a relative /v1/images/<id>/content; GET /models.
+ * - LocalAI: no negative_prompt field; the negative prompt follows a `|` in the prompt; GET /readyz.
+ * - stable-diffusion.cpp sd-server: extra parameters travel inside the prompt as
+ *   <sd_cpp_extra_args>{json}</sd_cpp_extra_args>; edits take `image[]` (or `image`); GET /v1/models.
+ */
+import type { OpenaiFlavor } from '../../config/backends.ts';
+
+export interface OpenaiDialect {
+  extraFields: ReadonlyArray<'negative_prompt' | 'seed'>;
+  extraParams: Readonly<Record<string, string | number | boolean>>;
+  imageField: 'image' | 'image[]';
+  promptExtras: 'none' | 'localai-pipe' | 'sd-cpp-extra-args';
+  edits: boolean;
+  responseFormat: 'b64_json' | 'url' | 'none';
+  generationsPath: string;
+  editsPath: string;
+  healthPath: string;
+}
+
+const BASE: OpenaiDialect = {
+  extraFields: [],
+  extraParams: {},
+  imageField: 'image[]',
+  promptExtras: 'none',
+  edits: true,
+  responseFormat: 'b64_json',
+  generationsPath: '/v1/images/generations',
+  editsPath: '/v1/images/edits',
+  healthPath: '/v1/models',
+};
+
+export const OPENAI_DIALECTS: Readonly<Record<OpenaiFlavor, OpenaiDialect>> = {
+  generic: BASE,
+  'vllm-omni': { ...BASE, extraFields: ['negative_prompt', 'seed'], healthPath: '/health' },
+  sglang: { ...BASE, extraFields: ['negative_prompt', 'seed'], imageField: 'image', healthPath: '/models' },
+  localai: { ...BASE, promptExtras: 'localai-pipe', healthPath: '/readyz' },
+  'sd-server': { ...BASE, promptExtras: 'sd-cpp-extra-args' },
+};
+
+export interface PromptParts {
+  prompt: string;
+  negativePrompt: string;
+  seed: number;
+}
+
+/** The `prompt` field, carrying negative prompt and seed for servers without fields for them. */
+export function composePrompt(dialect: OpenaiDialect, parts: PromptParts): string {
+  switch (dialect.promptExtras) {
+    case 'localai-pipe':
+      // LocalAI splits "positive|negative"; a literal '|' in the prompt would be misread, so drop it.
+      return parts.negativePrompt ? `${parts.prompt.replace(/\|/g, ' ')}|${parts.negativePrompt.replace(/\|/g, ' ')}` : parts.prompt.replace(/\|/g, ' ');
+    case 'sd-cpp-extra-args': {
+      const extra: Record<string, unknown> = { seed: parts.seed };
+      if (parts.negativePrompt) extra.negative_prompt = parts.negativePrompt;
+      // sd-server removes the first <sd_cpp_extra_args>…</sd_cpp_extra_args> and parses it as JSON.
+      const safe = parts.prompt.replace(/<\/?sd_cpp_extra_args>/g, '');
+      return `${safe} <sd_cpp_extra_args>${JSON.stringify(extra)}</sd_cpp_extra_args>`;
+    }
+    default:
+      return parts.prompt;
+  }
+}
+
+/** Extra fields filled from the request, then the fixed ones from the config. */
+export function extraFieldValues(dialect: OpenaiDialect, parts: PromptParts): Record<string, string | number | boolean> {
+  const out: Record<string, string | number | boolean> = {};
+  if (dialect.extraFields.includes('negative_prompt') && parts.negativePrompt) out.negative_prompt = parts.negativePrompt;
+  if (dialect.extraFields.includes('seed')) out.seed = parts.seed;
+  return { ...out, ...dialect.extraParams };
+}

@@ -1,0 +1,160 @@
+/**
+ * OpenAI-compatible image servers (vLLM-Omni, SGLang diffusion, LocalAI, sd-server, hosted
+ * OpenAI-style APIs): POST /v1/images/generations for text-to-image, /v1/images/edits (multipart)
+ * with the reference images. There is no progress channel; an abort closes the HTTP request, which
+ * these servers see as a client disconnect.
+ */
+import { FormData } from 'undici';
+import type { OpenaiBackendConfig } from '../../config/backends.ts';
+import type { Engine, EngineHealth, EngineRequest, EngineResult } from '../../domain/types.ts';
+import { backendErrorFailure, rejectedFailure, throwIfAborted } from '../router/kit/errors.ts';
+import { BackendHttpClient } from '../router/kit/http.ts';
+import { assertExactSize, decodeBackendImage, encodePng } from '../router/kit/images.ts';
+import { silentLogger, type EngineLogger } from '../router/kit/logger.ts';
+import { composePrompt, extraFieldValues, OPENAI_DIALECTS, type OpenaiDialect } from './openai-dialect.ts';
+
+export interface OpenaiEngineOptions
+  extends Pick<
+    OpenaiBackendConfig,
+    'model' | 'flavor' | 'extraFields' | 'extraParams' | 'imageField' | 'promptExtras' | 'edits' | 'responseFormat' | 'generationsPath' | 'editsPath' | 'healthPath'
+  > {
+  id: string;
+  /** Server root; a trailing /v1 is removed (paths carry it). */
+  url: string;
+  /** Bearer token for hosted servers (resolved from apiKeyEnv by the registry). */
+  apiKey?: string;
+  /** Budget for downloading a result given as URL, and for health checks. */
+  requestTimeoutMs?: number;
+  controlTimeoutMs?: number;
+  connectTimeoutMs?: number;
+  retryAfterS?: number;
+  logger?: EngineLogger;
+}
+
+interface ImagesResponse {
+  data?: Array<{ b64_json?: unknown; url?: unknown }>;
+}
+
+export class OpenaiEngine implements Engine {
+  readonly id: string;
+  readonly kind = 'openai';
+  readonly description: string;
+  private readonly options: OpenaiEngineOptions;
+  private readonly dialect: OpenaiDialect;
+  private readonly http: BackendHttpClient;
+  private readonly logger: EngineLogger;
+
+  constructor(options: OpenaiEngineOptions) {
+    this.id = options.id;
+    this.options = options;
+    this.logger = options.logger ?? silentLogger;
+    const preset = OPENAI_DIALECTS[options.flavor ?? 'generic'];
+    this.dialect = {
+      extraFields: options.extraFields ?? preset.extraFields,
+      extraParams: options.extraParams ?? preset.extraParams,
+      imageField: options.imageField ?? preset.imageField,
+      promptExtras: options.promptExtras ?? preset.promptExtras,
+      edits: options.edits ?? preset.edits,
+      responseFormat: options.responseFormat ?? preset.responseFormat,
+      generationsPath: options.generationsPath ?? preset.generationsPath,
+      editsPath: options.editsPath ?? preset.editsPath,
+      healthPath: options.healthPath ?? preset.healthPath,
+    };
+    const secrets = options.apiKey ? [options.apiKey] : [];
+    this.http = new BackendHttpClient({
+      backendId: options.id,
+      baseUrl: options.url.replace(/\/+$/, '').replace(/\/v1$/, ''),
+      connectTimeoutMs: options.connectTimeoutMs,
+      retryAfterS: options.retryAfterS,
+      headers: options.apiKey ? { authorization: `Bearer ${options.apiKey}` } : {},
+      secrets,
+    });
+    this.description = `OpenAI-compatible images API at ${new URL(options.url).host}${options.model ? ` (${options.model})` : ''}`;
+  }
+
+  async load(): Promise<void> {
+    // Nothing to prepare; reachability is the router's health check.
+  }
+
+  get maxReferenceImages(): number {
+    return this.dialect.edits ? 3 : 0;
+  }
+
+  async health(): Promise<EngineHealth> {
+    try {
+      await this.http.callOk('GET', this.dialect.healthPath, { timeoutMs: this.options.controlTimeoutMs ?? 3000 });
+      return { ok: true, detail: `GET ${this.dialect.healthPath} ok` };
+    } catch (err) {
+      return { ok: false, detail: (err as Error).message };
+    }
+  }
+
+  async generate(request: EngineRequest, signal: AbortSignal): Promise<EngineResult> {
+    throwIfAborted(signal);
+    const parts = { prompt: request.prompt, negativePrompt: request.negativePrompt, seed: request.seed };
+    const fields: Record<string, string | number | boolean> = {
+      ...(this.options.model ? { model: this.options.model } : {}),
+      prompt: composePrompt(this.dialect, parts),
+      n: 1,
+      size: `${request.width}x${request.height}`,
+      ...(this.dialect.responseFormat === 'none' ? {} : { response_format: this.dialect.responseFormat }),
+      ...extraFieldValues(this.dialect, parts),
+    };
+    let body: ImagesResponse;
+    if (request.referenceImages.length === 0) {
+      body = await this.http.callJson<ImagesResponse>('POST', this.dialect.generationsPath, { json: fields, signal });
+    } else {
+      if (!this.dialect.edits) {
+        throw rejectedFailure(this.id, 'this server has no image edit endpoint, so it cannot use reference images', 'image_urls');
+      }
+      const form = new FormData();
+      for (const [key, value] of Object.entries(fields)) form.append(key, String(value));
+      for (const [index, image] of request.referenceImages.entries()) {
+        const png = await encodePng(image);
+        form.append(this.dialect.imageField, new Blob([new Uint8Array(png)], { type: 'image/png' }), `reference-${index + 1}.png`);
+      }
+      body = await this.http.callJson<ImagesResponse>('POST', this.dialect.editsPath, { form, signal });
+    }
+    const bytes = await this.imageBytes(body, signal);
+    const image = await decodeBackendImage(this.id, bytes);
+    assertExactSize(this.id, image, request.width, request.height);
+    return { image };
+  }
+
+  async close(): Promise<void> {
+    await this.http.close();
+  }
+
+  private async imageBytes(body: ImagesResponse, signal: AbortSignal): Promise<Buffer> {
+    const first = Array.isArray(body?.data) ? body.data[0] : undefined;
+    if (first && typeof first.b64_json === 'string' && first.b64_json.length > 0) {
+      const b64 = first.b64_json.replace(/^data:[^,]*,/, '');
+      if (!/^[A-Za-z0-9+/=\s]+$/.test(b64)) {
+        throw backendErrorFailure(this.id, 'data[0].b64_json is not base64', { retryable: false });
+      }
+      return Buffer.from(b64, 'base64');
+    }
+    if (first && typeof first.url === 'string' && first.url.length > 0) {
+      // SGLang answers with a path relative to the server; hosted APIs with an absolute URL.
+      const target = new URL(first.url, `${this.http.baseUrl}/`).toString();
+      const sameOrigin = new URL(target).origin === new URL(this.http.baseUrl).origin;
+      this.logger.debug({ backend: this.id, sameOrigin }, 'downloading result image');
+      const result = sameOrigin
+        ? await this.http.callOk('GET', '', { absoluteUrl: target, signal, timeoutMs: this.options.requestTimeoutMs ?? 60_000 })
+        : await this.downloadForeign(target, signal);
+      return result.body;
+    }
+    throw backendErrorFailure(this.id, 'the response has neither data[0].b64_json nor data[0].url', { retryable: false });
+  }
+
+  /** Result URLs on another host (a CDN) must not receive our bearer token. */
+  private async downloadForeign(target: string, signal: AbortSignal): Promise<{ body: Buffer }> {
+    const anonymous = new BackendHttpClient({ backendId: this.id, baseUrl: new URL(target).origin });
+    try {
+      return await anonymous.callOk('GET', '', { absoluteUrl: target, signal, timeoutMs: this.options.requestTimeoutMs ?? 60_000 });
+    } finally {
+      await anonymous.close();
+    }
+  }
+}
+

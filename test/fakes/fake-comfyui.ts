@@ -1,0 +1,436 @@
+/**
+ * A fake ComfyUI server following its documented protocol (server.py routes and websocket
+ * messages), for tests where no GPU is available. It validates the submitted API-format workflow the
+ * way ComfyUI does where it matters to us (links to missing nodes, LoadImage files that were never
+ * uploaded, no output node), "executes" it one prompt at a time, sends the websocket events, and
+ * serves a solid-colour PNG of the latent's size. Everything it receives is recorded.
+ */
+import { randomUUID } from 'node:crypto';
+import type { IncomingMessage, ServerResponse } from 'node:http';
+import { WebSocketServer, type WebSocket } from 'ws';
+import {
+  imageSize,
+  parseMultipart,
+  readBody,
+  sendBytes,
+  sendJson,
+  solidPng,
+  startHttpServer,
+  type StartedServer,
+} from '../../src/engines/testing/fake-http.ts';
+import type { BackendObserver } from '../../src/engines/testing/conformance.ts';
+
+export type FakeComfyFailure =
+  | 'none'
+  /** execution_error during sampling (e.g. CUDA out of memory). */
+  | 'execution-error'
+  /** the websocket is closed after two progress steps; the job then stalls. */
+  | 'ws-close-mid-job'
+  /** POST /prompt answers 400 with node_errors, as for a missing model file. */
+  | 'invalid-prompt'
+  /** the job succeeds but its history has no images. */
+  | 'no-output'
+  /** /view returns bytes that are not an image. */
+  | 'garbage-output'
+  /** the image is 32 px wider than the latent asked for. */
+  | 'wrong-size'
+  /** a proxy in front answers 503 to POST /prompt. */
+  | 'prompt-503';
+
+type Node = { class_type: string; inputs: Record<string, unknown> };
+type Workflow = Record<string, Node>;
+
+export interface FakeComfyPrompt {
+  promptId: string;
+  clientId: string | undefined;
+  workflow: Workflow;
+  prompt: string | undefined;
+  negativePrompt: string | undefined;
+  seed: number | undefined;
+  width: number | undefined;
+  height: number | undefined;
+  /** LoadImage names wired into the positive conditioning, in order. */
+  images: string[];
+}
+
+interface Job {
+  id: string;
+  number: number;
+  clientId: string | undefined;
+  record: FakeComfyPrompt;
+  state: 'pending' | 'running' | 'done';
+  interrupted: boolean;
+}
+
+export interface FakeComfyui {
+  url: string;
+  port: number;
+  failure: FakeComfyFailure;
+  steps: number;
+  stepDelayMs: number;
+  readonly prompts: FakeComfyPrompt[];
+  readonly uploads: Array<{ name: string; subfolder: string; type: string; width?: number; height?: number }>;
+  readonly interrupts: Array<{ promptId: string | undefined }>;
+  readonly queueDeletes: string[];
+  readonly historyDeletes: string[];
+  /** Cancellations seen: interrupts plus queue deletions. */
+  cancelCount(): number;
+  /** Resolves when a job has started executing (after execution_start was sent). */
+  waitForRunning(timeoutMs?: number): Promise<void>;
+  reset(): void;
+  close(): Promise<void>;
+}
+
+export async function startFakeComfyui(options: { steps?: number; stepDelayMs?: number } = {}): Promise<FakeComfyui> {
+  const sockets = new Map<string, WebSocket>();
+  const inputs = new Map<string, Buffer>();
+  const outputs = new Map<string, Buffer>();
+  const history = new Map<string, unknown>();
+  const queue: Job[] = [];
+  let running: Job | undefined;
+  let counter = 0;
+  let runningWaiters: Array<() => void> = [];
+
+  const fake: FakeComfyui = {
+    url: '',
+    port: 0,
+    failure: 'none',
+    steps: options.steps ?? 4,
+    stepDelayMs: options.stepDelayMs ?? 5,
+    prompts: [],
+    uploads: [],
+    interrupts: [],
+    queueDeletes: [],
+    historyDeletes: [],
+    cancelCount: () => fake.interrupts.length + fake.queueDeletes.length,
+    waitForRunning: (timeoutMs = 2000) =>
+      new Promise<void>((resolve, reject) => {
+        if (running) {
+          resolve();
+          return;
+        }
+        const timer = setTimeout(() => reject(new Error('no ComfyUI job started')), timeoutMs);
+        runningWaiters.push(() => {
+          clearTimeout(timer);
+          resolve();
+        });
+      }),
+    reset: () => {
+      fake.failure = 'none';
+      fake.steps = options.steps ?? 4;
+      fake.stepDelayMs = options.stepDelayMs ?? 5;
+      fake.prompts.length = 0;
+      fake.uploads.length = 0;
+      fake.interrupts.length = 0;
+      fake.queueDeletes.length = 0;
+      fake.historyDeletes.length = 0;
+    },
+    close: async () => {
+      for (const ws of sockets.values()) ws.terminate();
+      wss.close();
+      await started.close();
+    },
+  };
+
+  const send = (clientId: string | undefined, type: string, data: Record<string, unknown>): void => {
+    const ws = clientId ? sockets.get(clientId) : undefined;
+    if (ws && ws.readyState === ws.OPEN) ws.send(JSON.stringify({ type, data }));
+  };
+  const queueInfo = (): Record<string, unknown> => ({ exec_info: { queue_remaining: queue.length + (running ? 1 : 0) } });
+
+  async function runQueue(): Promise<void> {
+    if (running) return;
+    const job = queue.shift();
+    if (!job) return;
+    running = job;
+    job.state = 'running';
+    try {
+      await execute(job);
+    } finally {
+      job.state = 'done';
+      running = undefined;
+      void runQueue();
+    }
+  }
+
+  async function execute(job: Job): Promise<void> {
+    const pid = job.id;
+    const client = job.clientId;
+    send(client, 'execution_start', { prompt_id: pid, timestamp: Date.now() });
+    for (const w of runningWaiters.splice(0)) w();
+    send(client, 'execution_cached', { nodes: [], prompt_id: pid, timestamp: Date.now() });
+    const ids = Object.keys(job.record.workflow);
+    const sampler = ids.find((id) => job.record.workflow[id]!.class_type.startsWith('KSampler'));
+    const saver = ids.find((id) => job.record.workflow[id]!.class_type === 'SaveImage')!;
+    for (const id of ids) {
+      if (job.interrupted) break;
+      send(client, 'executing', { node: id, display_node: id, prompt_id: pid });
+      if (id !== sampler) continue;
+      for (let step = 1; step <= fake.steps; step++) {
+        await new Promise((r) => setTimeout(r, fake.stepDelayMs));
+        if (job.interrupted) break;
+        send(client, 'progress', { value: step, max: fake.steps, prompt_id: pid, node: id });
+        if (fake.failure === 'ws-close-mid-job' && step === 2) {
+          sockets.get(client ?? '')?.terminate();
+          // The server keeps "working" until interrupted or for a while, like a hung GPU.
+          for (let i = 0; i < 200 && !job.interrupted; i++) await new Promise((r) => setTimeout(r, 10));
+          if (!job.interrupted) job.interrupted = true;
+        }
+        if (fake.failure === 'execution-error' && step === 2) {
+          send(client, 'execution_error', {
+            prompt_id: pid,
+            node_id: id,
+            node_type: 'KSampler',
+            executed: [],
+            exception_message: 'CUDA out of memory. Tried to allocate 2.00 GiB',
+            exception_type: 'torch.OutOfMemoryError',
+            traceback: ['...'],
+            current_inputs: {},
+            current_outputs: {},
+          });
+          history.set(pid, { prompt: [job.number, pid, job.record.workflow, {}, [saver]], outputs: {}, status: { status_str: 'error', completed: false, messages: [] } });
+          return;
+        }
+      }
+    }
+    if (job.interrupted) {
+      send(client, 'execution_interrupted', { prompt_id: pid, node_id: sampler, node_type: 'KSampler', executed: [] });
+      history.set(pid, { prompt: [job.number, pid, job.record.workflow, {}, [saver]], outputs: {}, status: { status_str: 'error', completed: false, messages: [] } });
+      return;
+    }
+    const width = (job.record.width ?? 512) + (fake.failure === 'wrong-size' ? 32 : 0);
+    const height = job.record.height ?? 512;
+    const filename = `qwen-image-api_${String(++counter).padStart(5, '0')}_.png`;
+    outputs.set(`output//${filename}`, fake.failure === 'garbage-output' ? Buffer.from('definitely not a png') : await solidPng(width, height, job.record.seed ?? 0));
+    const images = fake.failure === 'no-output' ? [] : [{ filename, subfolder: '', type: 'output' }];
+    send(client, 'executed', { node: saver, display_node: saver, output: { images }, prompt_id: pid });
+    history.set(pid, {
+      prompt: [job.number, pid, job.record.workflow, { client_id: client }, [saver]],
+      outputs: fake.failure === 'no-output' ? {} : { [saver]: { images } },
+      status: { status_str: 'success', completed: true, messages: [['execution_success', { prompt_id: pid }]] },
+      meta: {},
+    });
+    send(client, 'execution_success', { prompt_id: pid, timestamp: Date.now() });
+    send(client, 'executing', { node: null, prompt_id: pid });
+    send(client, 'status', { status: queueInfo() });
+  }
+
+  function validate(workflow: unknown): { error: Record<string, unknown>; node_errors: unknown } | undefined {
+    const fail = (type: string, message: string, details = '', nodeErrors: unknown = {}) => ({
+      error: { type, message, details, extra_info: {} },
+      node_errors: nodeErrors,
+    });
+    if (!workflow || typeof workflow !== 'object') return fail('invalid_prompt', 'Invalid prompt: not an object');
+    const wf = workflow as Workflow;
+    for (const [id, node] of Object.entries(wf)) {
+      if (!node || typeof node.class_type !== 'string') return fail('invalid_prompt', `Cannot execute because node ${id} has no class_type`);
+      for (const [input, value] of Object.entries(node.inputs ?? {})) {
+        if (Array.isArray(value) && value.length === 2 && !wf[String(value[0])]) {
+          return fail('prompt_outputs_failed_validation', 'Prompt outputs failed validation', '', {
+            [id]: { errors: [{ type: 'required_input_missing', message: 'Required input is missing', details: `${input} links to missing node ${String(value[0])}`, extra_info: {} }], dependent_outputs: [], class_type: node.class_type },
+          });
+        }
+      }
+      if (node.class_type === 'LoadImage' && !inputs.has(String(node.inputs.image))) {
+        return fail('prompt_outputs_failed_validation', 'Prompt outputs failed validation', '', {
+          [id]: { errors: [{ type: 'value_not_in_list', message: 'Value not in list', details: `image: '${String(node.inputs.image)}' not in (list of length ${inputs.size})`, extra_info: {} }], dependent_outputs: [], class_type: 'LoadImage' },
+        });
+      }
+    }
+    if (!Object.values(wf).some((n) => n.class_type === 'SaveImage')) {
+      return fail('prompt_no_outputs', 'Prompt has no outputs', '', []);
+    }
+    return undefined;
+  }
+
+  function describePrompt(promptId: string, clientId: string | undefined, wf: Workflow): FakeComfyPrompt {
+    const node = (link: unknown): Node | undefined => (Array.isArray(link) ? wf[String(link[0])] : undefined);
+    const text = (n: Node | undefined): string | undefined => {
+      const v = n?.inputs.text ?? n?.inputs.prompt;
+      return typeof v === 'string' ? v : undefined;
+    };
+    const sampler = Object.values(wf).find((n) => n.class_type.startsWith('KSampler'));
+    const positive = node(sampler?.inputs.positive);
+    const latent = node(sampler?.inputs.latent_image);
+    const images = ['image1', 'image2', 'image3']
+      .map((k) => node(positive?.inputs[k]))
+      .filter((n): n is Node => n?.class_type === 'LoadImage')
+      .map((n) => String(n.inputs.image));
+    return {
+      promptId,
+      clientId,
+      workflow: wf,
+      prompt: text(positive),
+      negativePrompt: text(node(sampler?.inputs.negative)),
+      seed: typeof sampler?.inputs.seed === 'number' ? sampler.inputs.seed : undefined,
+      width: typeof latent?.inputs.width === 'number' ? latent.inputs.width : undefined,
+      height: typeof latent?.inputs.height === 'number' ? latent.inputs.height : undefined,
+      images,
+    };
+  }
+
+  async function handle(req: IncomingMessage, res: ServerResponse): Promise<void> {
+    const url = new URL(req.url ?? '/', 'http://fake.local');
+    const path = url.pathname.replace(/^\/api(?=\/)/, '');
+    const body = req.method === 'POST' ? await readBody(req) : Buffer.alloc(0);
+    const json = (): Record<string, unknown> => (body.length ? (JSON.parse(body.toString('utf8')) as Record<string, unknown>) : {});
+
+    if (req.method === 'GET' && path === '/system_stats') {
+      sendJson(res, 200, {
+        system: { os: 'posix', comfyui_version: '0.3.60-fake', python_version: '3.12', pytorch_version: '2.8.0', embedded_python: false, argv: ['main.py'] },
+        devices: [{ name: 'cuda:0 NVIDIA Fake GPU', type: 'cuda', index: 0, vram_total: 24 * 2 ** 30, vram_free: 20 * 2 ** 30, torch_vram_total: 0, torch_vram_free: 0 }],
+      });
+      return;
+    }
+    if (req.method === 'POST' && path === '/upload/image') {
+      const form = await parseMultipart(req, body);
+      const file = form.get('image');
+      if (!file || typeof file === 'string') {
+        res.writeHead(400).end();
+        return;
+      }
+      const subfolder = String(form.get('subfolder') ?? '');
+      const type = String(form.get('type') ?? 'input');
+      const bytes = Buffer.from(await file.arrayBuffer());
+      const name = file.name;
+      inputs.set(subfolder ? `${subfolder}/${name}` : name, bytes);
+      const size = await imageSize(bytes);
+      fake.uploads.push({ name, subfolder, type, ...size });
+      sendJson(res, 200, { name, subfolder, type });
+      return;
+    }
+    if (req.method === 'POST' && path === '/prompt') {
+      if (fake.failure === 'prompt-503') {
+        res.writeHead(503, { 'content-type': 'text/html', 'retry-after': '3' }).end('<html>503 Service Temporarily Unavailable</html>');
+        return;
+      }
+      const data = json();
+      if (!data.prompt) {
+        sendJson(res, 400, { error: { type: 'no_prompt', message: 'No prompt provided', details: 'No prompt provided', extra_info: {} }, node_errors: {} });
+        return;
+      }
+      if (fake.failure === 'invalid-prompt') {
+        sendJson(res, 400, {
+          error: { type: 'prompt_outputs_failed_validation', message: 'Prompt outputs failed validation', details: '', extra_info: {} },
+          node_errors: { '1': { errors: [{ type: 'value_not_in_list', message: 'Value not in list', details: "unet_name: 'qwen_image_fp8_e4m3fn.safetensors' not in []", extra_info: {} }], dependent_outputs: ['10'], class_type: 'UNETLoader' } },
+        });
+        return;
+      }
+      const problem = validate(data.prompt);
+      if (problem) {
+        sendJson(res, 400, problem);
+        return;
+      }
+      const promptId = typeof data.prompt_id === 'string' ? data.prompt_id : randomUUID();
+      const clientId = typeof data.client_id === 'string' ? data.client_id : undefined;
+      const record = describePrompt(promptId, clientId, data.prompt as Workflow);
+      fake.prompts.push(record);
+      const job: Job = { id: promptId, number: ++counter, clientId, record, state: 'pending', interrupted: false };
+      queue.push(job);
+      sendJson(res, 200, { prompt_id: promptId, number: job.number, node_errors: {} });
+      void runQueue();
+      return;
+    }
+    if (req.method === 'GET' && path === '/queue') {
+      const row = (j: Job) => [j.number, j.id, j.record.workflow, { client_id: j.clientId }, []];
+      sendJson(res, 200, { queue_running: running ? [row(running)] : [], queue_pending: queue.map(row) });
+      return;
+    }
+    if (req.method === 'POST' && path === '/queue') {
+      const data = json();
+      for (const id of (data.delete as string[] | undefined) ?? []) {
+        fake.queueDeletes.push(id);
+        const index = queue.findIndex((j) => j.id === id);
+        if (index >= 0) queue.splice(index, 1);
+      }
+      if (data.clear) queue.length = 0;
+      res.writeHead(200).end();
+      return;
+    }
+    if (req.method === 'POST' && path === '/interrupt') {
+      const data = body.length ? json() : {};
+      const promptId = typeof data.prompt_id === 'string' ? data.prompt_id : undefined;
+      fake.interrupts.push({ promptId });
+      if (running && (promptId === undefined || promptId === running.id)) running.interrupted = true;
+      res.writeHead(200).end();
+      return;
+    }
+    if (req.method === 'GET' && path.startsWith('/history/')) {
+      const id = decodeURIComponent(path.slice('/history/'.length));
+      const entry = history.get(id);
+      sendJson(res, 200, entry ? { [id]: entry } : {});
+      return;
+    }
+    if (req.method === 'POST' && path === '/history') {
+      for (const id of (json().delete as string[] | undefined) ?? []) {
+        fake.historyDeletes.push(id);
+        history.delete(id);
+      }
+      res.writeHead(200).end();
+      return;
+    }
+    if (req.method === 'GET' && path === '/view') {
+      const key = `${url.searchParams.get('type') ?? 'output'}/${url.searchParams.get('subfolder') ?? ''}/${url.searchParams.get('filename') ?? ''}`;
+      const file = outputs.get(key);
+      if (!file) {
+        res.writeHead(404).end();
+        return;
+      }
+      sendBytes(res, 200, file, 'image/png');
+      return;
+    }
+    res.writeHead(404, { 'content-type': 'text/plain' }).end('404: Not Found');
+  }
+
+  const started: StartedServer = await startHttpServer(handle);
+  const wss = new WebSocketServer({ noServer: true });
+  started.server.on('upgrade', (req, socket, head) => {
+    const url = new URL(req.url ?? '/', 'http://fake.local');
+    if (url.pathname !== '/ws') {
+      socket.destroy();
+      return;
+    }
+    wss.handleUpgrade(req, socket, head, (ws) => {
+      const sid = url.searchParams.get('clientId') || randomUUID().replace(/-/g, '');
+      sockets.get(sid)?.terminate();
+      sockets.set(sid, ws);
+      ws.on('close', () => {
+        if (sockets.get(sid) === ws) sockets.delete(sid);
+      });
+      ws.send(JSON.stringify({ type: 'status', data: { status: queueInfo(), sid } }));
+    });
+  });
+  fake.url = started.url;
+  fake.port = started.port;
+  runningWaiters = [];
+  return fake;
+}
+
+/** The conformance suite's view of this fake. */
+export function comfyuiObserver(fake: FakeComfyui): BackendObserver {
+  return {
+    lastReceived() {
+      const p = fake.prompts.at(-1);
+      if (!p) return undefined;
+      return {
+        prompt: p.prompt,
+        negativePrompt: p.negativePrompt,
+        seed: p.seed,
+        width: p.width,
+        height: p.height,
+        referenceImages: p.images.length,
+        referenceImageSizes: p.images.map((name) => {
+          const upload = fake.uploads.find((u) => (u.subfolder ? `${u.subfolder}/${u.name}` : u.name) === name);
+          return upload?.width !== undefined && upload.height !== undefined ? { width: upload.width, height: upload.height } : undefined;
+        }),
+      };
+    },
+    cancelCount: () => fake.cancelCount(),
+    slowNextGeneration() {
+      fake.steps = 50;
+      fake.stepDelayMs = 100;
+      return fake.waitForRunning();
+    },
+    reset: () => fake.reset(),
+  };
+}
