@@ -58,10 +58,11 @@ def load_models(ckpt=None, sr_ckpt=None, tiny=False, seed=0):
                         p.copy_(torch.randn(p.shape, generator=g) * (0.5 / p.shape[-1] ** 0.5))
                     else:
                         p.add_(torch.randn(p.shape, generator=g) * 0.05)
+    sc = torch.load(sr_ckpt, map_location="cpu") if sr_ckpt and os.path.exists(sr_ckpt) else None
+    if sc is not None:  # the SR net's own config wins (it is trained separately)
+        cfg = dict(cfg, **{k: sc["cfg"][k] for k in ("sr_scale", "sr_ch", "sr_layers")})
     sr = SRNet(cfg["sr_scale"], cfg["sr_ch"], cfg["sr_layers"])
-    if sr_ckpt and os.path.exists(sr_ckpt):
-        sc = torch.load(sr_ckpt, map_location="cpu")
-        assert sc["cfg"]["sr_ch"] == cfg["sr_ch"] and sc["cfg"]["sr_layers"] == cfg["sr_layers"]
+    if sc is not None:
         sr.load_state_dict(sc["model"])
     elif tiny:
         g = torch.Generator().manual_seed(seed + 1)

@@ -222,8 +222,8 @@ def sr_pair(cfg, rng, B):
 def train_sr(a):
     dev = torch.device(a.device)
     os.makedirs(a.out, exist_ok=True)
-    ck_path = os.path.join(a.out, "sr.pt")
-    cfg = dict(DEFAULT_CFG)
+    ck_path = os.path.join(a.out, a.sr_file)
+    cfg = dict(DEFAULT_CFG, sr_scale=a.sr_scale, sr_ch=a.sr_ch, sr_layers=a.sr_layers)
     torch.manual_seed(a.seed + 1)
     net = SRNet(cfg["sr_scale"], cfg["sr_ch"], cfg["sr_layers"]).to(dev)
     opt = torch.optim.Adam(net.parameters(), lr=2e-3)
@@ -233,7 +233,7 @@ def train_sr(a):
         net.load_state_dict(ck["model"])
         opt.load_state_dict(ck["opt"])
         step, elapsed = ck["step"], ck["elapsed"]
-    log = open(os.path.join(a.out, "sr.log"), "a")
+    log = open(os.path.join(a.out, a.sr_file.replace(".pt", ".log")), "a")
     t_start = time.time() - elapsed
     budget = a.minutes * 60
     last_ck = time.time()
@@ -249,7 +249,7 @@ def train_sr(a):
         for g in opt.param_groups:
             g["lr"] = 2e-3 * (0.05 + 0.95 * 0.5 * (1 + math.cos(math.pi * frac)))
         rng = np.random.default_rng([a.seed + 7, step])
-        lo, hi = sr_pair(cfg, rng, 8)
+        lo, hi = sr_pair(cfg, rng, a.sr_batch)
         lo, hi = lo.to(dev), hi.to(dev)
         loss = F.l1_loss(net(lo), hi)
         opt.zero_grad()
@@ -289,6 +289,11 @@ def main():
     ap.add_argument("--log-every", type=int, default=25)
     ap.add_argument("--ckpt-minutes", type=float, default=5)
     ap.add_argument("--sr", action="store_true", help="train the super-resolution net instead")
+    ap.add_argument("--sr-file", default="sr.pt")
+    ap.add_argument("--sr-scale", type=int, default=DEFAULT_CFG["sr_scale"])
+    ap.add_argument("--sr-ch", type=int, default=DEFAULT_CFG["sr_ch"])
+    ap.add_argument("--sr-layers", type=int, default=DEFAULT_CFG["sr_layers"])
+    ap.add_argument("--sr-batch", type=int, default=8)
     a = ap.parse_args()
     if not a.minutes and not a.steps:
         ap.error("give --minutes and/or --steps")

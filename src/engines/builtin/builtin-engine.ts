@@ -100,15 +100,23 @@ export class BuiltinEngine implements Engine {
     );
   }
 
-  async generate(request: EngineRequest, signal: AbortSignal, onProgress?: (p: EngineProgress) => void): Promise<EngineResult> {
+  /**
+   * Runs the sampler and returns the final latent tokens [rows·cols, C] (before unpatchify), the
+   * grid, and the step count. Exposed for the parity test against the Python sampler.
+   */
+  async sampleTokens(
+    request: Pick<EngineRequest, 'prompt' | 'negativePrompt' | 'width' | 'height' | 'seed' | 'referenceImages'>,
+    signal: AbortSignal,
+    onProgress?: (p: EngineProgress) => void,
+    stepsOverride?: number,
+  ): Promise<{ tokens: Float32Array; rows: number; cols: number; steps: number }> {
     if (!this.manifest || !this.denoiser || !this.sr) throw new Error('builtin engine used before load()');
     if (signal.aborted) throw abortError(signal);
     const m = this.manifest;
-    const P = m.image.patch;
     const C = m.image.token_dim;
     const [rows, cols] = chooseGrid(request.width, request.height, m.image.grids);
     const N = rows * cols;
-    const steps = this.options.steps ?? m.sampler.steps;
+    const steps = stepsOverride ?? this.options.steps ?? m.sampler.steps;
     const refs = request.referenceImages.slice(0, m.max_refs);
 
     const text = await this.encodeText(request.prompt, request.negativePrompt);
@@ -154,14 +162,20 @@ export class BuiltinEngine implements Engine {
       eulerStep(x, guided, sigma, sigmas[i + 1]!);
       onProgress?.({ step: i + 1, totalSteps: steps });
     }
-    if (signal.aborted) throw abortError(signal);
+    return { tokens: x, rows, cols, steps };
+  }
 
+  async generate(request: EngineRequest, signal: AbortSignal, onProgress?: (p: EngineProgress) => void): Promise<EngineResult> {
+    const { tokens: x, rows, cols, steps } = await this.sampleTokens(request, signal, onProgress);
+    if (signal.aborted) throw abortError(signal);
+    const m = this.manifest!;
+    const P = m.image.patch;
     const h = rows * P;
     const w = cols * P;
     const planar = unpatchifyToPlanar(x, rows, cols, P);
     for (let i = 0; i < planar.length; i++) planar[i] = Math.max(-1, Math.min(1, planar[i]!));
     const S = m.sr.scale;
-    const up = await this.sr.run({ lowres: new ort.Tensor('float32', planar, [1, 3, h, w]) });
+    const up = await this.sr!.run({ lowres: new ort.Tensor('float32', planar, [1, 3, h, w]) });
     const hi = planarToRgb(up.highres!.data as Float32Array, w * S, h * S);
     const { data, info } = await sharp(hi.data, { raw: { width: hi.width, height: hi.height, channels: 3 } })
       .resize(request.width, request.height, { fit: 'fill', kernel: 'lanczos3' })

@@ -39,7 +39,8 @@ export function computeSigmas(steps: number, imageSeqLen: number, c: ScheduleCon
     shifted[i] = eMu / (eMu + (1 / sigma - 1));
   }
   const out = new Float64Array(steps + 1);
-  if (c.shift_terminal > 0) {
+  // With one step the only sigma is 1 and there is nothing to stretch (z_last = 0).
+  if (c.shift_terminal > 0 && shifted[steps - 1]! < 1) {
     const scale = (1 - shifted[steps - 1]!) / (1 - c.shift_terminal);
     for (let i = 0; i < steps; i++) out[i] = 1 - (1 - shifted[i]!) / scale;
   } else {

@@ -239,74 +239,106 @@ function decodeEvaluation(evaluation: Evaluation, tables: DetectorTables, layout
 }
 
 /**
- * Candidate tile-period scales from the autocorrelation of the residual (a tiled mark correlates
- * with itself one period away, in both directions). Computed on a 2×2-averaged residual for speed.
+ * Candidate tile-period scales. A mark repeated every T pixels puts a comb of lines at multiples of
+ * 1/T into the power spectrum of every row and every column of the residual. We average the row
+ * spectra (and the column spectra), whiten them by their running median so that a picture's own
+ * stripes or gratings (single strong lines) cannot dominate, and read the autocorrelation off the
+ * whitened spectrum: its peaks are the periods present in both directions. Computed on a 2×2-averaged
+ * residual for speed.
  */
 export function autocorrelationScales(residual: Residual, params: WatermarkParams): number[] {
   const w = Math.floor(residual.width / 2);
   const h = Math.floor(residual.height / 2);
-  const half = new Float32Array(w * h);
   const src = residual.data;
   const sw = residual.width;
-  let energy = 0;
+  const half = new Float64Array(w * h);
   for (let y = 0; y < h; y++) {
     for (let x = 0; x < w; x++) {
       const i = 2 * y * sw + 2 * x;
-      const v = (src[i]! + src[i + 1]! + src[i + sw]! + src[i + sw + 1]!) / 4;
-      half[y * w + x] = v;
-      energy += v * v;
+      half[y * w + x] = (src[i]! + src[i + 1]! + src[i + sw]! + src[i + sw + 1]!) / 4;
     }
   }
-  energy /= w * h;
   const period = (params.cellPx * params.tileCells) / 2;
-  const margin = 6;
-  const lagMin = Math.max(2, Math.floor(params.minScale * period) - margin);
-  const lagMax = Math.min(Math.min(w, h) - 8, Math.ceil(params.maxScale * period) + margin);
-  if (lagMax - lagMin < 2 * margin + 3) return [];
-  const scoreX = new Float64Array(lagMax + 1);
-  const scoreY = new Float64Array(lagMax + 1);
-  for (let lag = lagMin; lag <= lagMax; lag++) {
-    let ax = 0;
-    for (let y = 0; y < h; y++) {
-      const base = y * w;
-      for (let x = 0; x + lag < w; x++) ax += half[base + x]! * half[base + x + lag]!;
-    }
-    let ay = 0;
-    for (let y = 0; y + lag < h; y++) {
-      const a = y * w;
-      const b = (y + lag) * w;
-      for (let x = 0; x < w; x++) ay += half[a + x]! * half[b + x]!;
-    }
-    scoreX[lag] = ax / ((w - lag) * h * energy);
-    scoreY[lag] = ay / ((h - lag) * w * energy);
-  }
-  // Peak height above the local baseline (lags 3..6 away on both sides), per axis.
-  const heightAbove = (score: Float64Array, lag: number): number => {
-    let baseline = 0;
-    for (let d = 3; d <= margin; d++) baseline += score[lag - d]! + score[lag + d]!;
-    return score[lag]! - baseline / (2 * (margin - 2));
-  };
-  // The mark repeats with the same period along x and y; a stripe or grating in the picture almost
-  // never does, so a candidate must stand out on both axes (the smaller of the two heights counts).
-  const combined = new Float64Array(lagMax + 1);
-  for (let lag = lagMin + margin; lag <= lagMax - margin; lag++) {
-    combined[lag] = Math.min(heightAbove(scoreX, lag), heightAbove(scoreY, lag));
-  }
+  const lagMin = Math.floor(params.minScale * period) - 1;
+  const lagMax = Math.ceil(params.maxScale * period) + 1;
+  if (lagMax + 8 > Math.min(w, h)) return [];
+  const scoreX = whitenedAutocorrelation(half, w, h, 1, w, lagMin, lagMax);
+  const scoreY = whitenedAutocorrelation(half, h, w, w, 1, lagMin, lagMax);
+  const score = new Float64Array(lagMax + 1);
+  for (let lag = lagMin; lag <= lagMax; lag++) score[lag] = scoreX[lag]! + scoreY[lag]!;
   const peaks: Array<{ lag: number; height: number }> = [];
-  for (let lag = lagMin + margin + 1; lag < lagMax - margin; lag++) {
-    const c = combined[lag]!;
-    if (!(c > combined[lag - 1]! && c >= combined[lag + 1]!)) continue;
-    const left = scoreX[lag - 1]! + scoreY[lag - 1]!;
-    const centre = scoreX[lag]! + scoreY[lag]!;
-    const right = scoreX[lag + 1]! + scoreY[lag + 1]!;
-    const curvature = left - 2 * centre + right;
+  for (let lag = lagMin + 1; lag < lagMax; lag++) {
+    const s = score[lag]!;
+    const left = score[lag - 1]!;
+    const right = score[lag + 1]!;
+    if (!(s > left && s >= right)) continue;
+    const curvature = left - 2 * s + right;
     const offset = curvature < 0 ? (0.5 * (left - right)) / curvature : 0;
     const refined = lag + Math.max(-0.5, Math.min(0.5, offset));
     const scale = refined / period;
-    if (scale >= params.minScale && scale <= params.maxScale) peaks.push({ lag: refined, height: c });
+    if (scale >= params.minScale && scale <= params.maxScale) peaks.push({ lag: refined, height: s });
   }
   peaks.sort((a, b) => b.height - a.height);
   return peaks.slice(0, SCALE_CANDIDATES).map((p) => p.lag / period);
+}
+
+/** Running-median window (frequency bins each side) and clip for the spectrum whitening. */
+const MEDIAN_HALF_WINDOW = 12;
+const WHITENED_CLIP = 4;
+
+/**
+ * Autocorrelation at lags lagMin..lagMax of `count` sequences of `length` samples (sample i of
+ * sequence j at data[j * seqStride + i * step]), from their median-whitened mean power spectrum.
+ */
+function whitenedAutocorrelation(
+  data: Float64Array,
+  length: number,
+  count: number,
+  step: number,
+  seqStride: number,
+  lagMin: number,
+  lagMax: number,
+): Float64Array {
+  let n = 1;
+  while (n < 2 * length) n <<= 1;
+  const fft = new Fft2d(n);
+  const re = new Float64Array(n);
+  const im = new Float64Array(n);
+  const power = new Float64Array(n / 2 + 1);
+  // Two real sequences per complex FFT: Σ|A(k)|² + |B(k)|² = (|Z(k)|² + |Z(n-k)|²) / 2 for Z = A + iB.
+  for (let j = 0; j < count; j += 2) {
+    re.fill(0);
+    im.fill(0);
+    for (let i = 0; i < length; i++) {
+      re[i] = data[j * seqStride + i * step]!;
+      if (j + 1 < count) im[i] = data[(j + 1) * seqStride + i * step]!;
+    }
+    fft.forward1d(re, im);
+    for (let k = 0; k <= n / 2; k++) {
+      const m = (n - k) % n;
+      power[k]! += (re[k]! * re[k]! + im[k]! * im[k]! + re[m]! * re[m]! + im[m]! * im[m]!) / 2;
+    }
+  }
+  const bins = n / 2 + 1;
+  const whitened = new Float64Array(bins);
+  const window: number[] = [];
+  let mean = 0;
+  for (let k = 1; k < bins; k++) {
+    window.length = 0;
+    for (let d = Math.max(1, k - MEDIAN_HALF_WINDOW); d <= Math.min(bins - 1, k + MEDIAN_HALF_WINDOW); d++) window.push(power[d]!);
+    window.sort((a, b) => a - b);
+    const median = window[window.length >> 1]!;
+    whitened[k] = median > 0 ? Math.min(WHITENED_CLIP, power[k]! / median) : 0;
+    mean += whitened[k]!;
+  }
+  mean /= bins - 1;
+  const out = new Float64Array(lagMax + 1);
+  for (let lag = lagMin; lag <= lagMax; lag++) {
+    let sum = 0;
+    for (let k = 1; k < bins; k++) sum += (whitened[k]! - mean) * Math.cos((2 * Math.PI * k * lag) / n);
+    out[lag] = sum;
+  }
+  return out;
 }
 
 function confidenceFor(z: number, detected: boolean, params: WatermarkParams): number {

@@ -1,5 +1,6 @@
 /**
- * Square 2-D complex FFT (radix-2, in place) for the small fold grids the detector correlates.
+ * Complex FFT (radix-2, in place): square 2-D grids for the fold correlations, and 1-D sequences
+ * for the row/column spectra of the scale search.
  * Tables are built once per size by the constructor; instances are reused, never shared mutably
  * between concurrent callers (detection is synchronous).
  */
@@ -29,6 +30,11 @@ export class Fft2d {
     }
     this.columnRe = new Float64Array(size);
     this.columnIm = new Float64Array(size);
+  }
+
+  /** Forward transform of one length-`size` sequence stored at `offset` with `stride`. */
+  forward1d(re: Float64Array, im: Float64Array, offset = 0, stride = 1): void {
+    this.transform1d(re, im, offset, stride, false);
   }
 
   /** Forward (sign -1) transform of a size×size row-major grid. */

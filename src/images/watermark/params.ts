@@ -49,7 +49,7 @@ export const DEFAULT_PARAMS: Readonly<WatermarkParams> = {
   cellPx: 4,
   tileCells: 32,
   pilotCells: 256,
-  binsPerCell: 4,
+  binsPerCell: 2,
   targetPsnrDb: 41,
   maskReferenceActivity: 4,
   maskActivityOffset: 1,

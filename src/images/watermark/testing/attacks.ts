@@ -3,7 +3,7 @@
  * re-uploading site would: lossy re-encoding, resizing, cropping, brightness changes, noise.
  * Test/bench only: production code never imports this file.
  */
-import sharp from 'sharp';
+import sharp, { type Sharp } from 'sharp';
 import type { RawImage } from '../../../domain/types.ts';
 import { createRandom } from '../prng.ts';
 
@@ -12,12 +12,12 @@ export interface Attack {
   apply(image: RawImage): Promise<RawImage>;
 }
 
-function fromRaw(image: RawImage): sharp.Sharp {
+function fromRaw(image: RawImage): Sharp {
   return sharp(image.data, { raw: { width: image.width, height: image.height, channels: 3 } });
 }
 
 /** Decodes any encoded image to 8-bit sRGB RGB, as the detector CLI does. */
-export async function decodeToRaw(input: Buffer | sharp.Sharp): Promise<RawImage> {
+export async function decodeToRaw(input: Buffer | Sharp): Promise<RawImage> {
   const pipeline = Buffer.isBuffer(input) ? sharp(input) : input;
   const { data, info } = await pipeline.removeAlpha().toColourspace('srgb').raw().toBuffer({ resolveWithObject: true });
   if (info.channels !== 3) throw new Error(`expected 3 channels, got ${info.channels}`);

@@ -1,0 +1,99 @@
+/**
+ * The ONNX models run from Node agree with PyTorch (fixtures written by model/make_parity.py), and the
+ * TypeScript tokenizer, sampler schedule, noise and grid choice agree with the Python ones.
+ */
+import { test, describe } from 'node:test';
+import assert from 'node:assert/strict';
+import fs from 'node:fs';
+import path from 'node:path';
+import * as ort from 'onnxruntime-node';
+import { createTokenizer } from './tokenizer.ts';
+import { computeSigmas } from './sampler.ts';
+import { fillStandardNormal } from './prng.ts';
+import { chooseGrid } from './patches.ts';
+import { readManifest } from './manifest.ts';
+import { createBuiltinEngine } from './builtin-engine.ts';
+
+const ROOT = path.resolve(import.meta.dirname, '../../..');
+const FIXTURES = path.join(ROOT, 'test/fixtures/parity');
+type Tensor = { dims: number[]; data: number[] };
+const common = JSON.parse(fs.readFileSync(path.join(FIXTURES, 'common.json'), 'utf8'));
+
+function maxAbsDiff(a: ArrayLike<number>, b: ArrayLike<number>): number {
+  assert.equal(a.length, b.length, 'same length');
+  let m = 0;
+  for (let i = 0; i < a.length; i++) m = Math.max(m, Math.abs(Number(a[i]) - Number(b[i])));
+  return m;
+}
+
+const f32 = (t: Tensor) => new ort.Tensor('float32', Float32Array.from(t.data), t.dims);
+
+describe('model-independent parity (common.json)', () => {
+  const vocab = readManifest(path.join(ROOT, 'test/fixtures/tiny-model')).text.vocab;
+  test('tokenizer ids match Python for every case', () => {
+    for (const c of common.tokenizer) {
+      const ids = Array.from(createTokenizer(vocab, c.max_tokens)(c.text).ids, Number);
+      assert.deepEqual(ids, c.ids, c.text);
+    }
+  });
+  test('sigma schedules match Python to 1e-12', () => {
+    for (const c of common.sigmas) assert.ok(maxAbsDiff(computeSigmas(c.steps, c.N), c.sigmas) < 1e-12, `steps ${c.steps} N ${c.N}`);
+  });
+  test('seeded noise matches Python', () => {
+    for (const c of common.noise) assert.ok(maxAbsDiff(fillStandardNormal(new Float32Array(16), c.seed), c.first16) < 1e-6, `seed ${c.seed}`);
+  });
+  test('grid choice matches Python', () => {
+    const grids = readManifest(path.join(ROOT, 'model/weights')).image.grids;
+    for (const c of common.grid_choice) assert.deepEqual(chooseGrid(c.width, c.height, grids), c.grid, `${c.width}x${c.height}`);
+  });
+});
+
+for (const which of ['tiny', 'bundled']) {
+  const file = path.join(FIXTURES, `${which}.json`);
+  if (!fs.existsSync(file)) continue;
+  const fx = JSON.parse(fs.readFileSync(file, 'utf8'));
+  const dir = path.join(ROOT, fx.model);
+  describe(`${which} model: ONNX from Node vs PyTorch`, () => {
+    const session = (name: string) => ort.InferenceSession.create(path.join(dir, name), { intraOpNumThreads: 1 });
+    test('text encoder within 1e-4', async () => {
+      const s = await session('text_encoder.onnx');
+      const c = fx.text_encoder[0];
+      const out = await s.run({ input_ids: new ort.Tensor('int64', BigInt64Array.from(c.input_ids.data.map(BigInt)), c.input_ids.dims) });
+      assert.ok(maxAbsDiff(out.text_states!.data as Float32Array, c.text_states.data) < 1e-4);
+    });
+    test('denoiser velocity within 1e-4 (no refs, 1, 2 and 3 refs)', async () => {
+      const s = await session('denoiser.onnx');
+      for (const c of fx.denoiser) {
+        const out = await s.run({ img: f32(c.img), sigma: f32(c.sigma), text: f32(c.text), text_mask: f32(c.text_mask), ref: f32(c.ref), ref_mask: f32(c.ref_mask), pos: f32(c.pos) });
+        const d = maxAbsDiff(out.velocity!.data as Float32Array, c.velocity.data);
+        assert.ok(d < 1e-4, `grid ${c.grid} refs ${c.n_refs}: max |Δ| = ${d}`);
+      }
+    });
+    test('super-resolution within 1e-4', async () => {
+      const s = await session('sr.onnx');
+      for (const c of fx.sr) {
+        const out = await s.run({ lowres: f32(c.lowres) });
+        assert.ok(maxAbsDiff(out.highres!.data as Float32Array, c.highres.data) < 1e-4);
+      }
+    });
+    test('whole TypeScript sampler matches the Python sampler (final latent within 1e-3)', async () => {
+      const engine = createBuiltinEngine({ modelDir: dir, threads: 1 });
+      await engine.load();
+      try {
+        for (const c of fx.sampler) {
+          const out = await engine.sampleTokens(
+            { prompt: c.prompt, negativePrompt: c.negative_prompt, width: c.width, height: c.height, seed: c.seed, referenceImages: [] },
+            new AbortController().signal,
+            undefined,
+            c.steps,
+          );
+          assert.deepEqual([out.rows, out.cols], c.grid);
+          const d = maxAbsDiff(out.tokens, c.final_tokens.data);
+          assert.ok(d < 1e-3, `${c.prompt}: max |Δ| = ${d}`);
+        }
+      } finally {
+        await engine.close();
+      }
+    });
+  });
+}
