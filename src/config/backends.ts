@@ -7,7 +7,7 @@
 import { readFile } from 'node:fs/promises';
 import path from 'node:path';
 import { Ajv, type ErrorObject } from 'ajv';
-import { parseDocument } from 'yaml';
+import { LineCounter, parseDocument } from 'yaml';
 
 export const BACKEND_TYPES = ['builtin', 'comfyui', 'openai', 'dashscope'] as const;
 export type BackendType = (typeof BACKEND_TYPES)[number];
@@ -177,12 +177,13 @@ export function parseBackendsConfig(text: string, format: 'json' | 'yaml', sourc
       throw new BackendsConfigError(source, [`invalid JSON: ${(err as Error).message}`]);
     }
   } else {
-    const doc = parseDocument(text, { prettyErrors: false, uniqueKeys: true });
+    const lineCounter = new LineCounter();
+    const doc = parseDocument(text, { prettyErrors: false, uniqueKeys: true, lineCounter });
     if (doc.errors.length > 0) {
       throw new BackendsConfigError(
         source,
         doc.errors.map((e) => {
-          const at = e.linePos?.[0];
+          const at = e.linePos?.[0] ?? (e.pos ? lineCounter.linePos(e.pos[0]) : undefined);
           const where = at ? `line ${at.line}, column ${at.col}` : 'unknown position';
           return `invalid YAML at ${where}: ${e.message.split('\n')[0]}`;
         }),

@@ -29,6 +29,8 @@ export function registerGenerationRoutes(app: FastifyInstance, deps: GenerationR
         { model: params.model, width: out.width, height: out.height, seed: out.seed, usd: out.usd, timings: out.timings },
         'image generated',
       );
+      // Server-Timing (W3C): lets clients and the benchmark split engine time from our own share.
+      reply.header('server-timing', Object.entries(out.timings).map(([k, v]) => `${k.replace(/_ms$/, '')};dur=${v}`).join(', '));
       const item = out.url !== null
         ? { url: out.url, seed: out.seed, revised_prompt: out.revisedPrompt }
         : { b64_json: out.b64Json, seed: out.seed, revised_prompt: out.revisedPrompt };

@@ -23,66 +23,71 @@ export function workingSize(width: number, height: number, shortSide: number): {
 }
 
 /**
- * Area-coverage weights between `source` samples and `target` samples, as compressed rows:
- * for source index s, entries start[s]..start[s+1]-1 give (target index, overlap length).
+ * Area-coverage weights from `source` samples onto `target` samples, as a fixed number of taps per
+ * target sample (unused taps have weight 0): target t covers source interval [t/r, (t+1)/r), r = target/source.
+ * Weights of each target sum to 1.
  */
-interface Coverage {
-  start: Int32Array;
-  target: Int32Array;
+interface Taps {
+  count: number;
+  index: Int32Array;
   weight: Float32Array;
-  /** Sum of weights landing on each target sample (to normalise). */
-  total: Float32Array;
 }
 
-function areaCoverage(source: number, target: number): Coverage {
-  const ratio = target / source;
-  const start = new Int32Array(source + 1);
-  const targets: number[] = [];
-  const weights: number[] = [];
-  const total = new Float32Array(target);
-  for (let s = 0; s < source; s++) {
-    start[s] = targets.length;
-    const lo = s * ratio;
-    const hi = (s + 1) * ratio;
-    for (let t = Math.floor(lo); t < Math.min(target, Math.ceil(hi)); t++) {
-      const overlap = Math.min(hi, t + 1) - Math.max(lo, t);
-      if (overlap > 1e-9) {
-        targets.push(t);
-        weights.push(overlap);
-        total[t]! += overlap;
-      }
+function areaTaps(source: number, target: number): Taps {
+  const span = source / target;
+  const count = Math.ceil(span) + 1;
+  const index = new Int32Array(target * count);
+  const weight = new Float32Array(target * count);
+  for (let t = 0; t < target; t++) {
+    const lo = t * span;
+    const hi = Math.min(source, (t + 1) * span);
+    let total = 0;
+    let k = 0;
+    for (let s = Math.floor(lo); s < Math.ceil(hi) && k < count; s++, k++) {
+      const overlap = Math.min(hi, s + 1) - Math.max(lo, s);
+      index[t * count + k] = Math.min(s, source - 1);
+      weight[t * count + k] = Math.max(0, overlap);
+      total += Math.max(0, overlap);
+    }
+    for (let j = 0; j < count; j++) {
+      if (j >= k) index[t * count + j] = index[t * count]!;
+      weight[t * count + j] = total > 0 ? weight[t * count + j]! / total : 0;
     }
   }
-  start[source] = targets.length;
-  return { start, target: Int32Array.from(targets), weight: Float32Array.from(weights), total };
+  return { count, index, weight };
 }
 
 /** Box-filtered (area-averaging) luma of `image` resized to `width`×`height`. */
 export function resampleLuma(image: RawImage, width: number, height: number): LumaPlane {
   const { width: w, height: h, data } = image;
-  const cx = areaCoverage(w, width);
-  const cy = areaCoverage(h, height);
+  const tx = areaTaps(w, width);
+  const ty = areaTaps(h, height);
   const rowLuma = new Float32Array(w);
-  const rowOut = new Float32Array(width);
+  const columns = new Float32Array(width * ty.count);
   const out = new Float32Array(width * height);
-  for (let y = 0; y < h; y++) {
-    let p = y * w * 3;
-    for (let x = 0; x < w; x++, p += 3) rowLuma[x] = LUMA_R * data[p]! + LUMA_G * data[p + 1]! + LUMA_B * data[p + 2]!;
-    rowOut.fill(0);
-    for (let x = 0; x < w; x++) {
-      const v = rowLuma[x]!;
-      for (let k = cx.start[x]!; k < cx.start[x + 1]!; k++) rowOut[cx.target[k]!]! += v * cx.weight[k]!;
+  for (let oy = 0; oy < height; oy++) {
+    // Horizontal pass for every source row this output row covers, then the weighted vertical sum.
+    for (let k = 0; k < ty.count; k++) {
+      const wy = ty.weight[oy * ty.count + k]!;
+      const dst = k * width;
+      if (wy === 0) {
+        columns.fill(0, dst, dst + width);
+        continue;
+      }
+      let p = ty.index[oy * ty.count + k]! * w * 3;
+      for (let x = 0; x < w; x++, p += 3) rowLuma[x] = LUMA_R * data[p]! + LUMA_G * data[p + 1]! + LUMA_B * data[p + 2]!;
+      for (let ox = 0, tap = 0; ox < width; ox++) {
+        let sum = 0;
+        for (let j = 0; j < tx.count; j++, tap++) sum += rowLuma[tx.index[tap]!]! * tx.weight[tap]!;
+        columns[dst + ox] = sum * wy;
+      }
     }
-    for (let k = cy.start[y]!; k < cy.start[y + 1]!; k++) {
-      const base = cy.target[k]! * width;
-      const wy = cy.weight[k]!;
-      for (let x = 0; x < width; x++) out[base + x]! += rowOut[x]! * wy;
+    const base = oy * width;
+    for (let ox = 0; ox < width; ox++) {
+      let sum = 0;
+      for (let k = 0; k < ty.count; k++) sum += columns[k * width + ox]!;
+      out[base + ox] = sum;
     }
-  }
-  for (let y = 0; y < height; y++) {
-    const base = y * width;
-    const ny = cy.total[y]!;
-    for (let x = 0; x < width; x++) out[base + x]! /= ny * cx.total[x]!;
   }
   return { width, height, data: out };
 }
