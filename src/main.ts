@@ -6,7 +6,7 @@ import path from 'node:path';
 import { pathToFileURL } from 'node:url';
 import { createRequire } from 'node:module';
 import pino, { type Logger } from 'pino';
-import { readConfig, CREDITS_PER_USD, PUBLIC_MODEL_ID, type Config } from './config/config.ts';
+import { readConfig, CREDITS_PER_USD, type Config } from './config/config.ts';
 import type { Engine } from './domain/types.ts';
 import type { Watermarker } from './domain/ports.ts';
 import { createGenerationValidator } from './contracts/validate-generation.ts';
@@ -22,6 +22,8 @@ import { createGenerateImage, type ModelSlot } from './pipeline/generate-image.t
 import { createBuiltinEngine } from './engines/builtin/builtin-engine.ts';
 import { createPromptEnhancer, DEFAULT_BUNDLED_VOCABULARY } from './prompt/index.ts';
 import { createWatermarker } from './images/watermark/index.ts';
+import { buildModelEngines } from './engines/registry.ts';
+import { loadBackendsConfig, defaultBackendsConfig } from './config/backends.ts';
 import { buildApp } from './http/app.ts';
 
 const require = createRequire(import.meta.url);
@@ -50,9 +52,16 @@ export async function startServer(config: Config, options: StartOptions = {}): P
   const blobs = createFsBlobStore(path.join(config.dataDir, 'images'));
   const fetcher = createImageFetcher(config.image);
 
-  // PROVISIONAL until the backends registry lands: builtin engine only.
-  const engines = new Map<string, Engine>([[PUBLIC_MODEL_ID, createBuiltinEngine({ modelDir: config.builtinModelDir, threads: config.ortThreads })]]);
-  const usesBuiltin = true;
+  // No routing file: the builtin engine alone serves alibaba/qwen-image-2-0.
+  const backends = config.backendsConfigPath ? await loadBackendsConfig(config.backendsConfigPath) : defaultBackendsConfig();
+  const engines = buildModelEngines({
+    config: backends,
+    createBuiltin: ({ backendId }) => createBuiltinEngine({ id: backendId, modelDir: config.builtinModelDir, threads: config.ortThreads }),
+    logger,
+    env: process.env,
+  });
+  // The offline rewriter maps words to the bundled model's vocabulary only when that model draws.
+  const usesBuiltin = Object.values(backends.models).some((m) => m.backends.some((b) => b.type === 'builtin'));
 
   const models = new Map<string, ModelSlot>();
   for (const [modelId, engine] of engines) {

@@ -89,7 +89,7 @@ export async function startFakeComfyui(options: { steps?: number; stepDelayMs?: 
   const queue: Job[] = [];
   let running: Job | undefined;
   let counter = 0;
-  let runningWaiters: Array<() => void> = [];
+  const runningWaiters: Array<() => void> = [];
 
   const fake: FakeComfyui = {
     url: '',
@@ -402,7 +402,6 @@ export async function startFakeComfyui(options: { steps?: number; stepDelayMs?: 
   });
   fake.url = started.url;
   fake.port = started.port;
-  runningWaiters = [];
   return fake;
 }
 

@@ -68,7 +68,7 @@ export class ComfyuiEngine implements Engine {
       retryAfterS: options.retryAfterS,
     });
     this.client = new ComfyClient(http, options.requestTimeoutMs ?? 30_000);
-    this.description = `ComfyUI at ${new URL(options.url).host} (Qwen-Image workflows)`;
+    this.description = `ComfyUI at ${new URL(http.baseUrl).host} (Qwen-Image workflows)`;
   }
 
   /** Reads and checks the workflow files; no network (the router's health check does that). */
@@ -102,6 +102,7 @@ export class ComfyuiEngine implements Engine {
     const socket = await ComfySocket.connect(this.id, this.socketUrl(clientId), {
       signal,
       timeoutMs: this.options.connectTimeoutMs ?? 5000,
+      headers: this.client.http.headers,
     });
     // Recent ComfyUI versions accept a client-chosen prompt_id; knowing it before the POST lets an
     // abort that lands mid-POST still cancel the prompt. Older versions answer with their own id.

@@ -80,13 +80,17 @@ export class ComfySocket {
   }
 
   /** Opens the socket; rejects with 503 when ComfyUI cannot be reached. */
-  static connect(backendId: string, url: string, options: { signal: AbortSignal; timeoutMs: number }): Promise<ComfySocket> {
+  static connect(
+    backendId: string,
+    url: string,
+    options: { signal: AbortSignal; timeoutMs: number; headers?: Readonly<Record<string, string>> },
+  ): Promise<ComfySocket> {
     return new Promise((resolve, reject) => {
       if (options.signal.aborted) {
         reject(abortErrorFrom(options.signal));
         return;
       }
-      const ws = new WebSocket(url, { handshakeTimeout: options.timeoutMs, perMessageDeflate: false });
+      const ws = new WebSocket(url, { handshakeTimeout: options.timeoutMs, perMessageDeflate: false, headers: { ...options.headers } });
       const cleanup = (): void => {
         options.signal.removeEventListener('abort', onAbort);
         ws.off('open', onOpen);

@@ -112,7 +112,7 @@ export class RouterEngine implements Engine, DescribableEngine {
       throw new Error(`model ${this.model}: ${problems.length} backend(s) failed to load:\n  - ${problems.join('\n  - ')}`);
     }
     await this.checkHealth();
-    if (this.healthCheck.intervalMs > 0 && !this.closed) {
+    if (this.healthCheck.intervalMs > 0 && !this.closed && !this.healthTimer) {
       this.healthTimer = setInterval(() => void this.checkHealth(), this.healthCheck.intervalMs);
       this.healthTimer.unref();
     }

@@ -1,12 +1,12 @@
 /**
  * Adds the tiled mark to an image. The mark is the tile's ±1 cell values, bilinearly interpolated
  * between cell centres (a smooth pattern with no block edges), laid on the working grid and mapped
- * back to full resolution, scaled by a texture mask and added equally to R, G and B (luma only,
- * which JPEG/WebP chroma subsampling leaves alone).
+ * back to full resolution, scaled by a per-block amplitude (texture masking under a PSNR budget)
+ * and added equally to R, G and B (luma only, which JPEG/WebP chroma subsampling leaves alone).
  */
 import type { RawImage } from '../../domain/types.ts';
 import type { WatermarkParams } from './params.ts';
-import { LUMA_B, LUMA_G, LUMA_R, workingSize } from './working-luma.ts';
+import type { LumaPlane } from './working-luma.ts';
 
 /**
  * Mean square of the bilinear interpolation of a periodic grid, exactly: over one cell the integral
@@ -69,63 +69,97 @@ function clampedLerp(length: number, blockPx: number, blocks: number): Lerp {
 }
 
 /**
- * Texture mask per block: gain = clamp(sqrt((activity + offset) / reference), min, max), where
- * activity is the mean absolute luma difference to the left and upper neighbours. Busy areas hide
- * a stronger mark; flat sky gets less (a square root keeps the range moderate).
+ * Luma activity per block of the working grid (one block = one cell): the mean absolute difference
+ * to the left and upper neighbours, in levels per working pixel. Measured after the working-grid
+ * reduction so that pixel-level grain, which hides little of a mark this coarse, counts less than
+ * texture at the mark's own scale. Smooth sky with faint grain ≈ 0.7, foliage or gravel 10 to 40.
  */
-function blockMask(image: RawImage, blockPx: number, params: WatermarkParams): { gains: Float32Array; cols: number; rows: number } {
-  const { width, height, data } = image;
+export function blockActivity(luma: LumaPlane, blockPx: number): { activity: Float32Array; cols: number; rows: number } {
+  const { width, height, data } = luma;
   const cols = Math.ceil(width / blockPx);
   const rows = Math.ceil(height / blockPx);
-  const activity = new Float64Array(cols * rows);
+  const sums = new Float64Array(cols * rows);
   const counts = new Float64Array(cols * rows);
-  let previous = new Float32Array(width);
-  let current = new Float32Array(width);
-  for (let y = 0; y < height; y++) {
-    let p = y * width * 3;
-    for (let x = 0; x < width; x++, p += 3) current[x] = LUMA_R * data[p]! + LUMA_G * data[p + 1]! + LUMA_B * data[p + 2]!;
+  for (let y = 1; y < height; y++) {
     const blockRow = Math.floor(y / blockPx) * cols;
+    const base = y * width;
     for (let x = 1; x < width; x++) {
-      const v = current[x]!;
-      const d = Math.abs(v - current[x - 1]!) + (y > 0 ? Math.abs(v - previous[x]!) : 0);
+      const v = data[base + x]!;
       const b = blockRow + Math.floor(x / blockPx);
-      activity[b]! += d;
+      sums[b]! += Math.abs(v - data[base + x - 1]!) + Math.abs(v - data[base + x - width]!);
       counts[b]! += 1;
     }
-    const swap = previous;
-    previous = current;
-    current = swap;
   }
-  const gains = new Float32Array(cols * rows);
-  for (let b = 0; b < gains.length; b++) {
-    const a = counts[b]! > 0 ? activity[b]! / counts[b]! : 0;
-    const gain = Math.sqrt((a + params.maskActivityOffset) / params.maskReferenceActivity);
-    gains[b] = Math.min(params.maskMaxGain, Math.max(params.maskMinGain, gain));
-  }
-  return { gains, cols, rows };
+  const activity = new Float32Array(cols * rows);
+  for (let b = 0; b < activity.length; b++) activity[b] = counts[b]! > 0 ? sums[b]! / counts[b]! : 0;
+  return { activity, cols, rows };
 }
 
-/** Returns a new image with the mark for `chips` (tileCells² values of ±1) added. */
-export function embedChips(image: RawImage, chips: Float32Array, params: WatermarkParams): RawImage {
+/**
+ * Peak mark amplitude (levels) per block: one global level A, but never above what the block's
+ * texture hides, cap = flatPeak + slope·max(0, activity − floor) (≤ maxPeak). A is found by bisection so that the
+ * whole image lands on the target PSNR; when even A = ∞ stays under that budget (a mostly flat
+ * picture), every block sits at its cap and the PSNR comes out higher than the target.
+ */
+function blockAmplitudes(blocks: { activity: Float32Array; cols: number; rows: number }, patternMeanSquare: number, params: WatermarkParams): Float32Array {
+  const { activity, cols, rows } = blocks;
+  const raw = new Float32Array(activity.length);
+  for (let b = 0; b < raw.length; b++) {
+    raw[b] = Math.min(params.maxPeakLevels, params.flatPeakLevels + params.texturePeakSlope * Math.max(0, activity[b]! - params.activityFloor));
+  }
+  // Each block takes the smallest cap of its 3×3 neighbourhood, so that the amplitude interpolated
+  // between block centres never carries a textured block's strength into the flat area next to it.
+  const caps = new Float32Array(raw.length);
+  for (let by = 0; by < rows; by++) {
+    for (let bx = 0; bx < cols; bx++) {
+      let m = raw[by * cols + bx]!;
+      for (let dy = Math.max(0, by - 1); dy <= Math.min(rows - 1, by + 1); dy++) {
+        for (let dx = Math.max(0, bx - 1); dx <= Math.min(cols - 1, bx + 1); dx++) m = Math.min(m, raw[dy * cols + dx]!);
+      }
+      caps[by * cols + bx] = m;
+    }
+  }
+  // PSNR = 10·log10(255² / MSE); the same delta on R, G and B makes the RGB MSE equal to the luma MSE.
+  const targetMse = (255 * 255) / Math.pow(10, params.targetPsnrDb / 10);
+  const mseAt = (level: number): number => {
+    let sum = 0;
+    for (let b = 0; b < caps.length; b++) {
+      const a = Math.min(level, caps[b]!);
+      sum += a * a;
+    }
+    return (sum / caps.length) * patternMeanSquare;
+  };
+  let lo = 0;
+  let hi = params.maxPeakLevels;
+  if (mseAt(hi) > targetMse) {
+    for (let i = 0; i < 40; i++) {
+      const mid = (lo + hi) / 2;
+      if (mseAt(mid) > targetMse) hi = mid;
+      else lo = mid;
+    }
+  }
+  const amplitudes = new Float32Array(caps.length);
+  for (let b = 0; b < caps.length; b++) amplitudes[b] = Math.min(lo === 0 ? hi : lo, caps[b]!);
+  return amplitudes;
+}
+
+/**
+ * Returns a new image with the mark for `chips` (tileCells² cell values, ±1 or informed gains)
+ * added. `luma` is the image's working-grid luma (working-luma.ts), which fixes the geometry.
+ */
+export function embedChips(image: RawImage, chips: Float32Array, luma: LumaPlane, params: WatermarkParams): RawImage {
   const { width, height, data } = image;
   const cells = params.tileCells;
-  const working = workingSize(width, height, params.workingShortSide);
-  const scaleX = working.width / width;
-  const scaleY = working.height / height;
-  const blockPx = Math.max(2, Math.round(params.cellPx / Math.max(scaleX, scaleY)));
-  const mask = blockMask(image, blockPx, params);
-
-  let maskSquare = 0;
-  for (const g of mask.gains) maskSquare += g * g;
-  maskSquare /= mask.gains.length;
-  // PSNR = 10·log10(255² / MSE); the same delta on all three channels makes the RGB MSE equal to the luma MSE.
-  const targetRms = 255 / Math.pow(10, params.targetPsnrDb / 20);
-  const amplitude = targetRms / Math.sqrt(maskSquare * bilinearMeanSquare(chips, cells));
+  const scaleX = luma.width / width;
+  const scaleY = luma.height / height;
+  const blocks = blockActivity(luma, params.cellPx);
+  const amplitudes = blockAmplitudes(blocks, bilinearMeanSquare(chips, cells), params);
+  const mask = { gains: amplitudes, cols: blocks.cols, rows: blocks.rows };
 
   const cellX = periodicLerp(width, scaleX, params.cellPx, cells);
   const cellY = periodicLerp(height, scaleY, params.cellPx, cells);
-  const blockX = clampedLerp(width, blockPx, mask.cols);
-  const blockY = clampedLerp(height, blockPx, mask.rows);
+  const blockX = clampedLerp(width, params.cellPx / scaleX, mask.cols);
+  const blockY = clampedLerp(height, params.cellPx / scaleY, mask.rows);
   const patternRow = new Float32Array(cells);
   const maskRow = new Float32Array(mask.cols);
   const out = new Uint8Array(data.length);
@@ -136,7 +170,7 @@ export function embedChips(image: RawImage, chips: Float32Array, params: Waterma
     const rowLo = cellY.lo[y]! * cells;
     const rowHi = cellY.hi[y]! * cells;
     const ty = cellY.t[y]!;
-    for (let c = 0; c < cells; c++) patternRow[c] = amplitude * (chips[rowLo + c]! + ty * (chips[rowHi + c]! - chips[rowLo + c]!));
+    for (let c = 0; c < cells; c++) patternRow[c] = chips[rowLo + c]! + ty * (chips[rowHi + c]! - chips[rowLo + c]!);
     const mLo = blockY.lo[y]! * mask.cols;
     const mHi = blockY.hi[y]! * mask.cols;
     const my = blockY.t[y]!;

@@ -2,6 +2,7 @@
 export { createWatermarker, type AnalysingWatermarker, type WatermarkOptions } from './watermarker.ts';
 export { DEFAULT_PARAMS, type WatermarkParams } from './params.ts';
 export type { Analysis } from './detect.ts';
+export type { Watermarker, WatermarkDetection, WatermarkPayload } from '../../domain/ports.ts';
 export {
   PAYLOAD_BITS,
   MESSAGE_BITS,

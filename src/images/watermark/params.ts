@@ -1,7 +1,8 @@
 /**
  * Every tunable of the mark in one place, with where its value comes from. The defaults were chosen
- * with bench/watermark.ts (numbers in docs/watermark.md); changing any geometry value makes marks
- * from the old value undetectable, so treat them as part of the format.
+ * with bench/watermark.ts (numbers in docs/watermark.md). Changing the key or any geometry value
+ * (workingShortSide, cellPx, tileCells, pilotCells) makes marks made before undetectable: treat
+ * them as part of the format.
  */
 export interface WatermarkParams {
   /** Seeds the pilot/chip/interleaver patterns. Marks made with one key are invisible to another. */
@@ -16,14 +17,24 @@ export interface WatermarkParams {
   pilotCells: number;
   /** Fold-grid samples per cell side in the detector. */
   binsPerCell: number;
-  /** PSNR the embedder aims for (dB, over RGB, before 8-bit rounding). */
+  /** PSNR the embedder spends (dB over RGB, before 8-bit rounding); flat pictures stay above it. */
   targetPsnrDb: number;
-  /** Mean |horizontal|+|vertical| luma difference (levels/pixel) where the mask gain is 1. */
-  maskReferenceActivity: number;
-  /** Added to activity before the square root so flat areas keep some mark (levels/pixel). */
-  maskActivityOffset: number;
-  maskMinGain: number;
-  maskMaxGain: number;
+  /** Peak mark amplitude (8-bit levels) allowed where the picture is flat. */
+  flatPeakLevels: number;
+  /** Extra peak amplitude per level/pixel of local luma activity above activityFloor (texture hides the mark). */
+  texturePeakSlope: number;
+  /**
+   * Activity (mean |Δx|+|Δy| luma, levels/pixel) that does not count as texture: 8-bit rounding and
+   * faint grain (σ ≈ 1 at full resolution) alone give about 0.7 to 1.5 on the working grid and hide nothing.
+   */
+  activityFloor: number;
+  /** Upper bound of the peak amplitude anywhere (levels). */
+  maxPeakLevels: number;
+  /** Scale each coded bit's cells by how much the picture works against it (informed-coding.ts). */
+  informedCoding: boolean;
+  /** Bounds of those per-bit gains (1 = plain spread spectrum). */
+  informedMinGain: number;
+  informedMaxGain: number;
   /** Radius (working pixels) of the box mean subtracted from luma to remove image content. */
   whitenRadius: number;
   /** Radius (working pixels) of the local |residual| mean used to normalise the residual. */
@@ -32,12 +43,10 @@ export interface WatermarkParams {
   normaliseFloor: number;
   /** Fold-spectrum whitening floor, as a multiple of the mean magnitude (smaller = closer to phase-only). */
   spectralFloor: number;
-  /** Tile-period scale factors searched (1 = no crop; 1/√0.8 ≈ 1.118 = central 80%-area crop). */
+  /** Tile-period scale factors searched (1 = no crop; 1/√0.8 ≈ 1.118 = central 80 %-area crop; 2 = 25 %). */
   minScale: number;
   maxScale: number;
-  /** Pilot-correlation z-score a candidate needs before its bits are decoded at all. */
-  decodeMinZ: number;
-  /** Pilot-correlation z-score above which the first try (scale 1) is trusted without a scale search. */
+  /** Pilot-correlation z-score above which the first try (scale 1) is decoded before any scale search. */
   fastPathZ: number;
   /** Pilot z-score required, together with a valid CRC, to report `detected`. */
   detectMinZ: number;
@@ -51,17 +60,19 @@ export const DEFAULT_PARAMS: Readonly<WatermarkParams> = {
   pilotCells: 256,
   binsPerCell: 2,
   targetPsnrDb: 41,
-  maskReferenceActivity: 4,
-  maskActivityOffset: 1,
-  maskMinGain: 0.5,
-  maskMaxGain: 2,
+  flatPeakLevels: 1,
+  texturePeakSlope: 0.5,
+  activityFloor: 1,
+  maxPeakLevels: 10,
+  informedCoding: true,
+  informedMinGain: 0.7,
+  informedMaxGain: 1.5,
   whitenRadius: 4,
   normaliseRadius: 4,
   normaliseFloor: 0.5,
   spectralFloor: 0.5,
   minScale: 0.9,
-  maxScale: 1.7,
-  decodeMinZ: 4.5,
+  maxScale: 2.4,
   fastPathZ: 8,
   detectMinZ: 5,
 };

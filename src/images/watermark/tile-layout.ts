@@ -58,8 +58,11 @@ export function buildTileLayout(key: string, tileCells: number, pilotCount: numb
   const dataBits = new Int32Array(shuffledData.length);
   for (let k = 0; k < shuffledData.length; k++) {
     dataChips[k] = random() < 0.5 ? -1 : 1;
-    // Round-robin over a shuffled cell order: every coded bit gets floor or ceil(data / coded) cells.
-    dataBits[k] = k % codedBits;
+    // Cells are in shuffled order, so consecutive k are far apart in the tile. floor(k·coded/data)
+    // gives every coded bit floor or ceil(data/coded) cells, with the ones that get an extra cell
+    // spread evenly along the codeword (not bunched at its start, which would leave the tail and the
+    // CRC weaker).
+    dataBits[k] = process.env.OLDMAP ? k % codedBits : Math.floor((k * codedBits) / shuffledData.length);
   }
   return {
     tileCells,

@@ -35,7 +35,8 @@ interface Taps {
 
 function areaTaps(source: number, target: number): Taps {
   const span = source / target;
-  const count = Math.ceil(span) + 1;
+  // Most target samples overlap ceil(span) sources, some one more; an exact integer span never does.
+  const count = Number.isInteger(span) ? span : Math.ceil(span) + 1;
   const index = new Int32Array(target * count);
   const weight = new Float32Array(target * count);
   for (let t = 0; t < target; t++) {
@@ -60,6 +61,8 @@ function areaTaps(source: number, target: number): Taps {
 /** Box-filtered (area-averaging) luma of `image` resized to `width`×`height`. */
 export function resampleLuma(image: RawImage, width: number, height: number): LumaPlane {
   const { width: w, height: h, data } = image;
+  const factor = w / width;
+  if (Number.isInteger(factor) && factor === h / height) return integerReduce(image, factor);
   const tx = areaTaps(w, width);
   const ty = areaTaps(h, height);
   const rowLuma = new Float32Array(w);
@@ -88,6 +91,41 @@ export function resampleLuma(image: RawImage, width: number, height: number): Lu
       for (let k = 0; k < ty.count; k++) sum += columns[k * width + ox]!;
       out[base + ox] = sum;
     }
+  }
+  return { width, height, data: out };
+}
+
+/**
+ * Fast path for an exact integer reduction (1024×768 → 512×384): sums R, G and B over each
+ * factor×factor block, then one luma per output pixel (luma is linear, so the order does not matter).
+ */
+function integerReduce(image: RawImage, factor: number): LumaPlane {
+  const { width: w, data } = image;
+  const width = w / factor;
+  const height = image.height / factor;
+  const sums = new Float64Array(width * 3);
+  const out = new Float32Array(width * height);
+  const norm = 1 / (factor * factor);
+  for (let oy = 0; oy < height; oy++) {
+    sums.fill(0);
+    for (let r = 0; r < factor; r++) {
+      let p = (oy * factor + r) * w * 3;
+      for (let ox = 0, q = 0; ox < width; ox++, q += 3) {
+        let red = 0;
+        let green = 0;
+        let blue = 0;
+        for (let j = 0; j < factor; j++, p += 3) {
+          red += data[p]!;
+          green += data[p + 1]!;
+          blue += data[p + 2]!;
+        }
+        sums[q]! += red;
+        sums[q + 1]! += green;
+        sums[q + 2]! += blue;
+      }
+    }
+    const base = oy * width;
+    for (let ox = 0, q = 0; ox < width; ox++, q += 3) out[base + ox] = (LUMA_R * sums[q]! + LUMA_G * sums[q + 1]! + LUMA_B * sums[q + 2]!) * norm;
   }
   return { width, height, data: out };
 }

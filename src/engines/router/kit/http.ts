@@ -5,10 +5,10 @@
  * and fall back to `httpStatusFailure`.
  */
 import { Agent, fetch, type FormData } from 'undici';
-import { isAbortError } from '../../../domain/errors.ts';
 import {
   abortErrorFrom,
   backendErrorFailure,
+  isBackendFailure,
   rejectedFailure,
   unavailableFailure,
   type BackendFailure,
@@ -27,7 +27,12 @@ export interface HttpClientOptions {
   headers?: Record<string, string>;
   /** Values scrubbed from every error message this client builds. */
   secrets?: string[];
+  /** Largest response body accepted; a backend sending more is broken (502). */
+  maxResponseBytes?: number;
 }
+
+/** A 1440×1440 PNG is under 10 MB; base64 JSON around it under 14 MB. 128 MiB is generous. */
+const DEFAULT_MAX_RESPONSE_BYTES = 128 * 2 ** 20;
 
 export interface HttpCallOptions {
   query?: Record<string, string | number | undefined>;
@@ -52,15 +57,31 @@ export class BackendHttpClient {
   readonly baseUrl: string;
   private readonly agent: Agent;
   private readonly retryAfterS: number;
-  private readonly headers: Record<string, string>;
+  /** Sent on every call; also what a websocket to the same server should send. */
+  readonly headers: Readonly<Record<string, string>>;
   private readonly secrets: string[];
+  private readonly maxResponseBytes: number;
 
   constructor(options: HttpClientOptions) {
     this.backendId = options.backendId;
-    this.baseUrl = options.baseUrl.replace(/\/+$/, '');
+    const base = new URL(options.baseUrl);
+    const headers: Record<string, string> = { ...options.headers };
+    const secrets = [...(options.secrets ?? [])];
+    // fetch refuses URLs with credentials; `http://user:pass@host` (a ComfyUI behind an auth
+    // proxy) becomes a Basic Authorization header instead.
+    if (base.username || base.password) {
+      const user = decodeURIComponent(base.username);
+      const pass = decodeURIComponent(base.password);
+      headers.authorization ??= `Basic ${Buffer.from(`${user}:${pass}`).toString('base64')}`;
+      if (pass) secrets.push(pass);
+      base.username = '';
+      base.password = '';
+    }
+    this.baseUrl = base.toString().replace(/\/+$/, '');
     this.retryAfterS = options.retryAfterS ?? 5;
-    this.headers = options.headers ?? {};
-    this.secrets = options.secrets ?? [];
+    this.headers = headers;
+    this.secrets = secrets;
+    this.maxResponseBytes = options.maxResponseBytes ?? DEFAULT_MAX_RESPONSE_BYTES;
     // Generation calls legitimately take minutes, so no idle timeouts here: callers bound each
     // call with `timeoutMs` or their AbortSignal (the router's per-backend deadline).
     this.agent = new Agent({
@@ -98,15 +119,37 @@ export class BackendHttpClient {
     }
     try {
       const response = await fetch(target, { method, headers, body, signal, dispatcher: this.agent });
-      const bytes = Buffer.from(await response.arrayBuffer());
+      const bytes = await this.readLimited(response, describeCall(method, path));
       return { status: response.status, headers: response.headers, body: bytes };
     } catch (err) {
+      if (isBackendFailure(err)) throw err;
       if (options.signal?.aborted) throw abortErrorFrom(options.signal);
-      if (deadline?.aborted && isAbortError(err)) {
+      // AbortSignal.timeout() fires a TimeoutError, not an AbortError.
+      if (deadline?.aborted) {
         throw unavailableFailure(this.backendId, `no answer from ${describeCall(method, path)} within ${options.timeoutMs} ms`, this.retryAfterS, { cause: err });
       }
       throw this.transportFailure(err, method, path);
     }
+  }
+
+  private async readLimited(response: Awaited<ReturnType<typeof fetch>>, what: string): Promise<Buffer> {
+    const declared = Number(response.headers.get('content-length') ?? NaN);
+    const tooLarge = (): BackendFailure =>
+      backendErrorFailure(this.backendId, `${what} sent more than ${this.maxResponseBytes} bytes`, { retryable: false });
+    if (declared > this.maxResponseBytes) {
+      await response.body?.cancel();
+      throw tooLarge();
+    }
+    if (!response.body) return Buffer.alloc(0);
+    const chunks: Buffer[] = [];
+    let total = 0;
+    for await (const chunk of response.body) {
+      total += chunk.byteLength;
+      // Leaving the loop by throwing cancels the stream (the iterator's return()).
+      if (total > this.maxResponseBytes) throw tooLarge();
+      chunks.push(Buffer.from(chunk));
+    }
+    return Buffer.concat(chunks, total);
   }
 
   /** `call` that insists on a 2xx status, mapping anything else with `httpStatusFailure`. */
