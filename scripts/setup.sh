@@ -10,9 +10,11 @@ if [ ! -f node_modules/.package-lock.json ] || [ package-lock.json -nt node_modu
   npm ci --no-audit --no-fund
 fi
 
-# Debian packages the tests use: python3-requests runs the seed's Python example as it is written.
+# Debian packages the tests use: python3-requests runs the seed's Python example as it is written;
+# chromium renders the /docs page (driven by playwright-core, which cannot download its own browser here).
 need=()
 /usr/bin/python3 -c 'import requests' 2>/dev/null || need+=(python3-requests)
+[ -x /usr/bin/chromium ] || need+=(chromium)
 if [ "${#need[@]}" -gt 0 ]; then
   if [ "$(id -u)" = "0" ]; then
     echo "== apt-get install ${need[*]}"

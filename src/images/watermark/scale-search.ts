@@ -97,9 +97,15 @@ function whitenedAutocorrelation(
   for (let k = 1; k < bins; k++) {
     window.length = 0;
     for (let d = Math.max(1, k - MEDIAN_HALF_WINDOW); d <= Math.min(bins - 1, k + MEDIAN_HALF_WINDOW); d++) window.push(power[d]!);
+    if (process.env.RANKW) {
+      let below = 0;
+      for (const v of window) if (v < power[k]!) below++;
+      whitened[k] = below / (window.length - 1);
+    } else {
     window.sort((a, b) => a - b);
     const median = window[window.length >> 1]!;
     whitened[k] = median > 0 ? Math.min(WHITENED_CLIP, power[k]! / median) : 0;
+    }
     mean += whitened[k]!;
   }
   mean /= bins - 1;
