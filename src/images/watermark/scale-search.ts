@@ -37,6 +37,7 @@ export function periodScaleCandidates(residual: Pick<Residual, 'width' | 'height
   const scoreY = whitenedAutocorrelation(half, h, w, w, 1, lagMin, lagMax);
   const score = new Float64Array(lagMax + 1);
   for (let lag = lagMin; lag <= lagMax; lag++) score[lag] = scoreX[lag]! + scoreY[lag]!;
+  if (process.env.DUMPACF) console.log([...score.slice(lagMin, 100)].map((v, i) => `${i + lagMin}:${v.toFixed(1)}/${scoreX[i+lagMin]!.toFixed(1)}/${scoreY[i+lagMin]!.toFixed(1)}`).join(' '));
   const peaks: Array<{ lag: number; height: number }> = [];
   for (let lag = lagMin + 1; lag < lagMax; lag++) {
     const s = score[lag]!;
