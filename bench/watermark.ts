@@ -57,6 +57,8 @@ interface Row {
   detected: number;
   wrongPayload: number;
   detectMs: number[];
+  /** kind#seed of the images not detected. */
+  misses: string[];
 }
 
 async function main(): Promise<void> {
@@ -65,7 +67,7 @@ async function main(): Promise<void> {
   const otherKey = createWatermarker({ key: 'some-other-deployment' });
   const random = createRandom(20240611);
   const attacks = standardAttacks();
-  const rows: Row[] = attacks.map((a) => ({ attack: a.name, accuracy: [], detected: 0, wrongPayload: 0, detectMs: [] }));
+  const rows: Row[] = attacks.map((a) => ({ attack: a.name, accuracy: [], detected: 0, wrongPayload: 0, detectMs: [], misses: [] }));
   const psnrs: number[] = [];
   const embedMs: number[] = [];
   const unmarked: RawImage[] = [];
@@ -73,7 +75,7 @@ async function main(): Promise<void> {
 
   process.stderr.write(`generating ${options.images} images…\n`);
   const set = syntheticSet(options.images);
-  for (const [index, { kind, image }] of set.entries()) {
+  for (const [index, { kind, seed, image }] of set.entries()) {
     const payload = { issuerId: Math.floor(random() * 65536), generationId: Math.floor(random() * 2 ** 32) };
     const truth = payloadBits(payload);
     const started = performance.now();
@@ -91,6 +93,8 @@ async function main(): Promise<void> {
       if (analysis.detection.detected) {
         if (samePayload(analysis.detection.payload, payload)) rows[k]!.detected++;
         else rows[k]!.wrongPayload++;
+      } else {
+        rows[k]!.misses.push(`${kind}#${seed} (z ${analysis.syncZ.toFixed(1)})`);
       }
     }
     process.stderr.write(`  ${index + 1}/${options.images} ${kind}\n`);
@@ -149,6 +153,12 @@ async function main(): Promise<void> {
     lines.push(
       `| ${row.attack} | ${fmt(mean)} | ${fmt(Math.min(...row.accuracy))} | ${row.detected}/${row.accuracy.length} (${fmt(row.detected / row.accuracy.length, 2)}) | ${row.wrongPayload} | ${fmt(quantile(row.detectMs, 0.5), 1)} / ${fmt(quantile(row.detectMs, 0.95), 1)} |`,
     );
+  }
+  const missed = rows.filter((row) => row.misses.length > 0);
+  if (missed.length > 0) {
+    lines.push('');
+    lines.push('Not detected (synthetic kind#seed, best pilot z):');
+    for (const row of missed) lines.push(`- ${row.attack}: ${row.misses.join(', ')}`);
   }
   lines.push('');
   lines.push('| measure | value |');

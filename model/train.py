@@ -298,6 +298,7 @@ def main():
     if not a.minutes and not a.steps:
         ap.error("give --minutes and/or --steps")
     torch.set_num_threads(a.threads)
+    torch.set_flush_denormal(True)
     if a.sr:
         train_sr(a)
     else:

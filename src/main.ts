@@ -77,7 +77,7 @@ export async function startServer(config: Config, options: StartOptions = {}): P
     vocabulary: usesBuiltin ? DEFAULT_BUNDLED_VOCABULARY : undefined,
     logger,
   });
-  const watermarker: Watermarker = createWatermarker();
+  const watermarker: Watermarker = createWatermarker(config.watermark.key ? { key: config.watermark.key } : {});
   const decodeLimits = { maxPixels: config.image.maxPixels, maxSidePx: config.image.maxSidePx };
 
   let publicUrl = config.publicUrl ?? '';

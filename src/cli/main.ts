@@ -25,7 +25,8 @@ async function main(argv: string[]): Promise<void> {
   if (group === 'watermark') {
     if (command !== 'detect' || !rest[0]) usage();
     const { detectFile } = await import('./watermark-detect.ts');
-    process.stdout.write(JSON.stringify(await detectFile(rest[0]), null, 2) + '\n');
+    const key = process.env.WATERMARK_KEY;
+    process.stdout.write(JSON.stringify(await detectFile(rest[0], key ? { key } : {}), null, 2) + '\n');
     return;
   }
   const config = readConfig(process.env);

@@ -30,7 +30,8 @@ export interface Config {
   maxBodyBytes: number;
   image: ImageInputConfig;
   enhancer: EnhancerConfig;
-  watermark: { issuerId: number };
+  /** issuerId goes into every mark; key seeds the mark's patterns (marks from another key are invisible). */
+  watermark: { issuerId: number; key: string | undefined };
   logLevel: string;
   /** Time SIGTERM waits for in-flight requests before closing anyway. */
   shutdownGraceMs: number;
@@ -143,7 +144,7 @@ export function readConfig(env: Env, cwd: string = process.cwd()): Config {
       apiKey: env.PROMPT_ENHANCER_API_KEY || undefined,
       timeoutMs: intSetting(env, 'PROMPT_ENHANCER_TIMEOUT_MS', 10_000, 1, 600_000),
     },
-    watermark: { issuerId },
+    watermark: { issuerId, key: env.WATERMARK_KEY || undefined },
     logLevel: env.LOG_LEVEL || 'info',
     shutdownGraceMs: intSetting(env, 'SHUTDOWN_GRACE_MS', 30_000, 0, 3_600_000),
   };

@@ -71,3 +71,24 @@ test('detect: bad input is a 4xx naming the field; auth is required', async () =
   const unauth = await server.post('/v1/watermark/detect', { image_url: 'x' }, { authorization: '' });
   assert.equal(unauth.status, 401);
 });
+
+test('the offline CLI detects the mark in a local file; with another WATERMARK_KEY it does not', async () => {
+  const { execFile } = await import('node:child_process');
+  const { promisify } = await import('node:util');
+  const fs = await import('node:fs');
+  const os = await import('node:os');
+  const path = await import('node:path');
+  const { REPO_ROOT } = await import('../helpers/server.ts');
+  const res = await generate(true, 8);
+  const file = path.join(fs.mkdtempSync(path.join(os.tmpdir(), 'wm-')), 'marked.png');
+  fs.writeFileSync(file, Buffer.from(await (await fetch(res.json.data[0].url)).arrayBuffer()));
+  const cli = (env: Record<string, string>) =>
+    promisify(execFile)(path.join(REPO_ROOT, 'node_modules/.bin/tsx'), [path.join(REPO_ROOT, 'src/cli/main.ts'), 'watermark', 'detect', file], { env: { ...process.env, ...env } })
+      .then((r) => JSON.parse(r.stdout))
+      .catch((err: { stdout: string }) => JSON.parse(err.stdout));
+  const found = await cli({});
+  assert.equal(found.detected, true);
+  assert.equal(found.payload.issuerId ?? found.payload.issuer_id, 4242);
+  const other = await cli({ WATERMARK_KEY: 'someone-else' });
+  assert.equal(other.detected, false);
+});

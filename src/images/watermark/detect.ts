@@ -39,7 +39,7 @@ const FULL_CONFIDENCE_Z = 12;
 /** Median pilot z of unmarked images (bench/watermark.ts: the best of ~15 × 4096 near-Gaussian correlations). */
 const NULL_Z = 4.1;
 
-export interface Evaluation {
+interface Evaluation {
   scale: number;
   z: number;
   shiftX: number;
@@ -48,7 +48,7 @@ export interface Evaluation {
 }
 
 /** Folds the residual with tile period `scale` and finds the pilots' best cyclic offset. */
-export function evaluateScale(residual: Residual, scale: number, tables: DetectorTables, params: WatermarkParams): Evaluation {
+function evaluateScale(residual: Residual, scale: number, tables: DetectorTables, params: WatermarkParams): Evaluation {
   const spectrum = foldSpectrum(residual, scale, tables, params);
   const correlation = correlate(spectrum, tables.pilotRe, tables.pilotIm, tables);
   let best = 0;

@@ -74,7 +74,7 @@ function clampedLerp(length: number, blockPx: number, blocks: number): Lerp {
  * reduction so that pixel-level grain, which hides little of a mark this coarse, counts less than
  * texture at the mark's own scale. Smooth sky with faint grain ≈ 0.7, foliage or gravel 10 to 40.
  */
-export function blockActivity(luma: LumaPlane, blockPx: number): { activity: Float32Array; cols: number; rows: number } {
+function blockActivity(luma: LumaPlane, blockPx: number): { activity: Float32Array; cols: number; rows: number } {
   const { width, height, data } = luma;
   const cols = Math.ceil(width / blockPx);
   const rows = Math.ceil(height / blockPx);
@@ -96,10 +96,11 @@ export function blockActivity(luma: LumaPlane, blockPx: number): { activity: Flo
 }
 
 /**
- * Peak mark amplitude (levels) per block: one global level A, but never above what the block's
- * texture hides, cap = flatPeak + slope·max(0, activity − floor) (≤ maxPeak). A is found by bisection so that the
- * whole image lands on the target PSNR; when even A = ∞ stays under that budget (a mostly flat
- * picture), every block sits at its cap and the PSNR comes out higher than the target.
+ * Peak mark amplitude (levels, for a unit cell value) per block: one global level, but never above
+ * what the block's texture hides, cap = flatPeak + slope·max(0, activity − floor), ≤ maxPeak. The
+ * level is found by bisection so that the whole image lands on the target PSNR; when even the
+ * largest level stays under that budget (a mostly flat picture), every block sits at its cap and the
+ * PSNR comes out above the target. Informed-coding gains (≤ informedMaxGain) multiply on top.
  */
 function blockAmplitudes(blocks: { activity: Float32Array; cols: number; rows: number }, patternMeanSquare: number, params: WatermarkParams): Float32Array {
   const { activity, cols, rows } = blocks;
@@ -129,17 +130,18 @@ function blockAmplitudes(blocks: { activity: Float32Array; cols: number; rows: n
     }
     return (sum / caps.length) * patternMeanSquare;
   };
-  let lo = 0;
-  let hi = params.maxPeakLevels;
-  if (mseAt(hi) > targetMse) {
+  let level = params.maxPeakLevels;
+  if (mseAt(level) > targetMse) {
+    let lo = 0;
     for (let i = 0; i < 40; i++) {
-      const mid = (lo + hi) / 2;
-      if (mseAt(mid) > targetMse) hi = mid;
+      const mid = (lo + level) / 2;
+      if (mseAt(mid) > targetMse) level = mid;
       else lo = mid;
     }
+    level = lo;
   }
   const amplitudes = new Float32Array(caps.length);
-  for (let b = 0; b < caps.length; b++) amplitudes[b] = Math.min(lo === 0 ? hi : lo, caps[b]!);
+  for (let b = 0; b < caps.length; b++) amplitudes[b] = Math.min(level, caps[b]!);
   return amplitudes;
 }
 
@@ -154,14 +156,13 @@ export function embedChips(image: RawImage, chips: Float32Array, luma: LumaPlane
   const scaleY = luma.height / height;
   const blocks = blockActivity(luma, params.cellPx);
   const amplitudes = blockAmplitudes(blocks, bilinearMeanSquare(chips, cells), params);
-  const mask = { gains: amplitudes, cols: blocks.cols, rows: blocks.rows };
 
   const cellX = periodicLerp(width, scaleX, params.cellPx, cells);
   const cellY = periodicLerp(height, scaleY, params.cellPx, cells);
-  const blockX = clampedLerp(width, params.cellPx / scaleX, mask.cols);
-  const blockY = clampedLerp(height, params.cellPx / scaleY, mask.rows);
+  const blockX = clampedLerp(width, params.cellPx / scaleX, blocks.cols);
+  const blockY = clampedLerp(height, params.cellPx / scaleY, blocks.rows);
   const patternRow = new Float32Array(cells);
-  const maskRow = new Float32Array(mask.cols);
+  const amplitudeRow = new Float32Array(blocks.cols);
   const out = new Uint8Array(data.length);
   // Uint8ClampedArray stores round-half-to-even of the clamped value: the 8-bit rounding we want.
   const clamped = new Uint8ClampedArray(out.buffer, out.byteOffset, out.length);
@@ -171,16 +172,16 @@ export function embedChips(image: RawImage, chips: Float32Array, luma: LumaPlane
     const rowHi = cellY.hi[y]! * cells;
     const ty = cellY.t[y]!;
     for (let c = 0; c < cells; c++) patternRow[c] = chips[rowLo + c]! + ty * (chips[rowHi + c]! - chips[rowLo + c]!);
-    const mLo = blockY.lo[y]! * mask.cols;
-    const mHi = blockY.hi[y]! * mask.cols;
+    const mLo = blockY.lo[y]! * blocks.cols;
+    const mHi = blockY.hi[y]! * blocks.cols;
     const my = blockY.t[y]!;
-    for (let c = 0; c < mask.cols; c++) maskRow[c] = mask.gains[mLo + c]! + my * (mask.gains[mHi + c]! - mask.gains[mLo + c]!);
+    for (let c = 0; c < blocks.cols; c++) amplitudeRow[c] = amplitudes[mLo + c]! + my * (amplitudes[mHi + c]! - amplitudes[mLo + c]!);
     let p = y * width * 3;
     for (let x = 0; x < width; x++, p += 3) {
       const a = patternRow[cellX.lo[x]!]!;
       const pattern = a + cellX.t[x]! * (patternRow[cellX.hi[x]!]! - a);
-      const b = maskRow[blockX.lo[x]!]!;
-      const delta = pattern * (b + blockX.t[x]! * (maskRow[blockX.hi[x]!]! - b));
+      const b = amplitudeRow[blockX.lo[x]!]!;
+      const delta = pattern * (b + blockX.t[x]! * (amplitudeRow[blockX.hi[x]!]! - b));
       clamped[p] = data[p]! + delta;
       clamped[p + 1] = data[p + 1]! + delta;
       clamped[p + 2] = data[p + 2]! + delta;

@@ -54,25 +54,40 @@ export interface WatermarkParams {
 
 export const DEFAULT_PARAMS: Readonly<WatermarkParams> = {
   key: 'qwen-image-server/watermark/v1',
+  // 1024×768 → a 512×384 grid, so a 0.5× downscale lands exactly on it; 8-pixel cells at 1024×768
+  // sit at the scale JPEG/WebP keep and a 0.5× resize does not blur away.
   workingShortSide: 384,
   cellPx: 4,
+  // 128-pixel tile: 12 copies in a 4:3 picture, one still whole in a 25 %-area crop.
   tileCells: 32,
-  pilotCells: 256,
+  // 192 of 1024 cells: enough for the offset search (z ≈ 12 median), the rest carries data. 256
+  // found the offset more often on the busiest textures but lost more bits after WebP on flat ones.
+  pilotCells: 192,
+  // 2 bins per cell: 4 per cell made no difference in detections and costs 4× in FFTs.
   binsPerCell: 2,
+  // 1 dB above the 40 dB requirement for margin (8-bit rounding, clipping at 0 and 255).
   targetPsnrDb: 41,
+  // ±1 level in flat sky is about the visibility threshold of an 8-pixel blotch pattern; 1.5
+  // showed visible mottling on smooth gradients (docs/watermark.md).
   flatPeakLevels: 1,
   texturePeakSlope: 0.5,
   activityFloor: 1,
   maxPeakLevels: 10,
+  // [0.7, 1.5]: wider bounds ([0.3, 3]) over-fit the unattacked picture and lost more after JPEG and crops.
   informedCoding: true,
   informedMinGain: 0.7,
   informedMaxGain: 1.5,
+  // Radius 4 (a 9×9 mean) keeps most of the 4-pixel-cell pattern; radius 1 lost half the
+  // detections on fine-grain textures.
   whitenRadius: 4,
   normaliseRadius: 4,
   normaliseFloor: 0.5,
+  // 0.5: stripes and gratings no longer hide the mark; 0.1–3 all behaved about the same elsewhere.
   spectralFloor: 0.5,
   minScale: 0.9,
   maxScale: 2.4,
   fastPathZ: 8,
+  // Unmarked images: median z 4.3, p99 5.1 over 1000 trials, and each CRC check still has to pass
+  // 2^-16 (docs/watermark.md, false positives).
   detectMinZ: 5,
 };

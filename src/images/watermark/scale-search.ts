@@ -37,7 +37,6 @@ export function periodScaleCandidates(residual: Pick<Residual, 'width' | 'height
   const scoreY = whitenedAutocorrelation(half, h, w, w, 1, lagMin, lagMax);
   const score = new Float64Array(lagMax + 1);
   for (let lag = lagMin; lag <= lagMax; lag++) score[lag] = scoreX[lag]! + scoreY[lag]!;
-  if (process.env.DUMPACF) console.log([...score.slice(lagMin, 100)].map((v, i) => `${i + lagMin}:${v.toFixed(1)}/${scoreX[i+lagMin]!.toFixed(1)}/${scoreY[i+lagMin]!.toFixed(1)}`).join(' '));
   const peaks: Array<{ lag: number; height: number }> = [];
   for (let lag = lagMin + 1; lag < lagMax; lag++) {
     const s = score[lag]!;
@@ -98,15 +97,9 @@ function whitenedAutocorrelation(
   for (let k = 1; k < bins; k++) {
     window.length = 0;
     for (let d = Math.max(1, k - MEDIAN_HALF_WINDOW); d <= Math.min(bins - 1, k + MEDIAN_HALF_WINDOW); d++) window.push(power[d]!);
-    if (process.env.RANKW) {
-      let below = 0;
-      for (const v of window) if (v < power[k]!) below++;
-      whitened[k] = below / (window.length - 1);
-    } else {
     window.sort((a, b) => a - b);
     const median = window[window.length >> 1]!;
     whitened[k] = median > 0 ? Math.min(WHITENED_CLIP, power[k]! / median) : 0;
-    }
     mean += whitened[k]!;
   }
   mean /= bins - 1;
@@ -118,3 +111,4 @@ function whitenedAutocorrelation(
   }
   return out;
 }
+

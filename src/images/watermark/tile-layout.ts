@@ -62,7 +62,7 @@ export function buildTileLayout(key: string, tileCells: number, pilotCount: numb
     // gives every coded bit floor or ceil(data/coded) cells, with the ones that get an extra cell
     // spread evenly along the codeword (not bunched at its start, which would leave the tail and the
     // CRC weaker).
-    dataBits[k] = process.env.OLDMAP ? k % codedBits : Math.floor((k * codedBits) / shuffledData.length);
+    dataBits[k] = Math.floor((k * codedBits) / shuffledData.length);
   }
   return {
     tileCells,
