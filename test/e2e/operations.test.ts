@@ -174,7 +174,8 @@ describe('process lifecycle', () => {
     const first = start();
     await first.ready;
     const inFlight = post();
-    await new Promise((r) => setTimeout(r, 30));
+    // SIGTERM only once the server has the request: the drain is about requests in flight.
+    for (let i = 0; i < 200 && !first.log().includes('incoming request'); i++) await new Promise((r) => setTimeout(r, 10));
     const exited = new Promise<number | null>((resolve) => first.child.on('exit', (code) => resolve(code)));
     first.child.kill('SIGTERM');
     const res = await inFlight;
