@@ -54,6 +54,7 @@ async function main() {
   for (const c of cases) {
     const share: number[] = [];
     const total: number[] = [];
+    const parts: Record<string, number[]> = {};
     for (let i = 0; i < REQUESTS + 3; i++) {
       const t0 = performance.now();
       const res = await fetch(`${server.url}/v1/images/generations`, {
@@ -64,14 +65,22 @@ async function main() {
       const body = (await res.json()) as { data: Array<{ url: string }> };
       const t1 = performance.now();
       if (res.status !== 200) throw new Error(`HTTP ${res.status}: ${JSON.stringify(body)}`);
-      const engine = Number(/engine;dur=([\d.]+)/.exec(res.headers.get('server-timing') ?? '')?.[1]);
+      const timing = Object.fromEntries(
+        (res.headers.get('server-timing') ?? '').split(',').map((p) => {
+          const m = /^\s*([a-z]+);dur=([\d.]+)/.exec(p);
+          return m ? [m[1]!, Number(m[2])] : ['?', 0];
+        }),
+      ) as Record<string, number>;
+      const engine = timing.engine!;
       if (i < 3) continue; // warm-up
+      for (const [k, v] of Object.entries(timing)) (parts[k] ??= []).push(v);
       total.push(t1 - t0);
       share.push(t1 - t0 - engine);
     }
     const s = stats(share);
     const t = stats(total);
     console.log(`${c.name.padEnd(29)} | ${fmt(s.median)} ${fmt(s.p95)} | ${fmt(t.median)} ${fmt(t.p95)} | ${((100 * s.median) / t.median).toFixed(1)}%`);
+    console.log(`    medians by stage (ms): ${Object.entries(parts).map(([k, v]) => `${k} ${stats(v).median.toFixed(1)}`).join(', ')}; http+json+download rest ${(s.median - Object.entries(parts).filter(([k]) => k !== 'engine').reduce((a, [, v]) => a + stats(v).median, 0)).toFixed(1)}`);
   }
   console.log('(ms; share = client latency − engine time from Server-Timing; goal: median < 60 ms and < 5% of the request)');
   await server.close();

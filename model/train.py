@@ -61,7 +61,7 @@ def grid_px(cfg, g):
 def make_batch(cfg, rng, kind, grid, B):
     P = cfg["patch"]
     H, W = grid_px(cfg, grid)
-    ids, x0s, refs = [], [], []
+    ids, x0s, refs, wts = [], [], [], []
     n_refs = {"t2i": 0, "edit": 1, "multi": 2}[kind]
     for _ in range(B):
         if kind == "t2i":
@@ -82,6 +82,12 @@ def make_batch(cfg, rng, kind, grid, B):
             cap = ""
         ids.append(S.tokenize(cap, cfg["max_tokens"]))
         x0s.append(S.patchify(S.to_unit(tgt), P))
+        if cfg.get("obj_weight", 0):
+            # per-token loss weight 1 + w·(fraction of object pixels): objects are small, backgrounds dominate
+            bg = S.render(dict(tsc if kind != "t2i" else sc, objects=[]), H, W, ss=1)
+            m = (np.abs(tgt - bg).sum(-1) > 3.0).astype(np.float32)
+            frac = m.reshape(H // P, P, W // P, P).mean(axis=(1, 3)).reshape(-1)
+            wts.append(1.0 + cfg["obj_weight"] * frac)
         if rr:
             refs.append(np.concatenate([S.patchify(S.to_unit(r), P) for r in rr], 0))
     C = 3 * P * P
@@ -94,7 +100,8 @@ def make_batch(cfg, rng, kind, grid, B):
         ref = torch.zeros(B, 1, C)
         ref_mask = torch.zeros(B, 1)
     pos = make_pos(grid, n_refs)
-    return ids, x0, ref, ref_mask, pos
+    wt = torch.from_numpy(np.stack(wts)).float() if wts else torch.ones(x0.shape[0], x0.shape[1])
+    return ids, x0, ref, ref_mask, pos, wt
 
 
 def sample_sigma(cfg, rng, B):
@@ -142,7 +149,8 @@ def train_denoiser(a):
     t_start = time.time() - elapsed
     last_ck = time.time()
     run_loss, run_n = 0.0, 0
-    kinds, kp = ["t2i", "edit", "multi"], [0.6, 0.3, 0.1]
+    kinds, kp = ["t2i", "edit", "multi"], [a.p_t2i, a.p_edit, 1.0 - a.p_t2i - a.p_edit]
+    cfg["obj_weight"] = a.obj_weight
     bsz = {"t2i": a.batch, "edit": max(1, a.batch // 2), "multi": max(1, a.batch // 3)}
 
     def save():
@@ -162,16 +170,16 @@ def train_denoiser(a):
         rng = np.random.default_rng([a.seed, step])
         kind = kinds[rng.choice(3, p=kp)]
         grid = cfg["grids"][rng.integers(len(cfg["grids"]))]
-        ids, x0, ref, ref_mask, pos = make_batch(cfg, rng, kind, grid, bsz[kind])
+        ids, x0, ref, ref_mask, pos, wt = make_batch(cfg, rng, kind, grid, bsz[kind])
         B = x0.shape[0]
         sig = sample_sigma(cfg, rng, B)
         noise = torch.from_numpy(rng.standard_normal(x0.shape).astype(np.float32))
-        ids, x0, ref, ref_mask, pos, sig, noise = (t.to(dev) for t in (ids, x0, ref, ref_mask, pos, sig, noise))
+        ids, x0, ref, ref_mask, pos, sig, noise, wt = (t.to(dev) for t in (ids, x0, ref, ref_mask, pos, sig, noise, wt))
         xs = (1 - sig[:, None, None]) * x0 + sig[:, None, None] * noise
         text = model.te(ids)
         tmask = (ids != 0).float()
         v = model.dn(xs, sig, text, tmask, ref, ref_mask, pos)
-        loss = F.mse_loss(v, noise - x0)
+        loss = (((v - (noise - x0)) ** 2).mean(-1) * wt).sum() / wt.sum()
         opt.zero_grad(set_to_none=True)
         loss.backward()
         torch.nn.utils.clip_grad_norm_(model.parameters(), 1.0)
@@ -285,6 +293,9 @@ def main():
     ap.add_argument("--dim", type=int, default=0)
     ap.add_argument("--depth", type=int, default=0)
     ap.add_argument("--seed", type=int, default=1234)
+    ap.add_argument("--p-t2i", type=float, default=0.7, help="share of text-to-image steps (rest: edits, multi-image)")
+    ap.add_argument("--p-edit", type=float, default=0.22)
+    ap.add_argument("--obj-weight", type=float, default=3.0, help="extra loss weight on object pixels")
     ap.add_argument("--threads", type=int, default=int(os.environ.get("TORCH_THREADS", "2")))
     ap.add_argument("--log-every", type=int, default=25)
     ap.add_argument("--ckpt-minutes", type=float, default=5)

@@ -15,6 +15,9 @@ fi
 need=()
 /usr/bin/python3 -c 'import requests' 2>/dev/null || need+=(python3-requests)
 [ -x /usr/bin/chromium ] || need+=(chromium)
+# python3-numpy and python3-pil run the bundled model's evaluation sample (model/eval.py) against the server.
+/usr/bin/python3 -c 'import numpy' 2>/dev/null || need+=(python3-numpy)
+/usr/bin/python3 -c 'import PIL' 2>/dev/null || need+=(python3-pil)
 if [ "${#need[@]}" -gt 0 ]; then
   if [ "$(id -u)" = "0" ]; then
     echo "== apt-get install ${need[*]}"
