@@ -17,18 +17,21 @@ import { crop, jpeg, psnr, rescale, standardAttacks } from '../src/images/waterm
 
 interface Options {
   images: number;
+  /** Extra images drawn by the bundled model (model/weights) through the builtin engine. */
+  modelImages: number;
   falsePositiveTrials: number;
   writeDocs: boolean;
 }
 
 function parseArgs(argv: string[]): Options {
-  const options: Options = { images: 50, falsePositiveTrials: 1000, writeDocs: false };
+  const options: Options = { images: 50, modelImages: 12, falsePositiveTrials: 1000, writeDocs: false };
   for (let i = 0; i < argv.length; i++) {
     const arg = argv[i];
     if (arg === '--images') options.images = Number(argv[++i]);
     else if (arg === '--fp') options.falsePositiveTrials = Number(argv[++i]);
+    else if (arg === '--model-images') options.modelImages = Number(argv[++i]);
     else if (arg === '--write-docs') options.writeDocs = true;
-    else throw new Error(`unknown argument ${arg} (use --images N, --fp N, --write-docs)`);
+    else throw new Error(`unknown argument ${arg} (use --images N, --model-images N, --fp N, --write-docs)`);
   }
   if (!(options.images >= 1) || !(options.falsePositiveTrials >= 0)) throw new Error('--images must be ≥ 1 and --fp ≥ 0');
   return options;
@@ -61,6 +64,29 @@ interface Row {
   misses: string[];
 }
 
+/** 1024×768 pictures from the bundled model, varied prompts and seeds (what the server actually marks). */
+async function modelImages(count: number): Promise<Array<{ kind: string; seed: number; image: RawImage }>> {
+  if (count <= 0) return [];
+  const { createBuiltinEngine } = await import('../src/engines/builtin/builtin-engine.ts');
+  const engine = createBuiltinEngine({ modelDir: new URL('../model/weights', import.meta.url).pathname, threads: 2 });
+  await engine.load();
+  const prompts = [
+    'a red house on the left and a green tree on the right at sunset',
+    'a blue circle in the centre on snow at night with stars',
+    'a yellow triangle on the right in the desert during the day',
+    'a brown mountain in the centre over the sea at sunset with clouds',
+    'a white square on the left on grass, day',
+    'a purple house in the centre in the snow at night with a moon',
+  ];
+  const out: Array<{ kind: string; seed: number; image: RawImage }> = [];
+  for (let i = 0; i < count; i++) {
+    const request = { requestId: 'bench', model: 'alibaba/qwen-image-2-0', prompt: prompts[i % prompts.length]!, negativePrompt: '', width: 1024, height: 768, seed: 1000 + i, referenceImages: [] };
+    out.push({ kind: 'bundled-model', seed: request.seed, image: (await engine.generate(request, new AbortController().signal)).image });
+  }
+  await engine.close();
+  return out;
+}
+
 async function main(): Promise<void> {
   const options = parseArgs(process.argv.slice(2));
   const watermarker = createWatermarker();
@@ -74,7 +100,7 @@ async function main(): Promise<void> {
   let otherKeyDetections = 0;
 
   process.stderr.write(`generating ${options.images} images…\n`);
-  const set = syntheticSet(options.images);
+  const set: Array<{ kind: string; seed: number; image: RawImage }> = [...syntheticSet(options.images), ...(await modelImages(options.modelImages))];
   for (const [index, { kind, seed, image }] of set.entries()) {
     const payload = { issuerId: Math.floor(random() * 65536), generationId: Math.floor(random() * 2 ** 32) };
     const truth = payloadBits(payload);
@@ -97,7 +123,7 @@ async function main(): Promise<void> {
         rows[k]!.misses.push(`${kind}#${seed} (z ${analysis.syncZ.toFixed(1)})`);
       }
     }
-    process.stderr.write(`  ${index + 1}/${options.images} ${kind}\n`);
+    process.stderr.write(`  ${index + 1}/${set.length} ${kind}\n`);
   }
 
   // Speed on its own: the loop above interleaves libvips threads (attacks) with our code, so embed and
@@ -143,7 +169,7 @@ async function main(): Promise<void> {
 
   const fmt = (v: number, d = 3) => (Number.isFinite(v) ? v.toFixed(d) : 'n/a');
   const lines: string[] = [];
-  lines.push(`Images: ${options.images} procedural 1024×768 (${[...new Set(set.map((s) => s.kind))].join(', ')}); payload 48 bits random per image.`);
+  lines.push(`Images: ${options.images} procedural 1024×768 and ${options.modelImages} from the bundled model (${[...new Set(set.map((s) => s.kind))].join(', ')}); payload 48 bits random per image.`);
   lines.push(`Machine: ${os.cpus().length} × ${os.cpus()[0]?.model ?? 'cpu'}, Node ${process.version}, sharp ${sharp.versions.sharp}; shared with other work, so timings are noisy.`);
   lines.push('');
   lines.push('| attack | bit accuracy (mean) | bit accuracy (min) | detected, right payload | wrong payload | detect ms (median / p95) |');
