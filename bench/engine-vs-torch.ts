@@ -42,7 +42,7 @@ async function main() {
   await engine.close();
   const nodeIps = 1000 / (nodeMs.reduce((a, b) => a + b, 0) / nodeMs.length);
 
-  const out = execFileSync('/usr/bin/python3', [path.join(ROOT, 'model/bench_torch.py'), '--runs', String(RUNS)], {
+  const out = execFileSync('/usr/bin/python3', [path.join(ROOT, 'model/bench_torch.py'), '--runs', String(RUNS), '--ckpt', path.join(ROOT, 'model/weights/torch/ckpt.pt'), '--sr-ckpt', path.join(ROOT, 'model/weights/torch/sr.pt')], {
     env: { ...process.env, TORCH_THREADS: String(THREADS), OPENBLAS_NUM_THREADS: String(THREADS) },
     encoding: 'utf8',
   });

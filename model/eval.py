@@ -64,13 +64,14 @@ class ServerGen:
 
 
 class DirectGen:
-    def __init__(self, ckpt, sr_ckpt):
+    def __init__(self, ckpt, sr_ckpt, cfg_scale=None):
         from sampler import Pipeline
         self.pipe = Pipeline.from_checkpoint(ckpt, sr_ckpt)
+        self.cfg_scale = cfg_scale
 
     def __call__(self, prompt, seed, negative=None, refs=None):
         # the server path sends PNGs through image_urls; refs here are the same uint8 arrays
-        return self.pipe.generate(prompt, seed, W, H, negative_prompt=negative, refs=refs)
+        return self.pipe.generate(prompt, seed, W, H, negative_prompt=negative, refs=refs, cfg_scale=self.cfg_scale)
 
 
 def psnr(a, b, mask=None):
@@ -172,6 +173,7 @@ def main():
     ap.add_argument("--direct", action="store_true")
     ap.add_argument("--ckpt", default=os.path.join(HERE, "checkpoints/main/ckpt.pt"))
     ap.add_argument("--sr-ckpt", default=os.path.join(HERE, "checkpoints/main/sr.pt"))
+    ap.add_argument("--cfg", type=float, default=None, help="--direct only: override true_cfg_scale (default 4.0)")
     ap.add_argument("--sample", type=int, default=24, help="held-out captions and edits to run")
     ap.add_argument("--neg-seeds", type=int, default=5)
     ap.add_argument("--save-dir", default=None, help="write every generated image here")
@@ -180,7 +182,7 @@ def main():
     if a.direct:
         import torch
         torch.set_num_threads(int(os.environ.get("TORCH_THREADS", "2")))
-        gen = DirectGen(a.ckpt, a.sr_ckpt)
+        gen = DirectGen(a.ckpt, a.sr_ckpt, a.cfg)
     elif a.base_url:
         gen = ServerGen(a.base_url, a.key)
     else:
