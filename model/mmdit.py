@@ -34,6 +34,8 @@ class RMSNorm(nn.Module):
 
 def attention(q, k, v, bias):
     """q [B,H,Lq,hd], k/v [B,H,Lk,hd], bias [B,1,1,Lk] additive."""
+    if q.is_cuda and hasattr(F, "scaled_dot_product_attention"):  # training on a GPU: same maths, fused kernel
+        return F.scaled_dot_product_attention(q, k, v, attn_mask=bias.to(q.dtype))
     s = torch.matmul(q, k.transpose(-1, -2)) * (1.0 / math.sqrt(q.shape[-1])) + bias
     return torch.matmul(torch.softmax(s, dim=-1), v)
 

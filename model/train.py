@@ -54,6 +54,10 @@ class Joint(torch.nn.Module):
 
 # ------------------------------------------------------------------------------------------------ data
 
+# out-of-vocabulary filler (maps to <unk>): the offline prompt rewriter's suffix and common prompt padding
+JUNK = ["ultra", "hd", "4k", "8k", "cinematic", "composition", "detailed", "highly", "realistic", "photograph",
+        "beautiful", "high", "quality", "style", "masterpiece", "sharp", "focus", "lighting", "art", "vivid"]
+
 def grid_px(cfg, g):
     return g[0] * cfg["patch"], g[1] * cfg["patch"]
 
@@ -80,6 +84,10 @@ def make_batch(cfg, rng, kind, grid, B):
             rr = [S.render(a, H, W), S.render(b, H, W)]
         if kind != "t2i" and rng.random() < 0.1:
             cap = ""
+        if cap and cfg.get("junk_p", 0) and rng.random() < cfg["junk_p"]:
+            # words outside the vocabulary (<unk>), as prompt rewriters and users add them: learn to ignore them
+            junk = [JUNK[i] for i in rng.choice(len(JUNK), int(rng.integers(1, 6)), replace=False)]
+            cap = cap + ", " + " ".join(junk) if rng.random() < 0.8 else " ".join(junk) + " " + cap
         ids.append(S.tokenize(cap, cfg["max_tokens"]))
         x0s.append(S.patchify(S.to_unit(tgt), P))
         if cfg.get("obj_weight", 0):
@@ -104,6 +112,57 @@ def make_batch(cfg, rng, kind, grid, B):
     return ids, x0, ref, ref_mask, pos, wt
 
 
+def gen_step(cfg, seed, step, kp, bsz):
+    """everything random for training step `step` (numpy only; deterministic in (seed, step)): used in-process
+    and by data workers."""
+    rng = np.random.default_rng([seed, step])
+    kind = ["t2i", "edit", "multi"][rng.choice(3, p=kp)]
+    grid = cfg["grids"][rng.integers(len(cfg["grids"]))]
+    ids, x0, ref, ref_mask, pos, wt = make_batch(cfg, rng, kind, grid, bsz[kind])
+    sig = sample_sigma(cfg, rng, x0.shape[0])
+    return {"ids": ids.numpy(), "x0": x0.numpy(), "ref": ref.numpy(), "ref_mask": ref_mask.numpy(),
+            "pos": pos.numpy(), "wt": wt.numpy(), "sig": sig.numpy()}
+
+
+_WORKER = None
+
+
+def _worker_init(args):
+    global _WORKER
+    torch.set_num_threads(1)
+    _WORKER = args
+
+
+def _worker_gen(step):
+    cfg, seed, kp, bsz = _WORKER
+    return gen_step(cfg, seed, step, kp, bsz)
+
+
+class Prefetcher:
+    """batches for steps start, start+1, … made by a process pool, `depth` in flight, handed out in order."""
+
+    def __init__(self, workers, args, start, depth):
+        import collections
+        import multiprocessing as mp
+        self.pool = mp.get_context("fork").Pool(workers, _worker_init, (args,))
+        self.next = start
+        self.q = collections.deque()
+        for _ in range(depth):
+            self._submit()
+
+    def _submit(self):
+        self.q.append(self.pool.apply_async(_worker_gen, (self.next,)))
+        self.next += 1
+
+    def get(self):
+        r = self.q.popleft().get()
+        self._submit()
+        return r
+
+    def close(self):
+        self.pool.terminate()
+
+
 def sample_sigma(cfg, rng, B):
     z = rng.normal(cfg["logit_mean"], cfg["logit_std"], B)
     s = 1 / (1 + np.exp(-z))
@@ -114,50 +173,78 @@ def sample_sigma(cfg, rng, B):
 
 # ------------------------------------------------------------------------------------------------ denoiser
 
+def _half_state(sd):
+    return {k: (v.detach().to("cpu").half() if v.is_floating_point() else v.detach().to("cpu")) for k, v in sd.items()}
+
+
+def save_slim(path, cfg, step, state):
+    """weights only, rounded to fp16 (the exported ONNX is made from these same rounded values)."""
+    torch.save({"cfg": cfg, "vocab": S.VOCAB, "step": step, "ema": _half_state(state)}, path + ".tmp")
+    os.replace(path + ".tmp", path)
+
+
 def train_denoiser(a):
     dev = torch.device(a.device)
     os.makedirs(a.out, exist_ok=True)
     ck_path = os.path.join(a.out, "ckpt.pt")
     cfg = dict(DEFAULT_CFG)
-    if a.dim:
-        cfg["dim"] = a.dim
-    if a.depth:
-        cfg["depth"] = a.depth
+    for k in ("dim", "depth", "heads"):
+        if getattr(a, k):
+            cfg[k] = getattr(a, k)
+    ck = torch.load(ck_path, map_location="cpu") if os.path.exists(ck_path) else None
+    if ck:
+        cfg = ck["cfg"]
+    cfg["obj_weight"] = a.obj_weight
+    cfg["junk_p"] = a.junk_p
+    kp = [a.p_t2i, a.p_edit, 1.0 - a.p_t2i - a.p_edit]
+    bsz = {"t2i": a.batch, "edit": max(1, a.batch // 2), "multi": max(1, a.batch // 3)}
+    step = ck["step"] if ck else 0
+    # the worker pool is forked before CUDA is touched
+    pre = Prefetcher(a.workers, (cfg, a.seed, kp, bsz), step, 4 * a.workers) if a.workers else None
     torch.manual_seed(a.seed)
     te, dn = build_models(cfg)
-    model = Joint(te, dn).to(dev)
+    model = Joint(te, dn)
     ema = copy.deepcopy(model).eval()
     for p in ema.parameters():
         p.requires_grad_(False)
-    opt = torch.optim.AdamW(model.parameters(), lr=a.lr, betas=(0.9, 0.99), weight_decay=0.01)
-    step, elapsed = 0, 0.0
-    hist = []
-    if os.path.exists(ck_path):
-        ck = torch.load(ck_path, map_location="cpu")
-        cfg = ck["cfg"]
+    elapsed, hist = 0.0, []
+    if ck:
         model.load_state_dict(ck["model"])
         ema.load_state_dict(ck["ema"])
-        opt.load_state_dict(ck["opt"])
-        step, elapsed, hist = ck["step"], ck["elapsed"], ck.get("hist", [])
+        elapsed, hist = ck["elapsed"], ck.get("hist", [])
         print(f"resumed at step {step}, {elapsed/60:.1f} min", flush=True)
+    elif a.init:
+        # warm start from slim weights (fresh optimiser and schedule)
+        w = torch.load(a.init, map_location="cpu")
+        model.load_state_dict(w["ema"])
+        ema.load_state_dict(w["ema"])
+        print(f"initialised from {a.init} (step {w.get('step')})", flush=True)
+    model.to(dev)
+    ema.to(dev)
+    cuda = dev.type == "cuda"
+    opt = torch.optim.AdamW(model.parameters(), lr=a.lr, betas=(0.9, 0.99), weight_decay=0.01,
+                            **({"fused": True} if cuda else {}))
+    if ck:
+        opt.load_state_dict(ck["opt"])
     log = open(os.path.join(a.out, "train.log"), "a")
     n_te, n_dn = count_params(te), count_params(dn)
-    msg = f"params text_encoder={n_te} denoiser={n_dn} total={n_te+n_dn} cfg={json.dumps(cfg)}"
+    msg = f"params text_encoder={n_te} denoiser={n_dn} total={n_te+n_dn} cfg={json.dumps(cfg)} args={vars(a)}"
     print(msg, flush=True)
     log.write(msg + "\n")
     budget = a.minutes * 60 if a.minutes else None
     t_start = time.time() - elapsed
     last_ck = time.time()
-    run_loss, run_n = 0.0, 0
-    kinds, kp = ["t2i", "edit", "multi"], [a.p_t2i, a.p_edit, 1.0 - a.p_t2i - a.p_edit]
-    cfg["obj_weight"] = a.obj_weight
-    bsz = {"t2i": a.batch, "edit": max(1, a.batch // 2), "multi": max(1, a.batch // 3)}
+    run_loss, run_n = torch.zeros((), device=dev), 0
+    mparams = [p for p in model.parameters()]
+    eparams = [p for p in ema.parameters()]
+    amp = torch.autocast(device_type="cuda", dtype=torch.bfloat16) if cuda else None
 
     def save():
-        ck = {"cfg": cfg, "model": model.state_dict(), "ema": ema.state_dict(), "opt": opt.state_dict(),
-              "step": step, "elapsed": time.time() - t_start, "hist": hist, "vocab": S.VOCAB}
-        torch.save(ck, ck_path + ".tmp")
+        c = {"cfg": cfg, "model": model.state_dict(), "ema": ema.state_dict(), "opt": opt.state_dict(),
+             "step": step, "elapsed": time.time() - t_start, "hist": hist, "vocab": S.VOCAB}
+        torch.save(c, ck_path + ".tmp")
         os.replace(ck_path + ".tmp", ck_path)
+        save_slim(os.path.join(a.out, "ema16.pt"), cfg, step, ema.state_dict())
 
     while True:
         el = time.time() - t_start
@@ -167,42 +254,48 @@ def train_denoiser(a):
         lr = a.lr * min(1.0, (step + 1) / a.warmup) * (0.1 + 0.9 * 0.5 * (1 + math.cos(math.pi * min(frac, 1.0))))
         for g in opt.param_groups:
             g["lr"] = lr
-        rng = np.random.default_rng([a.seed, step])
-        kind = kinds[rng.choice(3, p=kp)]
-        grid = cfg["grids"][rng.integers(len(cfg["grids"]))]
-        ids, x0, ref, ref_mask, pos, wt = make_batch(cfg, rng, kind, grid, bsz[kind])
-        B = x0.shape[0]
-        sig = sample_sigma(cfg, rng, B)
-        noise = torch.from_numpy(rng.standard_normal(x0.shape).astype(np.float32))
-        ids, x0, ref, ref_mask, pos, sig, noise, wt = (t.to(dev) for t in (ids, x0, ref, ref_mask, pos, sig, noise, wt))
+        d = pre.get() if pre else gen_step(cfg, a.seed, step, kp, bsz)
+        ids, x0, ref, ref_mask, pos, sig, wt = (torch.from_numpy(d[k]).to(dev, non_blocking=True) for k in
+                                                ("ids", "x0", "ref", "ref_mask", "pos", "sig", "wt"))
+        gen = torch.Generator(device=dev).manual_seed(a.seed * 1000003 + step)
+        noise = torch.randn(x0.shape, generator=gen, device=dev)
         xs = (1 - sig[:, None, None]) * x0 + sig[:, None, None] * noise
-        text = model.te(ids)
         tmask = (ids != 0).float()
-        v = model.dn(xs, sig, text, tmask, ref, ref_mask, pos)
-        loss = (((v - (noise - x0)) ** 2).mean(-1) * wt).sum() / wt.sum()
+        if amp:
+            with amp:
+                v = model.dn(xs, sig, model.te(ids), tmask, ref, ref_mask, pos)
+        else:
+            v = model.dn(xs, sig, model.te(ids), tmask, ref, ref_mask, pos)
+        loss = (((v.float() - (noise - x0)) ** 2).mean(-1) * wt).sum() / wt.sum()
         opt.zero_grad(set_to_none=True)
         loss.backward()
-        torch.nn.utils.clip_grad_norm_(model.parameters(), 1.0)
+        torch.nn.utils.clip_grad_norm_(mparams, 1.0)
         opt.step()
-        d = min(a.ema, (1 + step) / (10 + step))
+        dk = min(a.ema, (1 + step) / (10 + step))
         with torch.no_grad():
-            for pe, pm in zip(ema.parameters(), model.parameters()):
-                pe.mul_(d).add_(pm.detach(), alpha=1 - d)
+            if cuda:
+                torch._foreach_mul_(eparams, dk)
+                torch._foreach_add_(eparams, mparams, alpha=1 - dk)
+            else:
+                for pe, pm in zip(eparams, mparams):
+                    pe.mul_(dk).add_(pm.detach(), alpha=1 - dk)
         step += 1
-        run_loss += loss.item()
+        run_loss += loss.detach()
         run_n += 1
         if step % a.log_every == 0:
             el = time.time() - t_start
-            hist.append([step, round(el, 1), run_loss / run_n])
-            msg = f"step {step} t={el/60:.1f}m loss={run_loss/run_n:.4f} lr={lr:.2e} {el/step:.2f}s/step"
+            hist.append([step, round(el, 1), run_loss.item() / run_n])
+            msg = f"step {step} t={el/60:.1f}m loss={hist[-1][2]:.4f} lr={lr:.2e} {el/step:.3f}s/step"
             print(msg, flush=True)
             log.write(msg + "\n")
             log.flush()
-            run_loss, run_n = 0.0, 0
+            run_loss, run_n = torch.zeros((), device=dev), 0
         if time.time() - last_ck > a.ckpt_minutes * 60:
             save()
             last_ck = time.time()
     save()
+    if pre:
+        pre.close()
     msg = f"done step {step} elapsed {(time.time()-t_start)/60:.1f} min"
     print(msg, flush=True)
     log.write(msg + "\n")
@@ -292,6 +385,10 @@ def main():
     ap.add_argument("--ema", type=float, default=0.998)
     ap.add_argument("--dim", type=int, default=0)
     ap.add_argument("--depth", type=int, default=0)
+    ap.add_argument("--heads", type=int, default=0)
+    ap.add_argument("--workers", type=int, default=0, help="data worker processes (0: make batches in-process)")
+    ap.add_argument("--init", default="", help="warm start from a slim weights file (ema16.pt)")
+    ap.add_argument("--junk-p", type=float, default=0.15, help="share of captions given out-of-vocabulary words")
     ap.add_argument("--seed", type=int, default=1234)
     ap.add_argument("--p-t2i", type=float, default=0.7, help="share of text-to-image steps (rest: edits, multi-image)")
     ap.add_argument("--p-edit", type=float, default=0.22)
