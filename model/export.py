@@ -45,6 +45,11 @@ def load_models(ckpt=None, sr_ckpt=None, tiny=False, seed=0):
         te, dn = build_models(cfg) if len(vocab) == len(S.VOCAB) else _build_with_vocab(cfg, vocab)
         j = Joint(te, dn)
         j.load_state_dict(ck["ema"])
+        # the shipped weights are the fp16-rounded EMA (model/weights/torch keeps them in fp16 to halve the size;
+        # the ONNX files hold the same values in fp32), so every consumer runs exactly the same numbers
+        with torch.no_grad():
+            for p in j.parameters():
+                p.copy_(p.half().float())
     else:
         cfg = dict(TINY_CFG if tiny else DEFAULT_CFG)
         vocab = S.VOCAB
