@@ -235,6 +235,7 @@ def train_denoiser(a):
     t_start = time.time() - elapsed
     last_ck = time.time()
     run_loss, run_n = torch.zeros((), device=dev), 0
+    wait_s = 0.0
     mparams = [p for p in model.parameters()]
     eparams = [p for p in ema.parameters()]
     amp = torch.autocast(device_type="cuda", dtype=torch.bfloat16) if cuda else None
@@ -254,7 +255,9 @@ def train_denoiser(a):
         lr = a.lr * min(1.0, (step + 1) / a.warmup) * (0.1 + 0.9 * 0.5 * (1 + math.cos(math.pi * min(frac, 1.0))))
         for g in opt.param_groups:
             g["lr"] = lr
+        t_wait = time.time()
         d = pre.get() if pre else gen_step(cfg, a.seed, step, kp, bsz)
+        wait_s += time.time() - t_wait
         ids, x0, ref, ref_mask, pos, sig, wt = (torch.from_numpy(d[k]).to(dev, non_blocking=True) for k in
                                                 ("ids", "x0", "ref", "ref_mask", "pos", "sig", "wt"))
         gen = torch.Generator(device=dev).manual_seed(a.seed * 1000003 + step)
@@ -285,7 +288,9 @@ def train_denoiser(a):
         if step % a.log_every == 0:
             el = time.time() - t_start
             hist.append([step, round(el, 1), run_loss.item() / run_n])
-            msg = f"step {step} t={el/60:.1f}m loss={hist[-1][2]:.4f} lr={lr:.2e} {el/step:.3f}s/step"
+            msg = (f"step {step} t={el/60:.1f}m loss={hist[-1][2]:.4f} lr={lr:.2e} {el/step:.3f}s/step"
+                   f" data-wait {wait_s/run_n*1000:.0f}ms/step")
+            wait_s = 0.0
             print(msg, flush=True)
             log.write(msg + "\n")
             log.flush()
