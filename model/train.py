@@ -192,8 +192,9 @@ def train_denoiser(a):
         if getattr(a, k):
             cfg[k] = getattr(a, k)
     ck = torch.load(ck_path, map_location="cpu") if os.path.exists(ck_path) else None
-    if ck:
-        cfg = ck["cfg"]
+    init = torch.load(a.init, map_location="cpu") if (a.init and not ck) else None
+    if ck or init:
+        cfg = dict((ck or init)["cfg"])
     cfg["obj_weight"] = a.obj_weight
     cfg["junk_p"] = a.junk_p
     kp = [a.p_t2i, a.p_edit, 1.0 - a.p_t2i - a.p_edit]
@@ -213,12 +214,11 @@ def train_denoiser(a):
         ema.load_state_dict(ck["ema"])
         elapsed, hist = ck["elapsed"], ck.get("hist", [])
         print(f"resumed at step {step}, {elapsed/60:.1f} min", flush=True)
-    elif a.init:
+    elif init:
         # warm start from slim weights (fresh optimiser and schedule)
-        w = torch.load(a.init, map_location="cpu")
-        model.load_state_dict(w["ema"])
-        ema.load_state_dict(w["ema"])
-        print(f"initialised from {a.init} (step {w.get('step')})", flush=True)
+        model.load_state_dict(init["ema"])
+        ema.load_state_dict(init["ema"])
+        print(f"initialised from {a.init} (step {init.get('step')})", flush=True)
     model.to(dev)
     ema.to(dev)
     cuda = dev.type == "cuda"
