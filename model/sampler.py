@@ -21,7 +21,7 @@ HERE = os.path.dirname(os.path.abspath(__file__))
 sys.path.insert(0, HERE)
 import scenes as S  # noqa: E402
 
-SAMPLER_DEFAULTS = {"steps": 20, "true_cfg_scale": 4.0, "base_image_seq_len": 256, "max_image_seq_len": 8192,
+SAMPLER_DEFAULTS = {"steps": 20, "true_cfg_scale": 4.0, "negative_cfg_scale": 4.0, "base_image_seq_len": 256, "max_image_seq_len": 8192,
                     "base_shift": 0.5, "max_shift": 0.9, "shift_terminal": 0.02}
 
 
@@ -99,10 +99,13 @@ class Pipeline:
         scale = self.sp["true_cfg_scale"] if cfg_scale is None else cfg_scale
         r, c = choose_grid(self.cfg["grids"], width, height)
         N = r * c
-        ids = torch.tensor([self.tokenize(prompt), self.tokenize(negative_prompt or "")], dtype=torch.long)
+        # batch rows: [prompt, empty] (+ [negative prompt] when one is given); see CONTRACT.md "Guidance"
+        texts = [prompt, ""] + ([negative_prompt] if negative_prompt else [])
+        neg_scale = self.sp.get("negative_cfg_scale", scale)
         use_cfg = bool(negative_prompt) or scale > 1
         if not use_cfg:
-            ids = ids[:1]
+            texts = texts[:1]
+        ids = torch.tensor([self.tokenize(t) for t in texts], dtype=torch.long)
         B = ids.shape[0]
         text = self.te(ids)
         tmask = (ids != 0).float()
@@ -125,8 +128,10 @@ class Pipeline:
             sig = torch.full((B,), float(sg[i]), dtype=torch.float32)
             v = self.dn(x.repeat(B, 1, 1), sig, text, tmask, ref, rmask, pos)
             if use_cfg:
-                cond, neg = v[0:1], v[1:2]
-                comb = neg + scale * (cond - neg)
+                cond, unc = v[0:1], v[1:2]
+                comb = unc + scale * (cond - unc)
+                if B == 3:  # the negative prompt gets its own term, as strong as the prompt's
+                    comb = comb - neg_scale * (v[2:3] - unc)
                 comb = comb * (cond.norm(dim=-1, keepdim=True) / comb.norm(dim=-1, keepdim=True).clamp_min(1e-12))
                 v = comb
             x = x + float(sg[i + 1] - sg[i]) * v

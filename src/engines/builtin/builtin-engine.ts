@@ -1,7 +1,7 @@
 /**
  * The builtin engine: the bundled Qwen-Image-style model (model/CONTRACT.md) run with ONNX Runtime on
- * the CPU under the TypeScript sampler. Text encoder → Euler steps of the MMDiT denoiser with true CFG
- * (cond and negative in one batch of 2) → unpatchify → learned super-resolution → lanczos to the exact
+ * the CPU under the TypeScript sampler. Text encoder → Euler steps of the MMDiT denoiser with guidance
+ * (prompt, empty text and any negative prompt in one batch) → unpatchify → learned super-resolution → lanczos to the exact
  * requested size.
  */
 import * as ort from 'onnxruntime-node';
@@ -10,7 +10,7 @@ import sharp from 'sharp';
 import type { Engine, EngineHealth, EngineProgress, EngineRequest, EngineResult, RawImage } from '../../domain/types.ts';
 import { readManifest, type ModelManifest } from './manifest.ts';
 import { createTokenizer } from './tokenizer.ts';
-import { computeSigmas, eulerStep, trueCfg } from './sampler.ts';
+import { computeSigmas, eulerStep, guide } from './sampler.ts';
 import { fillStandardNormal } from './prng.ts';
 import { chooseGrid, patchifyRgb, planarToRgb, tokenPositions, unpatchifyToPlanar } from './patches.ts';
 
@@ -71,20 +71,20 @@ export class BuiltinEngine implements Engine {
     return this.manifest ? { name: this.manifest.name, version: this.manifest.version } : null;
   }
 
-  /** text_states for [prompt, negative] as one batch of 2. */
-  async encodeText(prompt: string, negative: string): Promise<{ states: ort.Tensor; mask: ort.Tensor }> {
+  /** text_states for the guidance rows (e.g. [prompt, empty, negative]) as one batch. */
+  async encodeText(texts: string[]): Promise<{ states: ort.Tensor; mask: ort.Tensor }> {
     const m = this.manifest!;
     const T = m.text.max_tokens;
-    const a = this.tokenize!(prompt);
-    const b = this.tokenize!(negative);
-    const ids = new BigInt64Array(2 * T);
-    ids.set(a.ids, 0);
-    ids.set(b.ids, T);
-    const mask = new Float32Array(2 * T);
-    mask.set(a.mask, 0);
-    mask.set(b.mask, T);
-    const out = await this.textEncoder!.run({ input_ids: new ort.Tensor('int64', ids, [2, T]) });
-    return { states: out.text_states!, mask: new ort.Tensor('float32', mask, [2, T]) };
+    const B = texts.length;
+    const ids = new BigInt64Array(B * T);
+    const mask = new Float32Array(B * T);
+    texts.forEach((t, b) => {
+      const tok = this.tokenize!(t);
+      ids.set(tok.ids, b * T);
+      mask.set(tok.mask, b * T);
+    });
+    const out = await this.textEncoder!.run({ input_ids: new ort.Tensor('int64', ids, [B, T]) });
+    return { states: out.text_states!, mask: new ort.Tensor('float32', mask, [B, T]) };
   }
 
   private async referenceTokens(refs: RawImage[], rows: number, cols: number): Promise<Float32Array[]> {
@@ -119,46 +119,49 @@ export class BuiltinEngine implements Engine {
     const steps = stepsOverride ?? this.options.steps ?? m.sampler.steps;
     const refs = request.referenceImages.slice(0, m.max_refs);
 
-    const text = await this.encodeText(request.prompt, request.negativePrompt);
+    // Guidance rows: the prompt, the empty text, and the negative prompt when there is one (model/CONTRACT.md).
+    const texts = [request.prompt, ''];
+    if (request.negativePrompt) texts.push(request.negativePrompt);
+    const B = texts.length;
+    const text = await this.encodeText(texts);
 
-    // Reference tokens, duplicated for both CFG branches; one masked dummy token when there are none.
+    // Reference tokens, repeated for every guidance row; one masked dummy token when there are none.
     const refTokens = await this.referenceTokens(refs, rows, cols);
     const M = refs.length > 0 ? refs.length * N : 1;
-    const ref = new Float32Array(2 * M * C);
-    const refMask = new Float32Array(2 * M);
+    const ref = new Float32Array(B * M * C);
+    const refMask = new Float32Array(B * M);
     if (refs.length > 0) {
-      refTokens.forEach((tokens, k) => {
-        ref.set(tokens, k * N * C);
-        ref.set(tokens, M * C + k * N * C);
-      });
+      for (let b = 0; b < B; b++) refTokens.forEach((tokens, k) => ref.set(tokens, b * M * C + k * N * C));
       refMask.fill(1);
     }
     const pos = tokenPositions(rows, cols, refs.length);
 
     const x = fillStandardNormal(new Float32Array(N * C), request.seed >>> 0);
     const sigmas = computeSigmas(steps, N, m.sampler);
-    const batchImg = new Float32Array(2 * N * C);
+    const batchImg = new Float32Array(B * N * C);
     const guided = new Float32Array(N * C);
+    const scale = m.sampler.true_cfg_scale;
+    const negScale = m.sampler.negative_cfg_scale ?? scale;
     const feeds: Record<string, ort.Tensor> = {
       text: text.states,
       text_mask: text.mask,
-      ref: new ort.Tensor('float32', ref, [2, M, C]),
-      ref_mask: new ort.Tensor('float32', refMask, [2, M]),
+      ref: new ort.Tensor('float32', ref, [B, M, C]),
+      ref_mask: new ort.Tensor('float32', refMask, [B, M]),
       pos: new ort.Tensor('float32', pos, [N + M, 3]),
     };
 
     for (let i = 0; i < steps; i++) {
       if (signal.aborted) throw abortError(signal);
-      batchImg.set(x, 0);
-      batchImg.set(x, N * C);
+      for (let b = 0; b < B; b++) batchImg.set(x, b * N * C);
       const sigma = sigmas[i]!;
       const out = await this.denoiser.run({
         ...feeds,
-        img: new ort.Tensor('float32', batchImg, [2, N, C]),
-        sigma: new ort.Tensor('float32', new Float32Array([sigma, sigma]), [2]),
+        img: new ort.Tensor('float32', batchImg, [B, N, C]),
+        sigma: new ort.Tensor('float32', new Float32Array(B).fill(sigma), [B]),
       });
       const v = out.velocity!.data as Float32Array;
-      trueCfg(v.subarray(0, N * C), v.subarray(N * C, 2 * N * C), m.sampler.true_cfg_scale, C, guided);
+      const neg = B === 3 ? v.subarray(2 * N * C, 3 * N * C) : null;
+      guide(v.subarray(0, N * C), v.subarray(N * C, 2 * N * C), neg, scale, negScale, C, guided);
       eulerStep(x, guided, sigma, sigmas[i + 1]!);
       onProgress?.({ step: i + 1, totalSteps: steps });
     }

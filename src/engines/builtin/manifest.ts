@@ -9,7 +9,7 @@ export interface ModelManifest {
   text: { max_tokens: number; dim: number; vocab: string[] };
   image: { patch: number; channels: number; token_dim: number; grids: Array<[number, number]> };
   sr: { scale: number };
-  sampler: ScheduleConfig & { steps: number; true_cfg_scale: number };
+  sampler: ScheduleConfig & { steps: number; true_cfg_scale: number; negative_cfg_scale?: number };
   max_refs: number;
 }
 

@@ -1,6 +1,6 @@
 /**
  * The Qwen-Image flow-matching sampler: sigma schedule with dynamic exponential shift and terminal
- * stretch, Euler steps, and true classifier-free guidance with norm rescaling. The constants are the
+ * stretch, Euler steps, and classifier-free guidance (with a separate negative-prompt term) and norm rescaling. The constants are the
  * ones Qwen-Image's scheduler configuration uses (base_image_seq_len 256 → base_shift 0.5,
  * max_image_seq_len 8192 → max_shift 0.9, shift_terminal 0.02); the manifest may override them.
  */
@@ -57,10 +57,20 @@ export function eulerStep(x: Float32Array, velocity: Float32Array, sigma: number
 }
 
 /**
- * True CFG: comb = neg + s·(cond − neg), then each token's vector is rescaled to the norm of the
- * conditional prediction (norms over the channel axis of `tokenDim`). Writes into `out`.
+ * Guidance. With v_p, v_0, v_n the velocities for the prompt, the empty text and the negative prompt:
+ * comb = v_0 + s·(v_p − v_0) − s_n·(v_n − v_0), the last term only when `neg` is given; then each token's
+ * vector is rescaled to the norm of v_p (norms over the channel axis of `tokenDim`). Plain true CFG,
+ * v_n + s·(v_p − v_n), is the case s_n = s − 1 (model/CONTRACT.md). Writes into `out`.
  */
-export function trueCfg(cond: Float32Array, neg: Float32Array, scale: number, tokenDim: number, out: Float32Array): Float32Array {
+export function guide(
+  cond: Float32Array,
+  uncond: Float32Array,
+  neg: Float32Array | null,
+  scale: number,
+  negScale: number,
+  tokenDim: number,
+  out: Float32Array,
+): Float32Array {
   const tokens = cond.length / tokenDim;
   for (let t = 0; t < tokens; t++) {
     const base = t * tokenDim;
@@ -68,7 +78,8 @@ export function trueCfg(cond: Float32Array, neg: Float32Array, scale: number, to
     let combSq = 0;
     for (let c = 0; c < tokenDim; c++) {
       const i = base + c;
-      const v = neg[i]! + scale * (cond[i]! - neg[i]!);
+      let v = uncond[i]! + scale * (cond[i]! - uncond[i]!);
+      if (neg) v -= negScale * (neg[i]! - uncond[i]!);
       out[i] = v;
       condSq += cond[i]! * cond[i]!;
       combSq += v * v;
