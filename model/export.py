@@ -31,7 +31,7 @@ def manifest(cfg, vocab, version):
         "text": {"max_tokens": cfg["max_tokens"], "dim": cfg["text_dim"], "vocab": vocab},
         "image": {"patch": cfg["patch"], "channels": 3, "token_dim": 3 * cfg["patch"] ** 2, "grids": cfg["grids"]},
         "sr": {"scale": cfg["sr_scale"]},
-        "sampler": {"steps": 20, "true_cfg_scale": 4.0, "negative_cfg_scale": 5.0, "base_image_seq_len": 256, "max_image_seq_len": 8192,
+        "sampler": {"steps": 20, "true_cfg_scale": 4.0, "negative_cfg_scale": 6.0, "base_image_seq_len": 256, "max_image_seq_len": 8192,
                     "base_shift": 0.5, "max_shift": 0.9, "shift_terminal": 0.02},
         "max_refs": 3,
     }

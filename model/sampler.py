@@ -21,7 +21,7 @@ HERE = os.path.dirname(os.path.abspath(__file__))
 sys.path.insert(0, HERE)
 import scenes as S  # noqa: E402
 
-SAMPLER_DEFAULTS = {"steps": 20, "true_cfg_scale": 4.0, "negative_cfg_scale": 5.0, "base_image_seq_len": 256, "max_image_seq_len": 8192,
+SAMPLER_DEFAULTS = {"steps": 20, "true_cfg_scale": 4.0, "negative_cfg_scale": 6.0, "base_image_seq_len": 256, "max_image_seq_len": 8192,
                     "base_shift": 0.5, "max_shift": 0.9, "shift_terminal": 0.02}
 
 
