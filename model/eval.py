@@ -42,11 +42,11 @@ def png_decode(b):
 
 
 class ServerGen:
-    def __init__(self, base, key, timeout=120):
-        self.base, self.key, self.timeout = base.rstrip("/"), key, timeout
+    def __init__(self, base, key, timeout=120, enhance=False):
+        self.base, self.key, self.timeout, self.enhance = base.rstrip("/"), key, timeout, enhance
 
     def __call__(self, prompt, seed, negative=None, refs=None):
-        body = {"model": MODEL, "prompt": prompt, "enhance_prompt": False, "seed": int(seed),
+        body = {"model": MODEL, "prompt": prompt, "enhance_prompt": self.enhance, "seed": int(seed),
                 "image_size": "landscape_4_3", "response_format": "b64_json"}
         if negative:
             body["negative_prompt"] = negative
@@ -177,6 +177,7 @@ def main():
     ap.add_argument("--sample", type=int, default=24, help="held-out captions and edits to run")
     ap.add_argument("--neg-seeds", type=int, default=5)
     ap.add_argument("--save-dir", default=None, help="write every generated image here")
+    ap.add_argument("--enhance-prompt", action="store_true", help="server only: send enhance_prompt true (the API default)")
     ap.add_argument("--json", default=None, help="also write the results as JSON here")
     a = ap.parse_args()
     if a.direct:
@@ -184,7 +185,7 @@ def main():
         torch.set_num_threads(int(os.environ.get("TORCH_THREADS", "2")))
         gen = DirectGen(a.ckpt, a.sr_ckpt, a.cfg)
     elif a.base_url:
-        gen = ServerGen(a.base_url, a.key)
+        gen = ServerGen(a.base_url, a.key, enhance=a.enhance_prompt)
     else:
         ap.error("--base-url or --direct")
     if a.save_dir:
