@@ -5,19 +5,9 @@ import path from 'node:path';
 import { after, before, beforeEach, describe, it } from 'node:test';
 import { startFakeComfyui, type FakeComfyui } from '../../../test/fakes/fake-comfyui.ts';
 import { isAbortError } from '../../domain/errors.ts';
-import { isBackendFailure } from '../router/kit/errors.ts';
 import { startHttpServer } from '../testing/fake-http.ts';
-import { conformanceRequest, referenceImages } from '../testing/conformance.ts';
+import { conformanceRequest, expectFailure, referenceImages } from '../testing/conformance.ts';
 import { ComfyuiEngine, pickOutputImage } from './comfyui-engine.ts';
-
-function expectFailure(code: string, extra: (err: Record<string, unknown>) => void = () => undefined) {
-  return (err: unknown): boolean => {
-    assert.ok(isBackendFailure(err), `expected a BackendFailure, got ${String(err)}`);
-    assert.equal(err.code, code, err.message);
-    extra(err as unknown as Record<string, unknown>);
-    return true;
-  };
-}
 
 async function waitFor(check: () => boolean, what: string, timeoutMs = 3000): Promise<void> {
   const deadline = Date.now() + timeoutMs;

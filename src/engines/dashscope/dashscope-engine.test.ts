@@ -1,18 +1,8 @@
 import assert from 'node:assert/strict';
 import { after, before, beforeEach, describe, it } from 'node:test';
 import { startFakeDashscope, type FakeDashscope } from '../../../test/fakes/fake-dashscope.ts';
-import { isBackendFailure } from '../router/kit/errors.ts';
-import { conformanceRequest, referenceImages } from '../testing/conformance.ts';
+import { conformanceRequest, expectFailure, referenceImages } from '../testing/conformance.ts';
 import { DashscopeEngine } from './dashscope-engine.ts';
-
-function expectFailure(code: string, extra: (err: Record<string, unknown>) => void = () => undefined) {
-  return (err: unknown): boolean => {
-    assert.ok(isBackendFailure(err), `expected a BackendFailure, got ${String(err)}`);
-    assert.equal(err.code, code, err.message);
-    extra(err as unknown as Record<string, unknown>);
-    return true;
-  };
-}
 
 describe('DashScope engine', () => {
   let fake: FakeDashscope;

@@ -1,20 +1,10 @@
 import assert from 'node:assert/strict';
 import { after, before, beforeEach, describe, it } from 'node:test';
 import { startFakeOpenaiImages, type FakeOpenaiImages } from '../../../test/fakes/fake-openai-images.ts';
-import { isBackendFailure } from '../router/kit/errors.ts';
 import { startHttpServer } from '../testing/fake-http.ts';
-import { conformanceRequest, referenceImages } from '../testing/conformance.ts';
+import { conformanceRequest, expectFailure, referenceImages } from '../testing/conformance.ts';
 import { composePrompt, OPENAI_DIALECTS } from './openai-dialect.ts';
 import { OpenaiEngine } from './openai-engine.ts';
-
-function expectFailure(code: string, extra: (err: Record<string, unknown>) => void = () => undefined) {
-  return (err: unknown): boolean => {
-    assert.ok(isBackendFailure(err), `expected a BackendFailure, got ${String(err)}`);
-    assert.equal(err.code, code, err.message);
-    extra(err as unknown as Record<string, unknown>);
-    return true;
-  };
-}
 
 describe('OpenAI-compatible engine', () => {
   let fake: FakeOpenaiImages;

@@ -13,6 +13,7 @@ import assert from 'node:assert/strict';
 import { randomUUID } from 'node:crypto';
 import { after, before, beforeEach, describe, it } from 'node:test';
 import { isAbortError } from '../../domain/errors.ts';
+import { isBackendFailure } from '../router/kit/errors.ts';
 import type { Engine, EngineProgress, EngineRequest, ImageSize, RawImage } from '../../domain/types.ts';
 
 export interface ConformanceCapabilities {
@@ -72,6 +73,16 @@ const DEFAULTS: ConformanceCapabilities = {
 /** An abort must settle within this; remote cancellation must be seen within CANCEL_SEEN_MS. */
 const ABORT_PROMPT_MS = 1500;
 const CANCEL_SEEN_MS = 3000;
+
+/** An `assert.rejects` predicate: the error is a BackendFailure with this code; `extra` checks more of it. */
+export function expectFailure(code: string, extra: (err: Record<string, unknown>) => void = () => undefined) {
+  return (err: unknown): boolean => {
+    assert.ok(isBackendFailure(err), `expected a BackendFailure, got ${String(err)}`);
+    assert.equal(err.code, code, err.message);
+    extra(err as unknown as Record<string, unknown>);
+    return true;
+  };
+}
 
 export function conformanceRequest(overrides: Partial<EngineRequest> = {}): EngineRequest {
   return {
