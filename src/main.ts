@@ -17,8 +17,17 @@ import { createSqliteUsageStore } from './store/sqlite/usage-store.ts';
 import { createSqliteKeyStore } from './store/sqlite/key-store.ts';
 import { createSqlitePromptCache } from './store/sqlite/prompt-cache.ts';
 import { createFsBlobStore } from './blobs/fs/fs-blob-store.ts';
-import { BoundedQueue } from './pipeline/bounded-queue.ts';
-import { createGenerateImage, type ModelSlot } from './pipeline/generate-image.ts';
+import { createRunGeneration } from './pipeline/run-generation.ts';
+import { createSubmitGeneration } from './pipeline/submit-generation.ts';
+import { createSqliteJobStore } from './jobs/sqlite/job-store.ts';
+import { createSqliteJobQueue } from './jobs/sqlite/job-queue.ts';
+import { createSqliteWebhookOutbox } from './jobs/sqlite/webhook-outbox.ts';
+import { createMemoryJobEvents } from './jobs/memory-events.ts';
+import { createJobRunner } from './jobs/job-runner.ts';
+import { createRetentionSweeper } from './jobs/retention.ts';
+import { createWebhookDispatcher } from './jobs/webhooks/dispatcher.ts';
+import { renderJob } from './contracts/job-view.ts';
+import { encodePreviewDataUri } from './images/preview.ts';
 import { createBuiltinEngine } from './engines/builtin/builtin-engine.ts';
 import { createPromptEnhancer, DEFAULT_BUNDLED_VOCABULARY } from './prompt/index.ts';
 import { createWatermarker } from './images/watermark/index.ts';
@@ -31,7 +40,7 @@ const VERSION = (require('../package.json') as { version: string }).version;
 const SOFTWARE = `qwen-image-server ${VERSION}`;
 
 export interface StartOptions {
-  /** Tests: replace an engine (e.g. wrap it to be slow) before it is put behind its queue. */
+  /** Tests: replace a model's engine (e.g. wrap it to be slow) before the job runner gets it. */
   wrapEngine?: (engine: Engine, modelId: string) => Engine;
   logger?: Logger;
 }
@@ -63,10 +72,9 @@ export async function startServer(config: Config, options: StartOptions = {}): P
   // The offline rewriter maps words to the bundled model's vocabulary only when that model draws.
   const usesBuiltin = Object.values(backends.models).some((m) => m.backends.some((b) => b.type === 'builtin'));
 
-  const models = new Map<string, ModelSlot>();
+  const models = new Map<string, Engine>();
   for (const [modelId, engine] of engines) {
-    const wrapped = options.wrapEngine ? options.wrapEngine(engine, modelId) : engine;
-    models.set(modelId, { engine: wrapped, queue: new BoundedQueue(config.engineConcurrency, config.engineMaxQueue, modelId) });
+    models.set(modelId, options.wrapEngine ? options.wrapEngine(engine, modelId) : engine);
   }
 
   const enhancer = createPromptEnhancer({
@@ -81,21 +89,69 @@ export async function startServer(config: Config, options: StartOptions = {}): P
   const decodeLimits = { maxPixels: config.image.maxPixels, maxSidePx: config.image.maxSidePx };
 
   let publicUrl = config.publicUrl ?? '';
-  const generateImage = createGenerateImage({
-    models,
+  const jobStore = createSqliteJobStore(db);
+  const jobQueue = createSqliteJobQueue(db);
+  const jobEvents = createMemoryJobEvents();
+  const webhooks = createWebhookDispatcher({
+    outbox: createSqliteWebhookOutbox(db),
+    secretFor: (keyId) => keys.ensureWebhookSecret(keyId),
+    renderBody: async (delivery) => {
+      const job = await jobStore.get(delivery.jobId);
+      if (!job) return null;
+      // Standard Webhooks payload shape: type, timestamp (of the event), data.
+      return JSON.stringify({ type: delivery.eventType, timestamp: new Date(delivery.createdAtMs).toISOString(), data: renderJob(job, publicUrl, null) });
+    },
+    allowPrivate: config.webhooks.allowPrivate,
+    timeoutMs: config.webhooks.timeoutMs,
+    retry: { baseDelayMs: config.webhooks.retryBaseMs, maxAttempts: config.webhooks.maxAttempts },
+    logger,
+  });
+  const runner = createJobRunner({
+    store: jobStore,
+    queue: jobQueue,
+    events: jobEvents,
+    blobs,
+    engines: models,
+    runGeneration: createRunGeneration({
+      engines: models,
+      blobs,
+      enhancer,
+      watermarker,
+      watermarkIssuerId: config.watermark.issuerId,
+      pricesUsd: config.pricesUsd,
+      creditsPerUsd: CREDITS_PER_USD,
+      publicUrl: () => publicUrl,
+      software: SOFTWARE,
+    }),
+    fallbackConcurrency: config.engineConcurrency,
+    maxQueued: config.engineMaxQueue,
+    runTimeoutMs: config.requestTimeoutMs,
+    maxAttempts: config.jobs.maxAttempts,
+    logger,
+    encodePreview: (image) => encodePreviewDataUri(image),
+    onStateChange: () => webhooks.kick(),
+  });
+  const retention = createRetentionSweeper({
+    store: jobStore,
+    blobs,
+    retentionMs: config.jobs.retentionMs,
+    // Often enough that an expired image goes within a tenth of the retention, never busier than once a second.
+    intervalMs: Math.min(10 * 60_000, Math.max(1000, Math.round(config.jobs.retentionMs / 10))),
+    logger,
+  });
+  const submitGeneration = createSubmitGeneration({
+    store: jobStore,
+    queue: jobQueue,
+    runner,
+    keys,
+    blobs,
     fetcher,
     decodeLimits,
-    enhancer,
-    watermarker,
-    watermarkIssuerId: config.watermark.issuerId,
-    blobs,
-    usage,
+    models: new Set(models.keys()),
     pricesUsd: config.pricesUsd,
-    creditsPerUsd: CREDITS_PER_USD,
-    publicUrl: () => publicUrl,
-    requestTimeoutMs: config.requestTimeoutMs,
-    software: SOFTWARE,
+    allowPrivateWebhooks: config.webhooks.allowPrivate,
   });
+  const jobsHttp = { store: jobStore, queue: jobQueue, events: jobEvents, runner, publicUrl: () => publicUrl };
 
   let ready = false;
   const app = await buildApp({
@@ -105,10 +161,14 @@ export async function startServer(config: Config, options: StartOptions = {}): P
     usage,
     blobs,
     validateGeneration: createGenerationValidator(),
-    generateImage,
-    models,
+    submitGeneration,
+    jobs: jobsHttp,
+    requestTimeoutMs: config.requestTimeoutMs,
+    engines: models,
+    runStats: (model) => runner.stats(model),
     openapi: buildOpenApiDocument(config.publicUrl ?? '/', VERSION),
     isReady: () => ready,
+    allowPrivateWebhooks: config.webhooks.allowPrivate,
     watermark: {
       watermarker,
       fetcher,
@@ -125,9 +185,14 @@ export async function startServer(config: Config, options: StartOptions = {}): P
   const url = `http://${listenHost.includes(':') ? `[${listenHost}]` : listenHost}:${port}`;
   publicUrl = config.publicUrl ?? url;
 
-  // Engines load after the socket is open so /healthz can say "loading" meanwhile.
-  await Promise.all([...models.values()].map((s) => s.engine.load()));
+  // Engines load after the socket is open so /healthz can say "loading" meanwhile. Jobs accepted
+  // before a crash run once they have: the runner starts after recovery.
+  await Promise.all([...models.values()].map((engine) => engine.load()));
+  await runner.recover();
+  webhooks.start();
+  retention.start();
   ready = true;
+  void runner.pump();
   logger.info({ url, models: [...models.keys()], dataDir: config.dataDir }, 'server ready');
 
   let closing: Promise<void> | null = null;
@@ -136,8 +201,13 @@ export async function startServer(config: Config, options: StartOptions = {}): P
     config,
     close() {
       closing ??= (async () => {
+        // HTTP first (synchronous callers wait for their jobs, which keep running), then the jobs
+        // still running; queued jobs stay in the database for the next start.
         await app.close();
-        await Promise.all([...models.values()].map((s) => s.engine.close().catch((err: Error) => logger.warn({ err }, 'engine close failed'))));
+        await runner.close();
+        await retention.close();
+        await webhooks.close();
+        await Promise.all([...models.values()].map((engine) => engine.close().catch((err: Error) => logger.warn({ err }, 'engine close failed'))));
         await fetcher.close();
         db.close();
       })();

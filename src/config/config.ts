@@ -35,6 +35,23 @@ export interface Config {
   logLevel: string;
   /** Time SIGTERM waits for in-flight requests before closing anyway. */
   shutdownGraceMs: number;
+  jobs: JobsConfig;
+  webhooks: WebhooksConfig;
+}
+
+export interface JobsConfig {
+  /** Finished jobs, their images and idempotency records are deleted this long after they end. */
+  retentionMs: number;
+  /** Runs of one job (a crash mid-run counts) before it is failed as interrupted. */
+  maxAttempts: number;
+}
+
+export interface WebhooksConfig {
+  /** Allow webhook URLs on private, loopback and link-local addresses (a receiver on the same host or LAN). */
+  allowPrivate: boolean;
+  timeoutMs: number;
+  retryBaseMs: number;
+  maxAttempts: number;
 }
 
 export interface ImageInputConfig {
@@ -82,6 +99,19 @@ function boolSetting(env: Env, name: string, fallback: boolean): boolean {
   if (['1', 'true', 'yes', 'on'].includes(raw.toLowerCase())) return true;
   if (['0', 'false', 'no', 'off'].includes(raw.toLowerCase())) return false;
   throw new ConfigError(`${name} must be 1/0/true/false, got "${raw}"`);
+}
+
+const DURATION_UNITS_MS: Record<string, number> = { ms: 1, s: 1000, m: 60_000, h: 3_600_000, d: 86_400_000 };
+
+/** A duration: an integer of milliseconds, or a number with a unit (`90s`, `30m`, `24h`, `7d`). */
+function durationSetting(env: Env, name: string, fallbackMs: number, minMs: number): number {
+  const raw = env[name]?.trim();
+  if (raw === undefined || raw === '') return fallbackMs;
+  const m = /^(\d+(?:\.\d+)?)(ms|s|m|h|d)?$/.exec(raw);
+  if (!m) throw new ConfigError(`${name} must be a duration like 7d, 24h, 30m, 90s or a number of milliseconds, got "${raw}"`);
+  const ms = Math.round(Number(m[1]) * DURATION_UNITS_MS[m[2] ?? 'ms']!);
+  if (ms < minMs) throw new ConfigError(`${name} must be at least ${minMs} ms, got "${raw}"`);
+  return ms;
 }
 
 function parsePrices(raw: string | undefined): Record<string, number> {
@@ -147,5 +177,15 @@ export function readConfig(env: Env, cwd: string = process.cwd()): Config {
     watermark: { issuerId, key: env.WATERMARK_KEY || undefined },
     logLevel: env.LOG_LEVEL || 'info',
     shutdownGraceMs: intSetting(env, 'SHUTDOWN_GRACE_MS', 30_000, 0, 3_600_000),
+    jobs: {
+      retentionMs: durationSetting(env, 'JOB_RETENTION', 7 * 86_400_000, 1000),
+      maxAttempts: intSetting(env, 'JOB_MAX_ATTEMPTS', 3, 1, 100),
+    },
+    webhooks: {
+      allowPrivate: boolSetting(env, 'WEBHOOK_ALLOW_PRIVATE_URLS', false),
+      timeoutMs: intSetting(env, 'WEBHOOK_TIMEOUT_MS', 10_000, 100, 120_000),
+      retryBaseMs: intSetting(env, 'WEBHOOK_RETRY_BASE_MS', 5_000, 1, 3_600_000),
+      maxAttempts: intSetting(env, 'WEBHOOK_MAX_ATTEMPTS', 18, 1, 100),
+    },
   };
 }

@@ -8,6 +8,7 @@ import addFormatsModule from 'ajv-formats';
 import { createRequire } from 'node:module';
 import { ApiError } from '../domain/errors.ts';
 import { IMAGE_SIZE_PRESETS, type ImageSizePreset } from './sizes.ts';
+import type { JobWebhook, WebhookEvent } from '../domain/jobs.ts';
 
 const require = createRequire(import.meta.url);
 export const generationRequestSchema = require('./generation-request.schema.json') as Record<string, unknown>;
@@ -31,6 +32,8 @@ export interface GenerationParams {
   watermark: boolean;
   responseFormat: 'url' | 'b64_json';
   user: string | null;
+  /** Extension: where to announce the job's end; null: the key's default, if any. */
+  webhook: JobWebhook | null;
 }
 
 export type ValidateFn = (body: unknown) => GenerationParams;
@@ -105,6 +108,8 @@ function messageFor(err: ErrorObject, data: unknown): { param: string; message: 
       const m = (err.params as { multipleOf: number }).multipleOf;
       return { param: base, code: 'invalid_value', message: `${base} must be a multiple of ${m}, got ${describe(value)}` };
     }
+    case 'uniqueItems':
+      return { param: base, code: 'invalid_value', message: `${base} must not list an item twice` };
     case 'format':
       return { param: base, code: 'invalid_value', message: `${base} must be an http(s) URL or a data: URI, got ${describe(value)}` };
     default:
@@ -164,6 +169,9 @@ export function createGenerationValidator(): ValidateFn {
       watermark: (b.watermark as boolean | undefined) ?? false,
       responseFormat: (b.response_format as 'url' | 'b64_json' | undefined) ?? 'url',
       user: (b.user as string | undefined) ?? null,
+      webhook: b.webhook
+        ? { url: (b.webhook as { url: string }).url, events: (b.webhook as { events?: WebhookEvent[] }).events ?? ['completed'] }
+        : null,
     };
   };
 }

@@ -41,6 +41,10 @@ export const ERROR_CATALOGUE = {
   backend_rejected: { status: 400, type: 'invalid_request_error' },
   backend_error: { status: 502, type: 'server_error' },
   client_closed_request: { status: 499, type: 'invalid_request_error' },
+  idempotency_key_reused: { status: 422, type: 'invalid_request_error' },
+  job_finished: { status: 409, type: 'invalid_request_error' },
+  job_canceled: { status: 409, type: 'invalid_request_error' },
+  job_interrupted: { status: 503, type: 'service_unavailable' },
   internal_error: { status: 500, type: 'server_error' },
 } as const satisfies Record<string, CatalogueEntry>;
 

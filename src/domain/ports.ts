@@ -3,6 +3,7 @@
  * blobs/, engines/) and are wired together in main.ts.
  */
 import type { RawImage } from './types.ts';
+import type { WebhookEvent } from './jobs.ts';
 
 // ---------------------------------------------------------------- prompt rewriting (enhance_prompt)
 export interface EnhanceInput {
@@ -73,7 +74,6 @@ export interface UsageTotals {
 }
 
 export interface UsageStore {
-  record(entry: UsageEntry): Promise<void>;
   totals(keyId: string): Promise<UsageTotals>;
 }
 
@@ -94,6 +94,22 @@ export interface KeyStore {
   create(name: string, source: 'env' | 'cli', secret?: string): Promise<{ record: ApiKeyRecord; secret: string }>;
   list(): Promise<ApiKeyRecord[]>;
   revoke(idOrPrefix: string): Promise<boolean>;
+  /** The key's default webhook (used when a job names none) and whether it has a signing secret. */
+  webhookSettings(keyId: string): Promise<{
+    /** null when the key has no default webhook */
+    url: string | null;
+    /** empty when url is null */
+    events: WebhookEvent[];
+    hasSecret: boolean;
+  }>;
+  /** Sets or (null) clears the key's default webhook. */
+  setDefaultWebhook(keyId: string, webhook: { url: string; events: WebhookEvent[] } | null): Promise<void>;
+  /** Stores a new `whsec_` signing secret, replacing the old one at once, and returns it. */
+  rotateWebhookSecret(keyId: string): Promise<string>;
+  /** The key's signing secret; null when it has none yet. */
+  webhookSecret(keyId: string): Promise<string | null>;
+  /** The key's signing secret, created first when it has none (safe under concurrent callers). */
+  ensureWebhookSecret(keyId: string): Promise<string>;
 }
 
 // ---------------------------------------------------------------- generated images
@@ -101,4 +117,8 @@ export interface BlobStore {
   put(key: string, data: Buffer, contentType: string): Promise<void>;
   /** null when missing */
   get(key: string): Promise<{ data: Buffer; contentType: string } | null>;
+  /** Removes the blob; no error when it is already gone. */
+  delete(key: string): Promise<void>;
+  /** Every key under a prefix (e.g. `generations/`), for the orphan sweep at start. */
+  list(prefix: string): Promise<string[]>;
 }

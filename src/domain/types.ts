@@ -33,6 +33,14 @@ export interface EngineRequest {
 export interface EngineProgress {
   step: number;
   totalSteps: number;
+  /**
+   * What the image looks like at this step: a small intermediate picture for a live preview (for
+   * example the denoiser's current estimate of the clean image, before super-resolution). Any
+   * size and aspect close to the request's; the consumer scales it down before sending it on.
+   * Absent when the engine has none for this step. An engine may report a step twice, the second
+   * time only to add its preview.
+   */
+  preview?: RawImage;
 }
 
 export interface EngineResult {
@@ -61,6 +69,13 @@ export interface Engine {
   readonly description: string;
   load(): Promise<void>;
   health(): Promise<EngineHealth>;
+  /**
+   * Generations this engine can run at once right now (the router: the summed `concurrency` of the
+   * backends it would use). The job runner starts at most this many; an engine without it gets the
+   * ENGINE_CONCURRENCY setting. 0 means nothing is available: the runner then lets jobs through so
+   * that they fail fast with the engine's own "unavailable" error instead of waiting unseen.
+   */
+  capacity?(): number;
   generate(
     request: EngineRequest,
     signal: AbortSignal,

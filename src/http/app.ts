@@ -8,10 +8,14 @@ import crypto from 'node:crypto';
 import type { Logger } from 'pino';
 import type { KeyStore, UsageStore, BlobStore } from '../domain/ports.ts';
 import type { ValidateFn } from '../contracts/validate-generation.ts';
-import type { GenerateImage, ModelSlot } from '../pipeline/generate-image.ts';
+import type { SubmitGeneration } from '../pipeline/submit-generation.ts';
+import type { Engine } from '../domain/types.ts';
+import type { ModelRunStats } from '../jobs/job-runner.ts';
 import { registerErrorHandling } from './plugins/errors.ts';
 import { createAuthenticate } from './plugins/auth.ts';
 import { registerGenerationRoutes } from './routes/generations.ts';
+import { registerJobRoutes, type JobsHttpDeps } from './routes/jobs.ts';
+import { registerWebhookRoutes } from './routes/webhooks.ts';
 import { registerModelRoutes } from './routes/models.ts';
 import { registerUsageRoutes } from './routes/usage.ts';
 import { registerFileRoutes } from './routes/files.ts';
@@ -26,10 +30,16 @@ export interface AppDeps {
   usage: UsageStore;
   blobs: BlobStore;
   validateGeneration: ValidateFn;
-  generateImage: GenerateImage;
-  models: Map<string, ModelSlot>;
+  submitGeneration: SubmitGeneration;
+  jobs: JobsHttpDeps;
+  /** Limit of a synchronous generation call. */
+  requestTimeoutMs: number;
+  engines: Map<string, Engine>;
+  runStats: (model: string) => Promise<ModelRunStats>;
   openapi: Record<string, unknown>;
   isReady: () => boolean;
+  /** Webhook URLs may point at private addresses (WEBHOOK_ALLOW_PRIVATE_URLS). */
+  allowPrivateWebhooks: boolean;
   watermark: Omit<WatermarkRouteDeps, 'authenticate'> | null;
 }
 
@@ -68,8 +78,16 @@ export async function buildApp(deps: AppDeps): Promise<FastifyInstance> {
   registerErrorHandling(app, deps.maxBodyBytes);
 
   const authenticate = createAuthenticate(deps.keys);
-  registerGenerationRoutes(app, { authenticate, validateGeneration: deps.validateGeneration, generateImage: deps.generateImage });
-  registerModelRoutes(app, { authenticate, models: deps.models, startedAtS: Math.floor(Date.now() / 1000) });
+  registerGenerationRoutes(app, {
+    authenticate,
+    validateGeneration: deps.validateGeneration,
+    submitGeneration: deps.submitGeneration,
+    jobs: deps.jobs,
+    requestTimeoutMs: deps.requestTimeoutMs,
+  });
+  registerJobRoutes(app, { authenticate, ...deps.jobs });
+  registerWebhookRoutes(app, { authenticate, keys: deps.keys, allowPrivate: deps.allowPrivateWebhooks });
+  registerModelRoutes(app, { authenticate, engines: deps.engines, runStats: deps.runStats, startedAtS: Math.floor(Date.now() / 1000) });
   registerUsageRoutes(app, { authenticate, usage: deps.usage });
   registerFileRoutes(app, { blobs: deps.blobs });
   registerHealthRoutes(app, { isReady: deps.isReady, isDraining: () => draining });

@@ -3,9 +3,11 @@
  * messages), for tests where no GPU is available. It validates the submitted API-format workflow the
  * way ComfyUI does where it matters to us (links to missing nodes, LoadImage files that were never
  * uploaded, no output node), "executes" it one prompt at a time, sends the websocket events, and
- * serves a solid-colour PNG of the latent's size. Everything it receives is recorded.
+ * serves a solid-colour PNG of the latent's size. Everything it receives is recorded. With
+ * `previews` set it also sends a sampler's live previews as binary frames.
  */
 import { randomUUID } from 'node:crypto';
+import sharp from 'sharp';
 import type { IncomingMessage, ServerResponse } from 'node:http';
 import { WebSocketServer, type WebSocket } from 'ws';
 import {
@@ -36,6 +38,12 @@ export type FakeComfyFailure =
   | 'wrong-size'
   /** a proxy in front answers 503 to POST /prompt. */
   | 'prompt-503';
+
+/**
+ * Live previews as a server started with --preview-method sends them. Real samplers send JPEG
+ * (latent_preview.py); PNG is the other format the frame can name.
+ */
+export type FakeComfyPreviews = 'none' | 'png' | 'jpeg';
 
 type Node = { class_type: string; inputs: Record<string, unknown> };
 type Workflow = Record<string, Node>;
@@ -68,6 +76,7 @@ export interface FakeComfyui {
   failure: FakeComfyFailure;
   steps: number;
   stepDelayMs: number;
+  previews: FakeComfyPreviews;
   readonly prompts: FakeComfyPrompt[];
   readonly uploads: Array<{ name: string; subfolder: string; type: string; width?: number; height?: number }>;
   readonly interrupts: Array<{ promptId: string | undefined }>;
@@ -81,7 +90,12 @@ export interface FakeComfyui {
   close(): Promise<void>;
 }
 
-export async function startFakeComfyui(options: { steps?: number; stepDelayMs?: number } = {}): Promise<FakeComfyui> {
+/** The preview colour for a step, so tests can tell which step a preview came from. */
+export function fakePreviewColour(step: number): { r: number; g: number; b: number } {
+  return { r: (step * 40) % 256, g: 160, b: 255 - ((step * 40) % 256) };
+}
+
+export async function startFakeComfyui(options: { steps?: number; stepDelayMs?: number; previews?: FakeComfyPreviews } = {}): Promise<FakeComfyui> {
   const sockets = new Map<string, WebSocket>();
   const inputs = new Map<string, Buffer>();
   const outputs = new Map<string, Buffer>();
@@ -97,6 +111,7 @@ export async function startFakeComfyui(options: { steps?: number; stepDelayMs?: 
     failure: 'none',
     steps: options.steps ?? 4,
     stepDelayMs: options.stepDelayMs ?? 5,
+    previews: options.previews ?? 'none',
     prompts: [],
     uploads: [],
     interrupts: [],
@@ -119,6 +134,7 @@ export async function startFakeComfyui(options: { steps?: number; stepDelayMs?: 
       fake.failure = 'none';
       fake.steps = options.steps ?? 4;
       fake.stepDelayMs = options.stepDelayMs ?? 5;
+      fake.previews = options.previews ?? 'none';
       fake.prompts.length = 0;
       fake.uploads.length = 0;
       fake.interrupts.length = 0;
@@ -135,6 +151,26 @@ export async function startFakeComfyui(options: { steps?: number; stepDelayMs?: 
   const send = (clientId: string | undefined, type: string, data: Record<string, unknown>): void => {
     const ws = clientId ? sockets.get(clientId) : undefined;
     if (ws && ws.readyState === ws.OPEN) ws.send(JSON.stringify({ type, data }));
+  };
+  /**
+   * One preview frame as server.py's send_image writes it: uint32 BE event 1 (PREVIEW_IMAGE),
+   * uint32 BE format (1 JPEG, 2 PNG), the image. Its size is the latent's (width/8 by height/8)
+   * scaled to fit --preview-size, 512 by default, as ImageOps.contain does (up or down).
+   */
+  const sendPreview = async (clientId: string | undefined, job: Job, step: number): Promise<void> => {
+    const latentW = Math.max(1, Math.round((job.record.width ?? 512) / 8));
+    const latentH = Math.max(1, Math.round((job.record.height ?? 512) / 8));
+    const fit = 512 / Math.max(latentW, latentH);
+    const width = Math.max(1, Math.round(latentW * fit));
+    const height = Math.max(1, Math.round(latentH * fit));
+    const canvas = sharp({ create: { width, height, channels: 3, background: fakePreviewColour(step) } });
+    const format = fake.previews === 'jpeg' ? 1 : 2;
+    const image = format === 1 ? await canvas.jpeg({ quality: 95 }).toBuffer() : await canvas.png({ compressionLevel: 1 }).toBuffer();
+    const head = Buffer.alloc(8);
+    head.writeUInt32BE(1, 0);
+    head.writeUInt32BE(format, 4);
+    const ws = clientId ? sockets.get(clientId) : undefined;
+    if (ws && ws.readyState === ws.OPEN) ws.send(Buffer.concat([head, image]), { binary: true });
   };
   const queueInfo = (): Record<string, unknown> => ({ exec_info: { queue_remaining: queue.length + (running ? 1 : 0) } });
 
@@ -170,6 +206,8 @@ export async function startFakeComfyui(options: { steps?: number; stepDelayMs?: 
         await new Promise((r) => setTimeout(r, fake.stepDelayMs));
         if (job.interrupted) break;
         send(client, 'progress', { value: step, max: fake.steps, prompt_id: pid, node: id });
+        // main.py's progress hook: the progress event, then that step's preview.
+        if (fake.previews !== 'none') await sendPreview(client, job, step);
         if (fake.failure === 'ws-close-mid-job' && step === 2) {
           sockets.get(client ?? '')?.terminate();
           // The server keeps "working" until interrupted or for a while, like a hung GPU.

@@ -28,5 +28,27 @@ export function createFsBlobStore(root: string): BlobStore {
         throw err;
       }
     },
+    async delete(key) {
+      const file = resolve(key);
+      if (!file) return;
+      await fs.rm(file, { force: true });
+    },
+    async list(prefix) {
+      const dir = path.join(root, prefix);
+      let entries: string[];
+      try {
+        entries = await fs.readdir(dir, { recursive: true });
+      } catch (err) {
+        if ((err as NodeJS.ErrnoException).code === 'ENOENT') return [];
+        throw err;
+      }
+      const keys: string[] = [];
+      for (const entry of entries) {
+        const key = path.posix.join(prefix.replace(/\/+$/, ''), entry.split(path.sep).join('/'));
+        // Directories are not blobs; a leftover `.tmp` from an interrupted put is swept like an orphan.
+        if ((await fs.stat(path.join(root, key))).isFile()) keys.push(key);
+      }
+      return keys;
+    },
   };
 }

@@ -10,7 +10,7 @@ import sharp from 'sharp';
 import type { Engine, EngineHealth, EngineProgress, EngineRequest, EngineResult, RawImage } from '../../domain/types.ts';
 import { readManifest, type ModelManifest } from './manifest.ts';
 import { createTokenizer } from './tokenizer.ts';
-import { computeSigmas, eulerStep, guide } from './sampler.ts';
+import { computeSigmas, eulerStep, guide, predictCleanSample } from './sampler.ts';
 import { fillStandardNormal } from './prng.ts';
 import { chooseGrid, patchifyRgb, planarToRgb, tokenPositions, unpatchifyToPlanar } from './patches.ts';
 
@@ -21,6 +21,17 @@ export interface BuiltinEngineOptions {
   /** Overrides the manifest's step count (tests use fewer). */
   steps?: number;
   id?: string;
+}
+
+/**
+ * Latent tokens → the low-res image sr.onnx takes: unpatchify, then clamp to [−1,1]
+ * (model/CONTRACT.md, "Decode"). Shared by the final decode and the per-step previews so a
+ * preview is exactly what super-resolution would be given.
+ */
+export function tokensToLowres(tokens: Float32Array, rows: number, cols: number, patch: number): Float32Array {
+  const planar = unpatchifyToPlanar(tokens, rows, cols, patch);
+  for (let i = 0; i < planar.length; i++) planar[i] = Math.max(-1, Math.min(1, planar[i]!));
+  return planar;
 }
 
 function abortError(signal: AbortSignal): Error {
@@ -102,7 +113,9 @@ export class BuiltinEngine implements Engine {
 
   /**
    * Runs the sampler and returns the final latent tokens [rows·cols, C] (before unpatchify), the
-   * grid, and the step count. Exposed for the parity test against the Python sampler.
+   * grid, and the step count. Exposed for the parity test against the Python sampler. With
+   * `onProgress`, every step also carries a preview: the step's prediction of the clean image at
+   * the denoiser's resolution (rows·P × cols·P), without super-resolution so it stays cheap.
    */
   async sampleTokens(
     request: Pick<EngineRequest, 'prompt' | 'negativePrompt' | 'width' | 'height' | 'seed' | 'referenceImages'>,
@@ -140,6 +153,9 @@ export class BuiltinEngine implements Engine {
     const sigmas = computeSigmas(steps, N, m.sampler);
     const batchImg = new Float32Array(B * N * C);
     const guided = new Float32Array(N * C);
+    // Allocated only when someone listens: the sampler itself never needs x0.
+    const cleanEstimate = onProgress ? new Float32Array(N * C) : null;
+    const P = m.image.patch;
     const scale = m.sampler.true_cfg_scale;
     const negScale = m.sampler.negative_cfg_scale ?? scale;
     const feeds: Record<string, ort.Tensor> = {
@@ -162,8 +178,13 @@ export class BuiltinEngine implements Engine {
       const v = out.velocity!.data as Float32Array;
       const neg = B === 3 ? v.subarray(2 * N * C, 3 * N * C) : null;
       guide(v.subarray(0, N * C), v.subarray(N * C, 2 * N * C), neg, scale, negScale, C, guided);
+      // x0 must be read from x before the Euler step overwrites it in place.
+      if (cleanEstimate) predictCleanSample(x, guided, sigma, cleanEstimate);
       eulerStep(x, guided, sigma, sigmas[i + 1]!);
-      onProgress?.({ step: i + 1, totalSteps: steps });
+      if (onProgress && cleanEstimate) {
+        const preview = planarToRgb(tokensToLowres(cleanEstimate, rows, cols, P), cols * P, rows * P);
+        onProgress({ step: i + 1, totalSteps: steps, preview });
+      }
     }
     return { tokens: x, rows, cols, steps };
   }
@@ -175,8 +196,7 @@ export class BuiltinEngine implements Engine {
     const P = m.image.patch;
     const h = rows * P;
     const w = cols * P;
-    const planar = unpatchifyToPlanar(x, rows, cols, P);
-    for (let i = 0; i < planar.length; i++) planar[i] = Math.max(-1, Math.min(1, planar[i]!));
+    const planar = tokensToLowres(x, rows, cols, P);
     const S = m.sr.scale;
     const up = await this.sr!.run({ lowres: new ort.Tensor('float32', planar, [1, 3, h, w]) });
     const hi = planarToRgb(up.highres!.data as Float32Array, w * S, h * S);

@@ -57,6 +57,18 @@ export function eulerStep(x: Float32Array, velocity: Float32Array, sigma: number
 }
 
 /**
+ * The clean sample the velocity points at: with x_t = (1 − σ)·x0 + σ·ε and v = ε − x0 (the velocity
+ * eulerStep integrates, dx/dσ), x0 = x_t − σ·v. Computed as x + (0 − σ)·v, the very expression
+ * eulerStep evaluates for σ_next = 0, so at the last step it is bit-identical to the sampler's
+ * output. Writes into `out`.
+ */
+export function predictCleanSample(x: Float32Array, velocity: Float32Array, sigma: number, out: Float32Array): Float32Array {
+  const dt = 0 - sigma;
+  for (let i = 0; i < x.length; i++) out[i] = x[i]! + dt * velocity[i]!;
+  return out;
+}
+
+/**
  * Guidance. With v_p, v_0, v_n the velocities for the prompt, the empty text and the negative prompt:
  * comb = v_0 + s·(v_p − v_0) − s_n·(v_n − v_0), the last term only when `neg` is given; then each token's
  * vector is rescaled to the norm of v_p (norms over the channel axis of `tokenDim`). Plain true CFG,

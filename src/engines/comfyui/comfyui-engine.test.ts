@@ -3,8 +3,9 @@ import { writeFile, mkdtemp, rm } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import path from 'node:path';
 import { after, before, beforeEach, describe, it } from 'node:test';
-import { startFakeComfyui, type FakeComfyui } from '../../../test/fakes/fake-comfyui.ts';
+import { fakePreviewColour, startFakeComfyui, type FakeComfyui } from '../../../test/fakes/fake-comfyui.ts';
 import { isAbortError } from '../../domain/errors.ts';
+import type { EngineProgress } from '../../domain/types.ts';
 import { startHttpServer } from '../testing/fake-http.ts';
 import { conformanceRequest, expectFailure, referenceImages } from '../testing/conformance.ts';
 import { ComfyuiEngine, pickOutputImage } from './comfyui-engine.ts';
@@ -152,6 +153,58 @@ describe('ComfyUI engine failure handling', () => {
       expectFailure('backend_rejected'),
     );
     await t2iOnly.close();
+  });
+});
+
+describe('ComfyUI engine live previews', () => {
+  let fake: FakeComfyui;
+  let engine: ComfyuiEngine;
+
+  before(async () => {
+    fake = await startFakeComfyui({ steps: 4 });
+    engine = new ComfyuiEngine({ id: 'comfy-previews', url: fake.url });
+    await engine.load();
+  });
+  after(async () => {
+    await engine.close();
+    await fake.close();
+  });
+  beforeEach(() => fake.reset());
+
+  /** The step (1-based) whose fake preview colour this pixel is, within `tolerance` levels. */
+  function stepOfColour(pixel: ArrayLike<number>, tolerance: number): number | undefined {
+    for (let step = 1; step <= fake.steps; step++) {
+      const c = fakePreviewColour(step);
+      if ([c.r, c.g, c.b].every((v, i) => Math.abs(v - pixel[i]!) <= tolerance)) return step;
+    }
+    return undefined;
+  }
+
+  for (const [format, tolerance] of [['png', 0], ['jpeg', 3]] as const) {
+    it(`reports the server's ${format.toUpperCase()} previews with its progress steps`, async () => {
+      fake.previews = format;
+      const events: EngineProgress[] = [];
+      const result = await engine.generate(conformanceRequest({ width: 1024, height: 768 }), new AbortController().signal, (p) => events.push(p));
+      assert.equal(result.image.width, 1024);
+      // Every step is reported as it comes; previews follow as extra reports of the latest step.
+      assert.deepEqual(events.filter((e) => !e.preview).map((e) => e.step), [1, 2, 3, 4]);
+      const withPreview = events.filter((e) => e.preview);
+      assert.ok(withPreview.length >= 1, 'at least one preview');
+      for (const e of withPreview) {
+        const p = e.preview!;
+        // The fake's preview: the 128x96 latent scaled to fit ComfyUI's default 512 px.
+        assert.deepEqual([p.width, p.height], [512, 384]);
+        assert.equal(p.data.length, p.width * p.height * 3);
+        const step = stepOfColour(p.data.subarray(0, 3), tolerance);
+        assert.ok(step !== undefined && step <= e.step, `preview of step ${step} reported with step ${e.step}`);
+      }
+    });
+  }
+
+  it('reports no preview when the server sends none', async () => {
+    const events: EngineProgress[] = [];
+    await engine.generate(conformanceRequest(), new AbortController().signal, (p) => events.push(p));
+    assert.deepEqual(events.map((e) => [e.step, e.preview]), [[1, undefined], [2, undefined], [3, undefined], [4, undefined]]);
   });
 });
 

@@ -1,7 +1,7 @@
 /**
  * ComfyUI backend: uploads the reference images, queues an API-format workflow filled from the
- * request, follows it on the websocket (progress, completion, errors), then reads the result from
- * /history and /view. When the caller aborts (client gone, deadline passed) the prompt is removed
+ * request, follows it on the websocket (progress with live previews, completion, errors), then
+ * reads the result from /history and /view. When the caller aborts (client gone, deadline passed) the prompt is removed
  * from ComfyUI's queue, or interrupted if it already runs, so the GPU stops working for nobody.
  */
 import { createHash, randomUUID } from 'node:crypto';
@@ -127,7 +127,7 @@ export class ComfyuiEngine implements Engine {
         throw err;
       }
       this.logger.debug({ requestId: request.requestId, backend: this.id, promptId }, 'queued on ComfyUI');
-      await this.waitForCompletion(socket, promptId, signal, onProgress);
+      await this.waitForCompletion(socket, promptId, request.requestId, signal, onProgress);
       finished = true;
       const image = await this.readResult(promptId, template, signal);
       assertExactSize(this.id, image, request.width, request.height);
@@ -181,11 +181,15 @@ export class ComfyuiEngine implements Engine {
   private async waitForCompletion(
     socket: ComfySocket,
     promptId: string,
+    requestId: string,
     signal: AbortSignal,
     onProgress?: (progress: EngineProgress) => void,
   ): Promise<void> {
+    // A broken preview costs only that preview; debug level, since a server can send one per step.
+    const onPreviewError = (err: unknown): void =>
+      this.logger.debug({ requestId, backend: this.id, promptId, err: (err as Error).message }, 'skipped a ComfyUI preview');
     try {
-      await socket.waitForPrompt(promptId, { signal, onProgress });
+      await socket.waitForPrompt(promptId, { signal, onProgress, onPreviewError });
     } catch (err) {
       if (!(err instanceof ComfySocketClosedError)) throw err;
       // The job may have finished while the socket dropped; history is the source of truth.

@@ -11,11 +11,13 @@
  *   execution_success      {prompt_id}
  *   execution_error        {prompt_id, node_id, node_type, exception_message, exception_type, ...}
  *   execution_interrupted  {prompt_id, node_id, node_type, executed}
- * Binary frames are previews and are ignored.
+ * Binary frames: a preview image after a `progress` event (comfyui-preview.ts); other binary events
+ * are ignored.
  */
 import WebSocket from 'ws';
 import type { EngineProgress } from '../../domain/types.ts';
 import { abortErrorFrom, backendErrorFailure, unavailableFailure } from '../router/kit/errors.ts';
+import { decodePreview, MAX_PREVIEW_BYTES, parsePreviewFrame, type PreviewFrame } from './comfyui-preview.ts';
 
 const ENDING_EVENTS = new Set(['execution_success', 'execution_error', 'execution_interrupted']);
 
@@ -23,6 +25,8 @@ interface ComfyMessage {
   type: string;
   data: Record<string, unknown>;
 }
+
+type SocketEvent = { kind: 'message'; message: ComfyMessage } | { kind: 'preview'; frame: PreviewFrame };
 
 /** The socket went away before the prompt finished; the engine then asks /history. */
 export class ComfySocketClosedError extends Error {
@@ -34,14 +38,25 @@ export class ComfySocketClosedError extends Error {
 
 export interface WaitOptions {
   signal: AbortSignal;
+  /**
+   * Each `progress` event of the prompt; when a preview image follows it, the latest step is
+   * reported again with that image as `preview`.
+   */
   onProgress?: (progress: EngineProgress) => void;
+  /** A preview that could not be decoded (or whose report threw); the generation goes on without it. */
+  onPreviewError?: (err: unknown) => void;
+}
+
+function frameBytes(raw: WebSocket.RawData): Buffer {
+  if (Buffer.isBuffer(raw)) return raw;
+  return Array.isArray(raw) ? Buffer.concat(raw) : Buffer.from(raw);
 }
 
 export class ComfySocket {
   private readonly backendId: string;
   private readonly ws: WebSocket;
   private readonly buffered: ComfyMessage[] = [];
-  private listener: ((message: ComfyMessage) => void) | undefined;
+  private listener: ((event: SocketEvent) => void) | undefined;
   private closedDetail: string | undefined;
   private onClosed: (() => void) | undefined;
   private readonly startedPrompts = new Set<string>();
@@ -51,7 +66,14 @@ export class ComfySocket {
     this.backendId = backendId;
     this.ws = ws;
     ws.on('message', (raw, isBinary) => {
-      if (isBinary) return;
+      if (isBinary) {
+        // Previews are not buffered: before waitForPrompt listens they could only be of a first
+        // step, and holding images for a listener that may never come would be an unbounded queue.
+        if (!this.listener) return;
+        const frame = parsePreviewFrame(frameBytes(raw));
+        if (frame && frame.image.length <= MAX_PREVIEW_BYTES) this.listener({ kind: 'preview', frame });
+        return;
+      }
       let message: ComfyMessage;
       try {
         message = JSON.parse(raw.toString()) as ComfyMessage;
@@ -67,7 +89,7 @@ export class ComfySocket {
           this.endedPrompts.add(promptId);
         }
       }
-      if (this.listener) this.listener(message);
+      if (this.listener) this.listener({ kind: 'message', message });
       else this.buffered.push(message);
     });
     ws.on('close', (code, reason) => {
@@ -138,30 +160,68 @@ export class ComfySocket {
    * Resolves when the prompt finished successfully. Rejects with a BackendFailure on
    * execution_error / execution_interrupted, ComfySocketClosedError when the socket closes first,
    * or the abort error.
+   *
+   * Previews: a frame is taken only while this prompt is the one executing (the frame names no
+   * prompt) and only as the first frame after one of its progress events; at most one decodes at
+   * a time, so a server sending faster than we decode costs skipped previews, not a backlog.
    */
   waitForPrompt(promptId: string, options: WaitOptions): Promise<void> {
     return new Promise((resolve, reject) => {
-      let settled = false;
+      let outcome: 'pending' | 'succeeded' | 'failed' = 'pending';
+      /** The prompt ComfyUI said it is executing (execution_start / executing name it). */
+      let executing: string | undefined;
+      let latest: EngineProgress | undefined;
+      let wantsPreview = false;
+      let decoding: Promise<void> | undefined;
       const finish = (err?: unknown): void => {
-        if (settled) return;
-        settled = true;
+        if (outcome !== 'pending') return;
+        outcome = err ? 'failed' : 'succeeded';
         this.listener = undefined;
         this.onClosed = undefined;
         options.signal.removeEventListener('abort', onAbort);
         if (err) reject(err);
+        // A preview still decoding is the freshest picture; its decode is bounded (≤ 1 MB), so
+        // the result waits for it rather than dropping it.
+        else if (decoding) void decoding.then(() => resolve());
         else resolve();
       };
       const onAbort = (): void => finish(abortErrorFrom(options.signal));
-      const handle = (message: ComfyMessage): void => {
+      const takePreview = (frame: PreviewFrame): void => {
+        const report = options.onProgress;
+        if (!report || !wantsPreview || executing !== promptId || decoding) return;
+        wantsPreview = false;
+        decoding = (async () => {
+          try {
+            const preview = await decodePreview(this.backendId, frame);
+            if (outcome !== 'failed' && latest) report({ ...latest, preview });
+          } catch (err) {
+            options.onPreviewError?.(err);
+          } finally {
+            decoding = undefined;
+          }
+        })();
+      };
+      const trackExecuting = (message: ComfyMessage): void => {
+        const id = message.data.prompt_id;
+        if (typeof id !== 'string') return;
+        const ended = ENDING_EVENTS.has(message.type) || (message.type === 'executing' && message.data.node === null);
+        if (message.type === 'execution_start' || (message.type === 'executing' && !ended)) executing = id;
+        else if (ended && executing === id) executing = undefined;
+      };
+      const handleMessage = (message: ComfyMessage): void => {
+        trackExecuting(message);
         const data = message.data;
         const forUs = data.prompt_id === undefined || data.prompt_id === promptId;
+        if (message.type === 'progress') wantsPreview = false;
         if (!forUs) return;
         switch (message.type) {
           case 'progress': {
             const value = Number(data.value);
             const max = Number(data.max);
             if (Number.isFinite(value) && Number.isFinite(max) && max > 0) {
-              options.onProgress?.({ step: value, totalSteps: max });
+              latest = { step: value, totalSteps: max };
+              wantsPreview = true;
+              options.onProgress?.(latest);
             }
             return;
           }
@@ -190,13 +250,13 @@ export class ComfySocket {
         return;
       }
       options.signal.addEventListener('abort', onAbort, { once: true });
-      this.listener = handle;
+      this.listener = (event) => (event.kind === 'message' ? handleMessage(event.message) : takePreview(event.frame));
       this.onClosed = () => finish(new ComfySocketClosedError(this.closedDetail ?? 'closed'));
       for (const message of this.buffered.splice(0)) {
-        if (settled) return;
-        handle(message);
+        if (outcome !== 'pending') return;
+        handleMessage(message);
       }
-      if (!settled && this.closedDetail !== undefined) finish(new ComfySocketClosedError(this.closedDetail));
+      if (outcome === 'pending' && this.closedDetail !== undefined) finish(new ComfySocketClosedError(this.closedDetail));
     });
   }
 

@@ -126,6 +126,19 @@ export class RouterEngine implements Engine, DescribableEngine {
     return { ok: up.length > 0, detail: `${up.length}/${this.states.length} backends available — ${detail}` };
   }
 
+  /**
+   * Slots the job runner may fill: the summed concurrency of the available backends in the lowest
+   * available tier, the ones `choose` would pick from (a fallback tier is not counted while a
+   * lower one is up, since it is never used merely because the lower one is busy). 0 when none is
+   * available.
+   */
+  capacity(): number {
+    const available = this.states.filter((s) => s.isAvailable());
+    if (available.length === 0) return 0;
+    const tier = Math.min(...available.map((s) => s.spec.priority));
+    return available.filter((s) => s.spec.priority === tier).reduce((sum, s) => sum + s.spec.concurrency, 0);
+  }
+
   describe(): RouterDescription {
     return { model: this.model, waiting: this.waiters.size, backends: this.states.map((s) => s.describe()) };
   }

@@ -1,44 +1,116 @@
-/** POST /v1/images/generations — the seed's endpoint. */
-import type { FastifyInstance, preHandlerHookHandler } from 'fastify';
+/**
+ * POST /v1/images/generations — the seed's endpoint, as "submit a job, then wait for it".
+ *
+ * Without a Prefer header the call is synchronous, exactly the seed's contract: 200 with the image,
+ * or the error; a client that goes away cancels the job (never charged). `Prefer: respond-async`
+ * (RFC 7240) answers 202 with the job at once; `Prefer: wait=N` waits up to N seconds, then answers
+ * 200 with the result or 202 with the job (which keeps running either way).
+ */
+import type { FastifyInstance, FastifyReply, FastifyRequest, preHandlerHookHandler } from 'fastify';
+import { ApiError } from '../../domain/errors.ts';
+import { isTerminal, type JobRecord } from '../../domain/jobs.ts';
 import type { ValidateFn } from '../../contracts/validate-generation.ts';
-import type { GenerateImage } from '../../pipeline/generate-image.ts';
+import type { SubmitGeneration } from '../../pipeline/submit-generation.ts';
+import { waitForJob } from '../../jobs/wait-for-job.ts';
+import type { JobsHttpDeps } from './jobs.ts';
+import { sendJob } from './jobs.ts';
 
 export interface GenerationRouteDeps {
   authenticate: preHandlerHookHandler;
   validateGeneration: ValidateFn;
-  generateImage: GenerateImage;
+  submitGeneration: SubmitGeneration;
+  jobs: JobsHttpDeps;
+  /** Limit of a synchronous call, from submit to answer; also the cap of Prefer: wait. */
+  requestTimeoutMs: number;
+}
+
+export interface Preference {
+  respondAsync: boolean;
+  /** Seconds, from `wait=N`; null when absent. */
+  waitS: number | null;
+}
+
+/** RFC 7240 Prefer: comma-separated preferences, parameters after ';', names case-insensitive. Unknown ones are ignored, as the RFC says. */
+export function parsePrefer(header: string | string[] | undefined): Preference {
+  const out: Preference = { respondAsync: false, waitS: null };
+  const values = Array.isArray(header) ? header : header === undefined ? [] : [header];
+  for (const pref of values.flatMap((v) => v.split(','))) {
+    const [token] = pref.split(';');
+    const [name, rawValue] = (token ?? '').split('=').map((s) => s.trim());
+    const value = rawValue?.replace(/^"(.*)"$/, '$1');
+    if (name?.toLowerCase() === 'respond-async') out.respondAsync = true;
+    if (name?.toLowerCase() === 'wait' && value !== undefined && /^\d{1,6}$/.test(value)) out.waitS = Number(value);
+  }
+  return out;
+}
+
+/** The IETF httpapi Idempotency-Key draft: a string (sf-string; quotes optional here), which we bound. */
+const IDEMPOTENCY_KEY = /^[\x21-\x7e]{1,255}$/;
+
+export function readIdempotencyKey(header: string | string[] | undefined): string | null {
+  if (header === undefined) return null;
+  const raw = (Array.isArray(header) ? header.join(',') : header).trim().replace(/^"(.*)"$/, '$1');
+  if (!IDEMPOTENCY_KEY.test(raw)) {
+    throw new ApiError('invalid_value', 'Idempotency-Key must be 1 to 255 printable ASCII characters without spaces', { param: 'Idempotency-Key' });
+  }
+  return raw;
+}
+
+function sendOutcome(reply: FastifyReply, job: JobRecord): FastifyReply {
+  if (job.timings) {
+    // Server-Timing (W3C): lets clients and the benchmark split engine time from our own share.
+    reply.header('server-timing', Object.entries(job.timings).map(([k, v]) => `${k.replace(/_ms$/, '')};dur=${v}`).join(', '));
+  }
+  if (job.status === 'succeeded' && job.result) return reply.code(200).send(job.result);
+  if (job.status === 'failed' && job.error) {
+    const err = new ApiError(job.error.error.code, job.error.error.message, { param: job.error.error.param });
+    throw err;
+  }
+  throw new ApiError('job_canceled', `job ${job.id} was canceled before it finished`);
 }
 
 export function registerGenerationRoutes(app: FastifyInstance, deps: GenerationRouteDeps): void {
-  app.post('/v1/images/generations', { preHandler: deps.authenticate }, async (request, reply) => {
+  app.post('/v1/images/generations', { preHandler: deps.authenticate }, async (request: FastifyRequest, reply) => {
     const params = deps.validateGeneration(request.body);
-    // The client going away cancels the work (and the engine's backend job); nothing is charged.
+    const prefer = parsePrefer(request.headers.prefer);
+    const idempotencyKey = readIdempotencyKey(request.headers['idempotency-key']);
+    const isSync = !prefer.respondAsync && prefer.waitS === null;
+
     const clientGone = new AbortController();
     const onClose = () => {
       if (!reply.raw.writableFinished) clientGone.abort(new Error('client closed the connection'));
     };
     reply.raw.on('close', onClose);
     try {
-      const out = await deps.generateImage(params, {
-        requestId: request.id,
+      const { job, created } = await deps.submitGeneration(params, {
         keyId: request.apiKey!.id,
+        requestId: request.id,
+        body: request.body,
+        idempotencyKey,
         signal: clientGone.signal,
-        log: request.log,
       });
-      request.log.info(
-        { model: params.model, width: out.width, height: out.height, seed: out.seed, usd: out.usd, timings: out.timings },
-        'image generated',
-      );
-      // Server-Timing (W3C): lets clients and the benchmark split engine time from our own share.
-      reply.header('server-timing', Object.entries(out.timings).map(([k, v]) => `${k.replace(/_ms$/, '')};dur=${v}`).join(', '));
-      const item = out.url !== null
-        ? { url: out.url, seed: out.seed, revised_prompt: out.revisedPrompt }
-        : { b64_json: out.b64Json, seed: out.seed, revised_prompt: out.revisedPrompt };
-      return reply.send({
-        created: out.createdMs,
-        data: [item],
-        meta: { usage: { credits_used: out.credits, usd_spent: out.usd } },
-      });
+      if (!created) reply.header('idempotent-replayed', 'true');
+      request.log.info({ jobId: job.id, created, mode: isSync ? 'sync' : 'async' }, 'job submitted');
+
+      const waitMs = isSync ? deps.requestTimeoutMs : Math.min((prefer.waitS ?? 0) * 1000, deps.requestTimeoutMs);
+      const latest = waitMs > 0 ? await waitForJob(deps.jobs, job.id, waitMs, clientGone.signal) : job;
+      const current = latest ?? job;
+      if (isTerminal(current.status)) return sendOutcome(reply, current);
+
+      if (!isSync) {
+        if (prefer.respondAsync) reply.header('preference-applied', 'respond-async');
+        reply.header('location', `/v1/jobs/${current.id}`);
+        return sendJob(reply.code(202), deps.jobs, current);
+      }
+      // A synchronous caller that left, or its deadline: the job it made ends with it.
+      if (clientGone.signal.aborted) {
+        if (created) await deps.jobs.runner.stop(current.id);
+        throw new ApiError('client_closed_request', 'the client closed the connection before the image was ready');
+      }
+      const timeout = new ApiError('generation_timeout', `the generation did not finish within ${deps.requestTimeoutMs} ms`);
+      const ended = created ? await deps.jobs.runner.stop(current.id, timeout) : null;
+      if (ended?.status === 'succeeded') return sendOutcome(reply, ended);
+      throw timeout;
     } finally {
       reply.raw.off('close', onClose);
     }

@@ -28,6 +28,85 @@ const MIGRATIONS: string[] = [
      created_at_ms INTEGER NOT NULL
    );
    CREATE INDEX IF NOT EXISTS usage_ledger_key ON usage_ledger (key_id, created_at_ms);`,
+  // 2: jobs. The ledger is keyed by job (one row per succeeded job); the request id is only a log
+  // correlation id, so it loses its UNIQUE constraint (SQLite cannot drop one: the table is rebuilt).
+  `CREATE TABLE usage_ledger_v2 (
+     id INTEGER PRIMARY KEY AUTOINCREMENT,
+     key_id TEXT NOT NULL,
+     job_id TEXT UNIQUE,                 -- NULL for rows written before jobs existed
+     request_id TEXT NOT NULL,
+     model TEXT NOT NULL,
+     width INTEGER NOT NULL,
+     height INTEGER NOT NULL,
+     seed INTEGER NOT NULL,
+     credits REAL NOT NULL,
+     usd REAL NOT NULL,
+     created_at_ms INTEGER NOT NULL
+   );
+   INSERT INTO usage_ledger_v2 (id, key_id, job_id, request_id, model, width, height, seed, credits, usd, created_at_ms)
+     SELECT id, key_id, NULL, request_id, model, width, height, seed, credits, usd, created_at_ms FROM usage_ledger;
+   DROP TABLE usage_ledger;
+   ALTER TABLE usage_ledger_v2 RENAME TO usage_ledger;
+   CREATE INDEX usage_ledger_key ON usage_ledger (key_id, created_at_ms);
+
+   CREATE TABLE jobs (
+     seq INTEGER PRIMARY KEY AUTOINCREMENT,  -- creation order: the list cursor
+     id TEXT NOT NULL UNIQUE,
+     key_id TEXT NOT NULL,
+     request_id TEXT NOT NULL,
+     model TEXT NOT NULL,
+     status TEXT NOT NULL CHECK (status IN ('queued', 'running', 'succeeded', 'failed', 'canceled')),
+     params TEXT NOT NULL,                   -- JSON JobParams
+     webhook TEXT,                           -- JSON JobWebhook
+     created_at_ms INTEGER NOT NULL,
+     started_at_ms INTEGER,
+     completed_at_ms INTEGER,
+     attempts INTEGER NOT NULL DEFAULT 0,
+     progress TEXT,                          -- JSON JobProgress
+     result TEXT,                            -- JSON: the synchronous response body
+     error TEXT,                             -- JSON JobError
+     output_keys TEXT NOT NULL DEFAULT '[]', -- JSON array of blob keys
+     timings TEXT                            -- JSON ms per stage
+   );
+   CREATE INDEX jobs_key ON jobs (key_id, seq);
+   CREATE INDEX jobs_status ON jobs (status, completed_at_ms);
+
+   CREATE TABLE job_queue (
+     seq INTEGER PRIMARY KEY AUTOINCREMENT,
+     job_id TEXT NOT NULL UNIQUE,
+     model TEXT NOT NULL
+   );
+   CREATE INDEX job_queue_model ON job_queue (model, seq);
+
+   CREATE TABLE idempotency_keys (
+     key_id TEXT NOT NULL,
+     idem_key TEXT NOT NULL,
+     body_hash TEXT NOT NULL,
+     job_id TEXT NOT NULL,
+     created_at_ms INTEGER NOT NULL,
+     PRIMARY KEY (key_id, idem_key)
+   );
+   CREATE INDEX idempotency_job ON idempotency_keys (job_id);
+
+   CREATE TABLE webhook_deliveries (
+     id TEXT PRIMARY KEY,                    -- msg_<uuid>: the webhook-id header, the same on every retry
+     job_id TEXT NOT NULL,
+     key_id TEXT NOT NULL,
+     url TEXT NOT NULL,
+     event_type TEXT NOT NULL,
+     created_at_ms INTEGER NOT NULL,
+     attempts INTEGER NOT NULL DEFAULT 0,
+     next_attempt_at_ms INTEGER NOT NULL,
+     status TEXT NOT NULL CHECK (status IN ('pending', 'delivered', 'failed')),
+     last_error TEXT,
+     last_status INTEGER
+   );
+   CREATE INDEX webhook_deliveries_due ON webhook_deliveries (status, next_attempt_at_ms);
+   CREATE INDEX webhook_deliveries_job ON webhook_deliveries (job_id);
+
+   ALTER TABLE api_keys ADD COLUMN webhook_secret TEXT;   -- whsec_...: HMAC key, must be readable to sign
+   ALTER TABLE api_keys ADD COLUMN webhook_url TEXT;      -- the key's default webhook
+   ALTER TABLE api_keys ADD COLUMN webhook_events TEXT;   -- JSON array`,
 ];
 
 export function openDatabase(file: string): SqliteDatabase {

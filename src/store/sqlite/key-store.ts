@@ -5,6 +5,10 @@
  */
 import crypto from 'node:crypto';
 import type { ApiKeyRecord, KeyStore } from '../../domain/ports.ts';
+import { WEBHOOK_EVENTS, type WebhookEvent } from '../../domain/jobs.ts';
+// The one definition of the `whsec_` format; a pure function (node:crypto only), so this import
+// brings no job machinery into the store.
+import { generateWebhookSecret } from '../../jobs/webhooks/signature.ts';
 import type { SqliteDatabase } from './database.ts';
 
 export const KEY_PREFIX = 'qis_';
@@ -15,6 +19,20 @@ export function hashSecret(secret: string): string {
 
 export function generateSecret(): string {
   return KEY_PREFIX + crypto.randomBytes(24).toString('base64url');
+}
+
+interface WebhookRow {
+  webhook_url: string | null;
+  webhook_events: string | null;
+  webhook_secret: string | null;
+}
+
+/** A stored events list, read defensively: unknown names (a later downgrade) are dropped. */
+function parseEvents(json: string | null): WebhookEvent[] {
+  if (json === null) return ['completed'];
+  const parsed: unknown = JSON.parse(json);
+  const events = Array.isArray(parsed) ? parsed.filter((e): e is WebhookEvent => (WEBHOOK_EVENTS as readonly unknown[]).includes(e)) : [];
+  return events.length > 0 ? events : ['completed'];
 }
 
 interface Row {
@@ -43,6 +61,17 @@ export function createSqliteKeyStore(db: SqliteDatabase): SqliteKeyStore {
   const all = db.prepare(`SELECT * FROM api_keys ORDER BY created_at_ms, id`);
   const revoke = db.prepare(`UPDATE api_keys SET revoked_at_ms = ? WHERE (id = ? OR prefix = ?) AND revoked_at_ms IS NULL`);
   const unrevoke = db.prepare(`UPDATE api_keys SET revoked_at_ms = NULL WHERE hash = ?`);
+  const webhookRow = db.prepare(`SELECT webhook_url, webhook_events, webhook_secret FROM api_keys WHERE id = ?`);
+  const setWebhook = db.prepare(`UPDATE api_keys SET webhook_url = ?, webhook_events = ? WHERE id = ?`);
+  const setSecret = db.prepare(`UPDATE api_keys SET webhook_secret = ? WHERE id = ?`);
+  // Conditional, so two processes ensuring at once agree on one secret: the second update changes nothing.
+  const setSecretIfMissing = db.prepare(`UPDATE api_keys SET webhook_secret = ? WHERE id = ? AND webhook_secret IS NULL`);
+
+  function requireWebhookRow(keyId: string): WebhookRow {
+    const row = webhookRow.get(keyId) as WebhookRow | undefined;
+    if (!row) throw new Error(`unknown API key ${keyId}`);
+    return row;
+  }
 
   function insertKey(name: string, source: 'env' | 'cli', secret: string): ApiKeyRecord {
     const hash = hashSecret(secret);
@@ -70,6 +99,33 @@ export function createSqliteKeyStore(db: SqliteDatabase): SqliteKeyStore {
     },
     async revoke(idOrPrefix) {
       return revoke.run(Date.now(), idOrPrefix, idOrPrefix).changes > 0;
+    },
+    async webhookSettings(keyId) {
+      const row = webhookRow.get(keyId) as WebhookRow | undefined;
+      if (!row) return { url: null, events: [], hasSecret: false };
+      return {
+        url: row.webhook_url,
+        events: row.webhook_url === null ? [] : parseEvents(row.webhook_events),
+        hasSecret: row.webhook_secret !== null,
+      };
+    },
+    async setDefaultWebhook(keyId, webhook) {
+      const changed = webhook === null
+        ? setWebhook.run(null, null, keyId).changes
+        : setWebhook.run(webhook.url, JSON.stringify(webhook.events), keyId).changes;
+      if (changed === 0) throw new Error(`unknown API key ${keyId}`);
+    },
+    async rotateWebhookSecret(keyId) {
+      const secret = generateWebhookSecret();
+      if (setSecret.run(secret, keyId).changes === 0) throw new Error(`unknown API key ${keyId}`);
+      return secret;
+    },
+    async webhookSecret(keyId) {
+      return (webhookRow.get(keyId) as WebhookRow | undefined)?.webhook_secret ?? null;
+    },
+    async ensureWebhookSecret(keyId) {
+      setSecretIfMissing.run(generateWebhookSecret(), keyId);
+      return requireWebhookRow(keyId).webhook_secret!;
     },
     syncEnvKeys(secrets) {
       db.transaction(() => {

@@ -1,20 +1,16 @@
-/** The usage ledger on SQLite: one row per successful generation. */
-import type { UsageEntry, UsageStore, UsageTotals } from '../../domain/ports.ts';
+/**
+ * Reads of the usage ledger on SQLite. Rows are written by the job store, in the transaction that
+ * marks a job succeeded (jobs/sqlite/job-store.ts), so there is one row per succeeded job.
+ */
+import type { UsageStore, UsageTotals } from '../../domain/ports.ts';
 import type { SqliteDatabase } from './database.ts';
 
 export function createSqliteUsageStore(db: SqliteDatabase): UsageStore {
-  const insert = db.prepare(
-    `INSERT INTO usage_ledger (key_id, request_id, model, width, height, seed, credits, usd, created_at_ms)
-     VALUES (@keyId, @requestId, @model, @width, @height, @seed, @credits, @usd, @createdAtMs)`,
-  );
   const byModel = db.prepare(
     `SELECT model, COUNT(*) AS generations, COALESCE(SUM(credits), 0) AS credits, COALESCE(SUM(usd), 0) AS usd
      FROM usage_ledger WHERE key_id = ? GROUP BY model ORDER BY model`,
   );
   return {
-    async record(entry: UsageEntry) {
-      insert.run(entry);
-    },
     async totals(keyId: string): Promise<UsageTotals> {
       const rows = byModel.all(keyId) as Array<{ model: string; generations: number; credits: number; usd: number }>;
       // Sums of floats: round to micro-dollars / whole credits so 3 × 0.0455 reads 0.1365.

@@ -1,0 +1,113 @@
+/**
+ * Which preview frames the socket takes, driven frame by frame from a scripted server: only while
+ * our prompt executes, one per progress event, none over the size limit, and a broken one is
+ * reported without failing the prompt.
+ */
+import assert from 'node:assert/strict';
+import type { AddressInfo } from 'node:net';
+import { after, before, describe, it } from 'node:test';
+import sharp from 'sharp';
+import { WebSocketServer, type WebSocket } from 'ws';
+import type { EngineProgress } from '../../domain/types.ts';
+import { MAX_PREVIEW_BYTES, parsePreviewFrame } from './comfyui-preview.ts';
+import { ComfySocket } from './comfyui-socket.ts';
+
+/** server.py's frame: uint32 BE event type, uint32 BE image format (1 JPEG, 2 PNG), image bytes. */
+function frame(event: number, format: number, image: Buffer): Buffer {
+  const head = Buffer.alloc(8);
+  head.writeUInt32BE(event, 0);
+  head.writeUInt32BE(format, 4);
+  return Buffer.concat([head, image]);
+}
+
+function solid(r: number, g: number, b: number): Promise<Buffer> {
+  return sharp({ create: { width: 8, height: 6, channels: 3, background: { r, g, b } } }).png().toBuffer();
+}
+
+function deferred(): { promise: Promise<void>; resolve: () => void } {
+  let resolve!: () => void;
+  const promise = new Promise<void>((r) => (resolve = r));
+  return { promise, resolve };
+}
+
+describe('parsePreviewFrame', () => {
+  it('reads the event type and format, and refuses other events and formats', () => {
+    const png = Buffer.from([0x89, 0x50, 0x4e, 0x47]);
+    assert.deepEqual(parsePreviewFrame(frame(1, 2, png)), { format: 'png', image: png });
+    assert.equal(parsePreviewFrame(frame(1, 1, png))?.format, 'jpeg');
+    assert.equal(parsePreviewFrame(frame(3, 2, png)), undefined, 'event 3 is progress text');
+    assert.equal(parsePreviewFrame(frame(4, 2, png)), undefined, 'event 4 needs a metadata-aware client');
+    assert.equal(parsePreviewFrame(frame(1, 7, png)), undefined);
+    assert.equal(parsePreviewFrame(Buffer.from([0, 0, 0, 1])), undefined);
+  });
+});
+
+describe('ComfySocket previews', () => {
+  let wss: WebSocketServer;
+  let url: string;
+  let serverSide: Promise<WebSocket>;
+
+  before(async () => {
+    wss = new WebSocketServer({ port: 0, host: '127.0.0.1' });
+    await new Promise<void>((r) => wss.once('listening', () => r()));
+    url = `ws://127.0.0.1:${(wss.address() as AddressInfo).port}/ws?clientId=test`;
+    serverSide = new Promise((resolve) => wss.once('connection', resolve));
+  });
+  after(() => new Promise<void>((r) => wss.close(() => r())));
+
+  it('takes only our prompt\'s previews, one per progress event, within the size limit', async () => {
+    const ours = 'prompt-ours';
+    const other = 'prompt-other';
+    const socket = await ComfySocket.connect('comfy-test', url, { signal: new AbortController().signal, timeoutMs: 2000 });
+    const ws = await serverSide;
+    const events: EngineProgress[] = [];
+    const errors: unknown[] = [];
+    const gotPreview = deferred();
+    const gotError = deferred();
+    const done = socket.waitForPrompt(ours, {
+      signal: new AbortController().signal,
+      onProgress: (p) => {
+        events.push(p);
+        if (p.preview) gotPreview.resolve();
+      },
+      onPreviewError: (err) => {
+        errors.push(err);
+        gotError.resolve();
+      },
+    });
+    const json = (type: string, data: Record<string, unknown>) => ws.send(JSON.stringify({ type, data }));
+
+    // Someone else's prompt runs first; its untagged preview frames must not be taken as ours.
+    json('execution_start', { prompt_id: other });
+    json('progress', { value: 1, max: 2, prompt_id: other, node: '3' });
+    ws.send(frame(1, 2, await solid(255, 0, 0)));
+    // A server too old to tag progress: the step cannot be told apart and is reported as before,
+    // but the frame after it is not ours, since the prompt executing is known to be another.
+    json('progress', { value: 5, max: 9 });
+    ws.send(frame(1, 2, await solid(255, 0, 255)));
+    json('execution_success', { prompt_id: other });
+    json('executing', { node: null, prompt_id: other });
+    // Ours: a frame before any progress event is not taken, the first after one is, a second is not.
+    json('execution_start', { prompt_id: ours });
+    ws.send(frame(1, 2, await solid(255, 255, 0)));
+    json('progress', { value: 1, max: 2, prompt_id: ours, node: '3' });
+    ws.send(frame(1, 2, await solid(0, 0, 255)));
+    ws.send(frame(1, 2, await solid(0, 255, 0)));
+    await gotPreview.promise;
+    // Next step: an oversized frame and a text event are skipped unread; a broken image is reported.
+    json('progress', { value: 2, max: 2, prompt_id: ours, node: '3' });
+    ws.send(frame(1, 2, Buffer.alloc(MAX_PREVIEW_BYTES + 1)));
+    ws.send(frame(3, 2, Buffer.from('node 3: sampling')));
+    ws.send(frame(1, 2, Buffer.from('not a png at all')));
+    await gotError.promise;
+    json('execution_success', { prompt_id: ours });
+    await done;
+    socket.close();
+
+    assert.deepEqual(events.map((e) => [e.step, e.totalSteps, e.preview ? 'preview' : '-']), [[5, 9, '-'], [1, 2, '-'], [1, 2, 'preview'], [2, 2, '-']]);
+    const preview = events[2]!.preview!;
+    assert.deepEqual([preview.width, preview.height], [8, 6]);
+    assert.deepEqual(Array.from(preview.data.subarray(0, 3)), [0, 0, 255]);
+    assert.equal(errors.length, 1);
+  });
+});

@@ -1,0 +1,158 @@
+/**
+ * The job system's ports. The embedded default (sqlite/) keeps everything in the server's one SQLite
+ * file; a distributed adapter (BullMQ queue, Postgres store) implements the same interfaces and runs
+ * the same conformance suite (testing/job-store-conformance.ts).
+ *
+ * Split of responsibilities:
+ * - JobStore: the durable record of each job and every state change, the idempotency records, and
+ *   the writes that must be atomic with a state change (the ledger row on success, the webhook
+ *   delivery on any state a webhook subscribed to).
+ * - JobQueue: the order in which queued jobs are taken, per model. Claiming takes a job out of the queue;
+ *   the store's `markRunning` is what makes it running.
+ * - JobEvents: live notifications (SSE, sync waiters); nothing durable depends on them.
+ */
+import type { UsageEntry } from '../domain/ports.ts';
+import type {
+  GenerationResponseBody,
+  JobError,
+  JobProgress,
+  JobRecord,
+  JobStatus,
+  NewJob,
+} from '../domain/jobs.ts';
+
+export interface IdempotencyClaim {
+  keyId: string;
+  /** The caller's Idempotency-Key header. */
+  key: string;
+  /** sha256 hex of the canonical request body. */
+  bodyHash: string;
+}
+
+export type CreateJobOutcome =
+  | { kind: 'created'; job: JobRecord }
+  /** The same key and body were seen before: that job, unchanged. */
+  | { kind: 'existing'; job: JobRecord }
+  /** The same key came with a different body. */
+  | { kind: 'conflict'; jobId: string };
+
+export interface ListJobsQuery {
+  keyId: string;
+  status?: JobStatus;
+  /** Page size, 1..100. */
+  limit: number;
+  /** Opaque cursor from a previous page: jobs older than it. */
+  after?: string;
+}
+
+export interface JobPage {
+  jobs: JobRecord[];
+  /** Cursor for the next (older) page; null on the last page. */
+  nextCursor: string | null;
+}
+
+export interface SucceedJob {
+  result: GenerationResponseBody;
+  outputKeys: string[];
+  usage: UsageEntry;
+  timings: Record<string, number>;
+  completedAtMs: number;
+}
+
+export interface JobStore {
+  /**
+   * Writes a new queued job. With `idempotency`, atomically: a key seen before with the same body
+   * answers `existing`, with another body `conflict`; otherwise the job and the record are written.
+   */
+  create(job: NewJob, idempotency?: IdempotencyClaim): Promise<CreateJobOutcome>;
+  /** The job an idempotency key points to, without writing anything (lets submit skip the work). */
+  findIdempotent(keyId: string, key: string): Promise<{ bodyHash: string; jobId: string } | null>;
+  get(id: string): Promise<JobRecord | null>;
+  list(query: ListJobsQuery): Promise<JobPage>;
+  /** queued → running; counts an attempt. null when the job is not queued (canceled meanwhile). */
+  markRunning(id: string, startedAtMs: number): Promise<JobRecord | null>;
+  setProgress(id: string, progress: JobProgress): Promise<void>;
+  /**
+   * running → succeeded, with the ledger row, in one transaction. false when the job was no longer
+   * running (canceled meanwhile): nothing is written and the caller deletes what it stored.
+   */
+  succeed(id: string, outcome: SucceedJob): Promise<boolean>;
+  /** queued|running → failed. false when already terminal. */
+  fail(id: string, error: JobError, completedAtMs: number): Promise<boolean>;
+  /** queued|running → canceled; the job as it is afterwards (unchanged when already terminal), null when unknown. */
+  cancel(id: string, completedAtMs: number): Promise<JobRecord | null>;
+  /** running → queued (recovery after a crash). */
+  requeue(id: string): Promise<boolean>;
+  /** Jobs in a state, oldest first (recovery at start). */
+  listByStatus(status: JobStatus): Promise<JobRecord[]>;
+  /**
+   * Deletes terminal jobs completed before `beforeMs` and their idempotency records; returns the
+   * deleted jobs so the caller can delete their blobs. The ledger keeps its rows.
+   */
+  deleteCompletedBefore(beforeMs: number, limit: number): Promise<JobRecord[]>;
+  /** Every blob key some job lists among its outputs (the orphan sweep at start keeps exactly these). */
+  listOutputKeys(): Promise<Set<string>>;
+}
+
+export interface JobQueue {
+  enqueue(jobId: string, model: string): Promise<void>;
+  /** Takes the oldest queued job of `model` out of the queue; null when none. */
+  claim(model: string): Promise<string | null>;
+  /** Takes a job out of the queue (cancel); false when it was not there. */
+  remove(jobId: string): Promise<boolean>;
+  /** Jobs ahead of this one (0 = next); null when not queued. */
+  position(jobId: string): Promise<number | null>;
+  /** Queued job ids of `model`, in order. */
+  list(model: string): Promise<string[]>;
+  depth(model: string): Promise<number>;
+  has(jobId: string): Promise<boolean>;
+}
+
+// ---------------------------------------------------------------- live events
+export type JobEvent =
+  | { type: 'queued'; jobId: string; position: number }
+  | { type: 'running'; jobId: string; attempt: number }
+  /** `preview`: a small PNG as a data: URI, where the engine gave an intermediate image. */
+  | { type: 'progress'; jobId: string; step: number; steps: number | null; preview?: string }
+  | { type: 'succeeded' | 'failed' | 'canceled'; jobId: string };
+
+export interface JobEvents {
+  publish(event: JobEvent): void;
+  /** Returns the unsubscribe function. */
+  subscribe(jobId: string, listener: (event: JobEvent) => void): () => void;
+  hasSubscribers(jobId: string): boolean;
+}
+
+// ---------------------------------------------------------------- webhook deliveries (outbox)
+/**
+ * One message to one webhook URL. Written by the JobStore in the same transaction as the state change
+ * it announces, so a crash cannot lose it; sent (and retried) by the webhook dispatcher.
+ */
+export interface WebhookDelivery {
+  /** `msg_<uuid>`: the Standard Webhooks `webhook-id`, the same on every retry. */
+  id: string;
+  jobId: string;
+  keyId: string;
+  url: string;
+  /** `job.succeeded`, `job.failed`, `job.canceled`, `job.running` */
+  eventType: string;
+  /** ms since epoch: when the state change happened (the payload's timestamp). */
+  createdAtMs: number;
+  attempts: number;
+  nextAttemptAtMs: number;
+  status: 'pending' | 'delivered' | 'failed';
+  lastError: string | null;
+  /** HTTP status of the last response, null when there was none. */
+  lastStatus: number | null;
+}
+
+export interface WebhookOutbox {
+  /** Pending deliveries due at `nowMs`, oldest first. */
+  due(nowMs: number, limit: number): Promise<WebhookDelivery[]>;
+  /** The earliest nextAttemptAtMs among pending deliveries; null when none. */
+  nextDueAtMs(): Promise<number | null>;
+  markDelivered(id: string, attempts: number, httpStatus: number): Promise<void>;
+  markRetry(id: string, attempts: number, nextAttemptAtMs: number, error: string, httpStatus: number | null): Promise<void>;
+  markFailed(id: string, attempts: number, error: string, httpStatus: number | null): Promise<void>;
+  listForJob(jobId: string): Promise<WebhookDelivery[]>;
+}

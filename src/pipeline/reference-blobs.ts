@@ -1,0 +1,30 @@
+/**
+ * Reference images travel from submit to the runner as blobs, already fetched, decoded and scaled,
+ * so the runner (possibly another process later) never fetches a URL. The format is the decoded
+ * pixels with a 12-byte header ("RGB8", width, height as uint32 BE): writing and reading cost a copy,
+ * where a PNG round trip would cost an encode per reference at submit.
+ */
+import type { RawImage } from '../domain/types.ts';
+
+const MAGIC = 'RGB8';
+
+export function referenceKey(jobId: string, index: number): string {
+  return `inputs/${jobId}/${index}.rgb`;
+}
+
+export function encodeReference(image: RawImage): Buffer {
+  const out = Buffer.allocUnsafe(12 + image.data.length);
+  out.write(MAGIC, 0, 'latin1');
+  out.writeUInt32BE(image.width, 4);
+  out.writeUInt32BE(image.height, 8);
+  out.set(image.data, 12);
+  return out;
+}
+
+export function decodeReference(blob: Buffer): RawImage {
+  if (blob.length < 12 || blob.toString('latin1', 0, 4) !== MAGIC) throw new Error('stored reference image is not in RGB8 format');
+  const width = blob.readUInt32BE(4);
+  const height = blob.readUInt32BE(8);
+  if (blob.length !== 12 + width * height * 3) throw new Error(`stored reference image is truncated (${width}x${height})`);
+  return { width, height, data: blob.subarray(12) };
+}
