@@ -28,6 +28,33 @@ const errorSchema = {
 const errorResponses = (codes: number[]) =>
   Object.fromEntries(codes.map((c) => [String(c), { description: 'Error', content: { 'application/json': { schema: { $ref: '#/components/schemas/Error' } } } }]));
 
+const JOB_STATUSES = ['queued', 'running', 'succeeded', 'failed', 'canceled'];
+
+const jobIdParameter = { name: 'id', in: 'path', required: true, schema: { type: 'string', pattern: '^job_[0-9a-f-]{36}$' } };
+
+/** The job object (contracts/job-view.ts). */
+const jobSchema = {
+  type: 'object',
+  properties: {
+    id: { type: 'string' },
+    object: { type: 'string', enum: ['image.generation.job'] },
+    model: { type: 'string' },
+    status: { type: 'string', enum: JOB_STATUSES },
+    created_at: { type: 'integer', description: 'ms since epoch' },
+    started_at: { type: 'integer', nullable: true },
+    completed_at: { type: 'integer', nullable: true },
+    attempts: { type: 'integer', description: 'runs so far (a job interrupted by a crash runs again)' },
+    queue_position: { type: 'integer', nullable: true, description: 'jobs ahead while queued (0 = next)' },
+    progress: { type: 'object', nullable: true, properties: { step: { type: 'integer' }, steps: { type: 'integer', nullable: true } } },
+    input: { type: 'object', description: 'the request as it will be drawn (the seed is chosen at submit)' },
+    result: { allOf: [{ $ref: '#/components/schemas/GenerationResponse' }], nullable: true, description: 'exactly the synchronous response body' },
+    error: { type: 'object', nullable: true, description: 'the error object of the synchronous response' },
+    timings: { type: 'object', nullable: true, additionalProperties: { type: 'number' } },
+    urls: { type: 'object', properties: { get: { type: 'string' }, cancel: { type: 'string' }, events: { type: 'string' } } },
+  },
+  required: ['id', 'object', 'model', 'status', 'created_at', 'urls'],
+};
+
 export function buildOpenApiDocument(publicUrl: string, version: string): Record<string, unknown> {
   return {
     openapi: '3.0.3',
@@ -44,6 +71,7 @@ export function buildOpenApiDocument(publicUrl: string, version: string): Record
         GenerationRequest: strip(generationRequestSchema),
         GenerationResponse: strip(generationResponseSchema),
         Error: errorSchema,
+        Job: jobSchema,
       },
     },
     paths: {
@@ -51,11 +79,66 @@ export function buildOpenApiDocument(publicUrl: string, version: string): Record
         post: {
           operationId: 'createImage',
           summary: 'Generate or edit an image',
+          description:
+            'Synchronous by default (the seed\'s contract). `Prefer: respond-async` answers 202 with the job at once; `Prefer: wait=N` waits up to N seconds, then 200 with the result or 202 with the job. `Idempotency-Key` makes retries safe: the same key and body from the same API key return the same job (charged once); another body with that key is a 422.',
+          parameters: [
+            { name: 'Prefer', in: 'header', schema: { type: 'string', example: 'respond-async' } },
+            { name: 'Idempotency-Key', in: 'header', schema: { type: 'string', maxLength: 255 } },
+          ],
           requestBody: { required: true, content: { 'application/json': { schema: { $ref: '#/components/schemas/GenerationRequest' } } } },
           responses: {
             '200': { description: 'The image', content: { 'application/json': { schema: { $ref: '#/components/schemas/GenerationResponse' } } } },
-            ...errorResponses([400, 401, 404, 413, 415, 499, 502, 503, 504]),
+            '202': { description: 'The job (asynchronous)', content: { 'application/json': { schema: { $ref: '#/components/schemas/Job' } } } },
+            ...errorResponses([400, 401, 404, 409, 413, 415, 422, 499, 502, 503, 504]),
           },
+        },
+      },
+      '/v1/jobs': {
+        get: {
+          operationId: 'listJobs',
+          summary: "The caller's jobs, newest first",
+          parameters: [
+            { name: 'limit', in: 'query', schema: { type: 'integer', minimum: 1, maximum: 100, default: 20 } },
+            { name: 'status', in: 'query', schema: { type: 'string', enum: JOB_STATUSES } },
+            { name: 'after', in: 'query', description: 'next_cursor of the previous page', schema: { type: 'string' } },
+          ],
+          responses: { '200': { description: '{object: "list", data: [Job], has_more, next_cursor}' }, ...errorResponses([400, 401]) },
+        },
+      },
+      '/v1/jobs/{id}': {
+        get: {
+          operationId: 'getJob',
+          summary: 'One job: status, queue position, progress, result or error',
+          parameters: [jobIdParameter],
+          responses: { '200': { description: 'The job', content: { 'application/json': { schema: { $ref: '#/components/schemas/Job' } } } }, ...errorResponses([401, 404]) },
+        },
+      },
+      '/v1/jobs/{id}/cancel': {
+        post: {
+          operationId: 'cancelJob',
+          summary: 'Cancel a queued or running job (its engine is aborted; a canceled job is never charged)',
+          parameters: [jobIdParameter],
+          responses: { '200': { description: 'The job, now canceled', content: { 'application/json': { schema: { $ref: '#/components/schemas/Job' } } } }, ...errorResponses([401, 404, 409]) },
+        },
+      },
+      '/v1/jobs/{id}/events': {
+        get: {
+          operationId: 'streamJobEvents',
+          summary: 'Server-Sent Events: queued (queue_position), running (attempt), progress (step, steps, preview data: URI), then succeeded | failed | canceled (the job) and the stream ends. A late subscriber gets the current state first.',
+          parameters: [jobIdParameter],
+          responses: { '200': { description: 'text/event-stream' }, ...errorResponses([401, 404]) },
+        },
+      },
+      '/v1/webhooks': {
+        get: { operationId: 'getWebhookDefault', summary: "The key's default webhook {url, events, has_secret}", responses: { '200': { description: 'Settings' }, ...errorResponses([401]) } },
+        put: { operationId: 'setWebhookDefault', summary: 'Set the default webhook {url, events?} used by requests without a webhook', responses: { '200': { description: 'Settings' }, ...errorResponses([400, 401]) } },
+        delete: { operationId: 'clearWebhookDefault', summary: 'Remove the default webhook', responses: { '200': { description: 'Settings' }, ...errorResponses([401]) } },
+      },
+      '/v1/webhooks/secret': {
+        post: {
+          operationId: 'rotateWebhookSecret',
+          summary: "Make a new whsec_ signing secret for the key's webhooks and show it, once (Standard Webhooks: webhook-id, webhook-timestamp, webhook-signature)",
+          responses: { '200': { description: '{secret}' }, ...errorResponses([401]) },
         },
       },
       '/v1/models': { get: { operationId: 'listModels', summary: 'Public models and the engine behind each', responses: { '200': { description: 'Model list' }, ...errorResponses([401]) } } },

@@ -54,6 +54,8 @@ export interface GenerationResponseBody {
 export interface JobError {
   /** The HTTP status the synchronous call answers with. */
   status: number;
+  /** Seconds, sent as Retry-After by the synchronous call (overload errors). */
+  retryAfterS?: number;
   error: { message: string; type: ErrorType; param: string | null; code: ErrorCode };
 }
 

@@ -71,7 +71,7 @@ interface Running {
 const DEFAULT_RUN_MS = 5000;
 
 export function toJobError(err: ApiError): JobError {
-  return { status: err.status, error: err.toBody().error };
+  return { status: err.status, error: err.toBody().error, ...(err.retryAfterS === undefined ? {} : { retryAfterS: err.retryAfterS }) };
 }
 
 export function createJobRunner(deps: JobRunnerDeps) {

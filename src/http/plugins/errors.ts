@@ -39,7 +39,8 @@ export function registerErrorHandling(app: FastifyInstance, maxBodyBytes: number
   app.setErrorHandler((err: FastifyError, request, reply) => {
     const mapped = isApiError(err) ? err : fromFastifyError(err, maxBodyBytes);
     if (mapped) {
-      if (mapped.status >= 500) request.log.error({ err, code: mapped.code }, mapped.message);
+      // 503s (queue full, no backend up, draining) are the server saying "busy", not a fault: no stack.
+      if (mapped.status >= 500 && mapped.status !== 503) request.log.error({ err, code: mapped.code }, mapped.message);
       else request.log.info({ code: mapped.code, param: mapped.param }, mapped.message);
       return sendApiError(reply, mapped);
     }

@@ -63,8 +63,7 @@ function sendOutcome(reply: FastifyReply, job: JobRecord): FastifyReply {
   }
   if (job.status === 'succeeded' && job.result) return reply.code(200).send(job.result);
   if (job.status === 'failed' && job.error) {
-    const err = new ApiError(job.error.error.code, job.error.error.message, { param: job.error.error.param });
-    throw err;
+    throw new ApiError(job.error.error.code, job.error.error.message, { param: job.error.error.param, retryAfterS: job.error.retryAfterS });
   }
   throw new ApiError('job_canceled', `job ${job.id} was canceled before it finished`);
 }
