@@ -37,8 +37,12 @@ async function main(argv: string[]): Promise<void> {
       const i = rest.indexOf('--name');
       const name = i >= 0 && rest[i + 1] ? rest[i + 1]! : 'cli';
       const { record, secret } = await keys.create(name, 'cli');
-      process.stdout.write(JSON.stringify({ id: record.id, name: record.name, key: secret }, null, 2) + '\n');
-      process.stderr.write('Store this key now: only its hash is kept, it cannot be shown again.\n');
+      const webhookSecret = await keys.rotateWebhookSecret(record.id);
+      process.stdout.write(JSON.stringify({ id: record.id, name: record.name, key: secret, webhook_secret: webhookSecret }, null, 2) + '\n');
+      process.stderr.write(
+        'Store this key now: only its hash is kept, it cannot be shown again. webhook_secret verifies the webhooks sent for\n' +
+          "this key's jobs (POST /v1/webhooks/secret makes a new one).\n",
+      );
     } else if (group === 'keys' && command === 'list') {
       const list = await keys.list();
       process.stdout.write(JSON.stringify(list.map((k) => ({ id: k.id, name: k.name, prefix: k.prefix, source: k.source, created: new Date(k.createdAtMs).toISOString(), revoked: k.revokedAtMs ? new Date(k.revokedAtMs).toISOString() : null })), null, 2) + '\n');

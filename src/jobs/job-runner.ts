@@ -250,15 +250,18 @@ export function createJobRunner(deps: JobRunnerDeps) {
         stopped = true;
       },
       report: (p: EngineProgress): void => {
-        if (stopped || p.step === lastStep) return;
-        lastStep = p.step;
-        const steps = Number.isFinite(p.totalSteps) && p.totalSteps > 0 ? p.totalSteps : null;
-        void deps.store.setProgress(jobId, { step: p.step, steps }).catch((err: unknown) => deps.logger.warn({ err, jobId }, 'could not record progress'));
-        if (!deps.events.hasSubscribers(jobId)) return;
-        const preview = ready;
-        ready = undefined;
-        deps.events.publish({ type: 'progress', jobId, step: p.step, steps, ...(preview ? { preview } : {}) });
-        if (!p.preview || !deps.encodePreview || encoding) return;
+        if (stopped) return;
+        // ComfyUI reports a step, then its preview as a second report of the same step.
+        if (p.step !== lastStep) {
+          lastStep = p.step;
+          const steps = Number.isFinite(p.totalSteps) && p.totalSteps > 0 ? p.totalSteps : null;
+          void deps.store.setProgress(jobId, { step: p.step, steps }).catch((err: unknown) => deps.logger.warn({ err, jobId }, 'could not record progress'));
+          if (!deps.events.hasSubscribers(jobId)) return;
+          const preview = ready;
+          ready = undefined;
+          deps.events.publish({ type: 'progress', jobId, step: p.step, steps, ...(preview ? { preview } : {}) });
+        }
+        if (!p.preview || !deps.encodePreview || encoding || !deps.events.hasSubscribers(jobId)) return;
         encoding = true;
         deps.encodePreview(p.preview).then(
           (uri) => {

@@ -112,7 +112,7 @@ export interface JobQueue {
 export type JobEvent =
   | { type: 'queued'; jobId: string; position: number }
   | { type: 'running'; jobId: string; attempt: number }
-  /** `preview`: a small PNG as a data: URI, where the engine gave an intermediate image. */
+  /** `preview`: a small WebP image (at most 256 px a side) as a data: URI, where the engine gave an intermediate image. */
   | { type: 'progress'; jobId: string; step: number; steps: number | null; preview?: string }
   | { type: 'succeeded' | 'failed' | 'canceled'; jobId: string };
 

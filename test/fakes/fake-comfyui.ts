@@ -7,8 +7,8 @@
  * `previews` set it also sends a sampler's live previews as binary frames.
  */
 import { randomUUID } from 'node:crypto';
-import sharp from 'sharp';
 import type { IncomingMessage, ServerResponse } from 'node:http';
+import sharp from 'sharp';
 import { WebSocketServer, type WebSocket } from 'ws';
 import {
   imageSize,

@@ -2,7 +2,8 @@
  * A fake OpenAI-compatible images server (the dialect of vLLM-Omni, SGLang diffusion, LocalAI and
  * sd-server): POST /v1/images/generations (JSON) and /v1/images/edits (multipart, `image` or
  * `image[]`), answering `{created, data: [{b64_json}]}` or a URL to GET. Errors use OpenAI's body
- * `{error: {message, type, param, code}}`. Records every request and every client disconnect.
+ * `{error: {message, type, param, code}}`. Records every request, every client disconnect, and how
+ * many image requests were open at once (what a GPU server's concurrency limit is about).
  */
 import { randomUUID } from 'node:crypto';
 import type { IncomingMessage, ServerResponse } from 'node:http';
@@ -58,6 +59,10 @@ export interface FakeOpenaiImages {
   readonly requests: FakeOpenaiRequest[];
   /** Requests whose client closed the connection before the answer. */
   cancels: number;
+  /** Image requests open right now: from arrival until the answer is sent or the client goes away. */
+  readonly inFlight: number;
+  /** The most image requests ever open at once (since start or the last reset). */
+  readonly maxInFlight: number;
   healthChecks: number;
   cancelCount(): number;
   /** Resolves once a generation request arrived and is being "worked on". */
@@ -69,6 +74,8 @@ export interface FakeOpenaiImages {
 export async function startFakeOpenaiImages(): Promise<FakeOpenaiImages> {
   const files = new Map<string, Buffer>();
   let arrivals: Array<() => void> = [];
+  let inFlight = 0;
+  let maxInFlight = 0;
 
   const fake: FakeOpenaiImages = {
     url: '',
@@ -79,6 +86,12 @@ export async function startFakeOpenaiImages(): Promise<FakeOpenaiImages> {
     apiKey: undefined,
     requests: [],
     cancels: 0,
+    get inFlight() {
+      return inFlight;
+    },
+    get maxInFlight() {
+      return maxInFlight;
+    },
     healthChecks: 0,
     cancelCount: () => fake.cancels,
     waitForRequest: (timeoutMs = 2000) =>
@@ -97,6 +110,8 @@ export async function startFakeOpenaiImages(): Promise<FakeOpenaiImages> {
       fake.requests.length = 0;
       fake.cancels = 0;
       fake.healthChecks = 0;
+      // Requests still open stay counted: they end (and are uncounted) on their own.
+      maxInFlight = inFlight;
       arrivals = [];
     },
     close: () => started.close(),
@@ -104,6 +119,20 @@ export async function startFakeOpenaiImages(): Promise<FakeOpenaiImages> {
 
   const openaiError = (res: ServerResponse, status: number, message: string, type: string, headers: Record<string, string> = {}): void =>
     sendJson(res, status, { error: { message, type, param: null, code: null } }, headers);
+
+  /** Counts the request open until its response ends ('finish') or its connection closes first ('close'). */
+  function trackInFlight(res: ServerResponse): void {
+    inFlight += 1;
+    maxInFlight = Math.max(maxInFlight, inFlight);
+    let open = true;
+    const done = (): void => {
+      if (!open) return;
+      open = false;
+      inFlight -= 1;
+    };
+    res.once('finish', done);
+    res.once('close', done);
+  }
 
   async function handle(req: IncomingMessage, res: ServerResponse): Promise<void> {
     const url = new URL(req.url ?? '/', 'http://fake.local');
@@ -124,6 +153,7 @@ export async function startFakeOpenaiImages(): Promise<FakeOpenaiImages> {
       openaiError(res, 404, `Not Found: ${req.method} ${url.pathname}`, 'invalid_request_error');
       return;
     }
+    trackInFlight(res);
     const body = await readBody(req);
     const record: FakeOpenaiRequest = {
       endpoint,

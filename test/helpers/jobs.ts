@@ -33,3 +33,90 @@ export async function waitForStatus(server: TestServer, jobId: string, status: s
   assert.equal(res.json.status, status, `job ${jobId}: ${JSON.stringify(res.json.error)}`);
   return res.json;
 }
+
+export interface EventStream {
+  /** Every event received so far, in order. */
+  readonly events: SseEvent[];
+  /** Resolves with the first event (already received or still to come) that matches; rejects when the stream ends without one. */
+  next(match: (event: SseEvent) => boolean): Promise<SseEvent>;
+  /** Resolves with every event once the server ends the stream. */
+  readonly ended: Promise<SseEvent[]>;
+  /** Closes the stream from our side. */
+  close(): void;
+}
+
+function parseEventBlock(block: string): SseEvent | null {
+  const lines = block.split('\n').filter((l) => l && !l.startsWith(':'));
+  if (lines.length === 0) return null;
+  const field = (name: string) => lines.filter((l) => l.startsWith(`${name}: `)).map((l) => l.slice(name.length + 2));
+  return { id: field('id')[0], event: field('event')[0] ?? 'message', data: JSON.parse(field('data').join('\n')) };
+}
+
+/**
+ * Opens a job's event stream and keeps reading it in the background, so a test can wait for one
+ * event (say `running`) while the job goes on, instead of reading the stream to its end.
+ */
+export async function openEvents(url: string, apiKey: string): Promise<EventStream> {
+  const controller = new AbortController();
+  const res = await fetch(url, { headers: { authorization: `Bearer ${apiKey}`, accept: 'text/event-stream' }, signal: controller.signal });
+  assert.equal(res.status, 200, `GET ${url}: ${res.status}`);
+  assert.match(res.headers.get('content-type') ?? '', /^text\/event-stream/);
+  const events: SseEvent[] = [];
+  const waiters = new Set<{ match: (e: SseEvent) => boolean; resolve: (e: SseEvent) => void; reject: (err: Error) => void }>();
+  let finished = false;
+  const ended = (async () => {
+    const decoder = new TextDecoder();
+    let buffered = '';
+    try {
+      for await (const chunk of res.body as unknown as AsyncIterable<Uint8Array>) {
+        buffered += decoder.decode(chunk, { stream: true });
+        let cut: number;
+        while ((cut = buffered.indexOf('\n\n')) >= 0) {
+          const event = parseEventBlock(buffered.slice(0, cut));
+          buffered = buffered.slice(cut + 2);
+          if (!event) continue;
+          events.push(event);
+          for (const w of [...waiters]) {
+            if (w.match(event)) {
+              waiters.delete(w);
+              w.resolve(event);
+            }
+          }
+        }
+      }
+    } catch (err) {
+      if (!controller.signal.aborted) throw err;
+    } finally {
+      finished = true;
+      for (const w of waiters) w.reject(new Error(`the event stream ended without the awaited event; got ${events.map((e) => e.event).join(', ')}`));
+      waiters.clear();
+    }
+    return events;
+  })();
+  // A test that only waits for one event must not see an unhandled rejection from the rest.
+  ended.catch(() => undefined);
+  return {
+    events,
+    ended,
+    next: (match) => {
+      const seen = events.find(match);
+      if (seen) return Promise.resolve(seen);
+      if (finished) return Promise.reject(new Error(`the event stream ended without the awaited event; got ${events.map((e) => e.event).join(', ')}`));
+      return new Promise((resolve, reject) => waiters.add({ match, resolve, reject }));
+    },
+    close: () => controller.abort(),
+  };
+}
+
+/**
+ * Waits for a condition the server or a fake changes on its own (an abort reaching a backend), by
+ * looking up to `tries` times, `intervalMs` apart; fails with `what` when it never holds. For events
+ * that have no notification to wait on; prefer one where there is.
+ */
+export async function waitUntil(check: () => boolean | Promise<boolean>, what: string, tries = 500, intervalMs = 20): Promise<void> {
+  for (let i = 0; i < tries; i++) {
+    if (await check()) return;
+    await new Promise((r) => setTimeout(r, intervalMs));
+  }
+  assert.ok(await check(), `not reached after ${tries} looks: ${what}`);
+}

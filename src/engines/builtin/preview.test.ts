@@ -11,6 +11,7 @@ import type { EngineProgress, EngineRequest, RawImage } from '../../domain/types
 import { createBuiltinEngine, tokensToLowres, type BuiltinEngine } from './builtin-engine.ts';
 import { eulerStep, predictCleanSample } from './sampler.ts';
 import { planarToRgb } from './patches.ts';
+import { readManifest } from './manifest.ts';
 
 const ROOT = path.resolve(import.meta.dirname, '../../..');
 const TINY = path.join(ROOT, 'test/fixtures/tiny-model');
@@ -84,7 +85,7 @@ describe('builtin engine previews (tiny model)', () => {
   test('the last preview is exactly the low-res image the super-resolution net decodes', async () => {
     const events: EngineProgress[] = [];
     const out = await engine.sampleTokens(request(), new AbortController().signal, (p) => events.push(p));
-    const P = 4;
+    const P = readManifest(TINY).image.patch;
     const lowres = planarToRgb(tokensToLowres(out.tokens, out.rows, out.cols, P), out.cols * P, out.rows * P);
     const last = events.at(-1)!.preview!;
     assert.deepEqual([last.width, last.height], [lowres.width, lowres.height]);

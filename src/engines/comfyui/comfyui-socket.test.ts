@@ -4,12 +4,13 @@
  * reported without failing the prompt.
  */
 import assert from 'node:assert/strict';
+import { randomBytes } from 'node:crypto';
 import type { AddressInfo } from 'node:net';
 import { after, before, describe, it } from 'node:test';
 import sharp from 'sharp';
 import { WebSocketServer, type WebSocket } from 'ws';
 import type { EngineProgress } from '../../domain/types.ts';
-import { MAX_PREVIEW_BYTES, parsePreviewFrame } from './comfyui-preview.ts';
+import { decodePreview, MAX_PREVIEW_BYTES, parsePreviewFrame } from './comfyui-preview.ts';
 import { ComfySocket } from './comfyui-socket.ts';
 
 /** server.py's frame: uint32 BE event type, uint32 BE image format (1 JPEG, 2 PNG), image bytes. */
@@ -22,6 +23,12 @@ function frame(event: number, format: number, image: Buffer): Buffer {
 
 function solid(r: number, g: number, b: number): Promise<Buffer> {
   return sharp({ create: { width: 8, height: 6, channels: 3, background: { r, g, b } } }).png().toBuffer();
+}
+
+/** A valid PNG over MAX_PREVIEW_BYTES: random pixels do not compress. */
+function noisePng(): Promise<Buffer> {
+  const side = 700;
+  return sharp(randomBytes(side * side * 3), { raw: { width: side, height: side, channels: 3 } }).png({ compressionLevel: 1 }).toBuffer();
 }
 
 function deferred(): { promise: Promise<void>; resolve: () => void } {
@@ -42,6 +49,17 @@ describe('parsePreviewFrame', () => {
   });
 });
 
+describe('decodePreview', () => {
+  it('decodes to RGB and refuses an image whose header is over the pixel limit', async () => {
+    const small = await decodePreview('comfy-test', { format: 'png', image: await solid(10, 20, 30) });
+    assert.deepEqual([small.width, small.height, small.data.length], [8, 6, 8 * 6 * 3]);
+    // 3000x2000 of one colour is a few kilobytes of PNG and 18 MB of pixels.
+    const bomb = await sharp({ create: { width: 3000, height: 2000, channels: 3, background: '#808080' } }).png().toBuffer();
+    assert.ok(bomb.length < MAX_PREVIEW_BYTES);
+    await assert.rejects(decodePreview('comfy-test', { format: 'png', image: bomb }), /over the \d+ px limit/);
+  });
+});
+
 describe('ComfySocket previews', () => {
   let wss: WebSocketServer;
   let url: string;
@@ -55,7 +73,8 @@ describe('ComfySocket previews', () => {
   });
   after(() => new Promise<void>((r) => wss.close(() => r())));
 
-  it('takes only our prompt\'s previews, one per progress event, within the size limit', async () => {
+  // A regression here tends to leave the scripted exchange waiting; fail it instead of hanging.
+  it('takes only our prompt\'s previews, one per progress event, within the size limit', { timeout: 10_000 }, async () => {
     const ours = 'prompt-ours';
     const other = 'prompt-other';
     const socket = await ComfySocket.connect('comfy-test', url, { signal: new AbortController().signal, timeoutMs: 2000 });
@@ -96,7 +115,9 @@ describe('ComfySocket previews', () => {
     await gotPreview.promise;
     // Next step: an oversized frame and a text event are skipped unread; a broken image is reported.
     json('progress', { value: 2, max: 2, prompt_id: ours, node: '3' });
-    ws.send(frame(1, 2, Buffer.alloc(MAX_PREVIEW_BYTES + 1)));
+    const oversized = await noisePng();
+    assert.ok(oversized.length > MAX_PREVIEW_BYTES, `${oversized.length} bytes`);
+    ws.send(frame(1, 2, oversized));
     ws.send(frame(3, 2, Buffer.from('node 3: sampling')));
     ws.send(frame(1, 2, Buffer.from('not a png at all')));
     await gotError.promise;

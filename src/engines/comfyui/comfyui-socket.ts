@@ -182,14 +182,16 @@ export class ComfySocket {
         if (err) reject(err);
         // A preview still decoding is the freshest picture; its decode is bounded (≤ 1 MB), so
         // the result waits for it rather than dropping it.
-        else if (decoding) void decoding.then(() => resolve());
+        else if (decoding) void decoding.then(() => resolve(), () => resolve());
         else resolve();
       };
       const onAbort = (): void => finish(abortErrorFrom(options.signal));
       const takePreview = (frame: PreviewFrame): void => {
-        const report = options.onProgress;
-        if (!report || !wantsPreview || executing !== promptId || decoding) return;
+        // The first frame after a progress event is that event's preview, whether taken or not.
+        const followsProgress = wantsPreview;
         wantsPreview = false;
+        const report = options.onProgress;
+        if (!report || !followsProgress || executing !== promptId || decoding) return;
         decoding = (async () => {
           try {
             const preview = await decodePreview(this.backendId, frame);
@@ -205,8 +207,11 @@ export class ComfySocket {
         const id = message.data.prompt_id;
         if (typeof id !== 'string') return;
         const ended = ENDING_EVENTS.has(message.type) || (message.type === 'executing' && message.data.node === null);
+        const before = executing;
         if (message.type === 'execution_start' || (message.type === 'executing' && !ended)) executing = id;
         else if (ended && executing === id) executing = undefined;
+        // A progress event of the prompt before does not vouch for a frame sent after the switch.
+        if (executing !== before) wantsPreview = false;
       };
       const handleMessage = (message: ComfyMessage): void => {
         trackExecuting(message);
