@@ -8,7 +8,7 @@
  * No timed assertions: concurrency is read from the fakes' own count of open requests, and every
  * wait is for an event (an SSE event, a fake seeing a request) or a bounded poll.
  */
-import { test, before, after, describe } from 'node:test';
+import { test, before, after, afterEach, describe } from 'node:test';
 import assert from 'node:assert/strict';
 import fs from 'node:fs';
 import os from 'node:os';
@@ -45,6 +45,23 @@ function writeRoutingFile(backendLines: string[]): string {
 const openaiLine = (id: string, fake: FakeOpenaiImages, concurrency: number) =>
   `{ id: ${id}, type: openai, url: "${fake.url}", model: Qwen/Qwen-Image, priority: 0, concurrency: ${concurrency}, extraFields: [seed] }`;
 
+/** A failing test ends within this instead of waiting on a job the fakes hold for a minute. */
+const TEST_TIMEOUT = { timeout: 30_000 };
+
+/**
+ * After each test: cancel whatever this key still has waiting or running (waiting first, so none
+ * starts meanwhile), so a failure leaves a clean backend to the next test.
+ */
+async function cancelLeftovers(server: TestServer | undefined, fakes: FakeOpenaiImages[]): Promise<void> {
+  for (const fake of fakes) fake.delayMs = 10;
+  if (!server) return;
+  for (const status of ['queued', 'running']) {
+    const left = (await server.get(`/v1/jobs?status=${status}&limit=100`)).json.data ?? [];
+    for (const job of left) await server.post(`/v1/jobs/${job.id}/cancel`, undefined);
+  }
+  await waitUntil(() => fakes.every((f) => f.inFlight === 0), 'the backends closed every canceled request');
+}
+
 async function generations(server: TestServer): Promise<number> {
   const res = await server.get('/v1/usage');
   assert.equal(res.status, 200);
@@ -70,13 +87,14 @@ describe('two OpenAI-compatible backends, concurrency 2 each, same priority', ()
     gpuB = await startFakeOpenaiImages();
     server = await startTestServer({ BACKENDS_CONFIG: writeRoutingFile([openaiLine('gpu-a', gpuA, 2), openaiLine('gpu-b', gpuB, 2)]) });
   });
+  afterEach(() => cancelLeftovers(server, fakes()));
   after(async () => {
     await server.close();
     await gpuA.close();
     await gpuB.close();
   });
 
-  test('8 concurrent synchronous requests all succeed; each backend runs 2 at once and never more', async () => {
+  test('8 concurrent synchronous requests all succeed; each backend runs 2 at once and never more', TEST_TIMEOUT, async () => {
     for (const fake of fakes()) {
       fake.reset();
       fake.delayMs = 1000;
@@ -93,7 +111,7 @@ describe('two OpenAI-compatible backends, concurrency 2 each, same priority', ()
     assert.equal(await generations(server), usageBefore + 8);
   });
 
-  test('8 async jobs submitted at once: 4 run, 4 wait and see their place in line move up', async () => {
+  test('8 async jobs submitted at once: 4 run, 4 wait and see their place in line move up', TEST_TIMEOUT, async () => {
     for (const fake of fakes()) {
       fake.reset();
       fake.delayMs = HOLD_MS;
@@ -137,7 +155,7 @@ describe('two OpenAI-compatible backends, concurrency 2 each, same priority', ()
     assert.equal(gpuA.requests.length + gpuB.requests.length, 5, 'the jobs canceled while waiting never reached a backend');
   });
 
-  test('canceling a job running on an OpenAI-compatible backend aborts its request there; nothing is charged', async () => {
+  test('canceling a job running on an OpenAI-compatible backend aborts its request there; nothing is charged', TEST_TIMEOUT, async () => {
     for (const fake of fakes()) {
       fake.reset();
       fake.delayMs = HOLD_MS;
@@ -172,12 +190,13 @@ describe('a ComfyUI backend', () => {
     comfy = await startFakeComfyui({ steps: 50, stepDelayMs: 100 });
     server = await startTestServer({ BACKENDS_CONFIG: writeRoutingFile([`{ id: comfy, type: comfyui, url: "${comfy.url}" }`]) });
   });
+  afterEach(() => cancelLeftovers(server, []));
   after(async () => {
     await server.close();
     await comfy.close();
   });
 
-  test('canceling a running job interrupts its prompt on ComfyUI; nothing is charged; the backend is free again', async () => {
+  test('canceling a running job interrupts its prompt on ComfyUI; nothing is charged; the backend is free again', TEST_TIMEOUT, async () => {
     const usageBefore = await generations(server);
     const job = (await server.post('/v1/images/generations', { ...body, seed: 400 }, ASYNC)).json;
     const stream = await openEvents(`${server.url}/v1/jobs/${job.id}/events`, TEST_KEY);
@@ -212,12 +231,13 @@ describe('one OpenAI-compatible backend, concurrency 1, ENGINE_MAX_QUEUE=1', () 
     gpu = await startFakeOpenaiImages();
     server = await startTestServer({ ENGINE_MAX_QUEUE: '1', BACKENDS_CONFIG: writeRoutingFile([openaiLine('gpu', gpu, 1)]) });
   });
+  afterEach(() => cancelLeftovers(server, [gpu]));
   after(async () => {
     await server.close();
     await gpu.close();
   });
 
-  test('a job queued behind a busy backend is canceled at once and never reaches it', async () => {
+  test('a job queued behind a busy backend is canceled at once and never reaches it', TEST_TIMEOUT, async () => {
     gpu.reset();
     gpu.delayMs = HOLD_MS;
     const usageBefore = await generations(server);
@@ -243,7 +263,7 @@ describe('one OpenAI-compatible backend, concurrency 1, ENGINE_MAX_QUEUE=1', () 
     assert.equal(await generations(server), usageBefore + 1);
   });
 
-  test('past ENGINE_MAX_QUEUE a submit is 503 queue_full with Retry-After, and nothing is stored for it', async () => {
+  test('past ENGINE_MAX_QUEUE a submit is 503 queue_full with Retry-After, and nothing is stored for it', TEST_TIMEOUT, async () => {
     gpu.reset();
     gpu.delayMs = HOLD_MS;
     const running = (await server.post('/v1/images/generations', { ...body, seed: 600 }, ASYNC)).json;

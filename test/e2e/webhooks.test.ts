@@ -9,7 +9,7 @@
  * A delivery that must NOT happen is proved absent by waiting for a later one that must (the
  * outbox sends oldest first), never by sleeping.
  */
-import { test, before, after, describe } from 'node:test';
+import { test, before, after, afterEach, describe } from 'node:test';
 import assert from 'node:assert/strict';
 import fs from 'node:fs';
 import os from 'node:os';
@@ -24,6 +24,8 @@ import { generateWebhookSecret, verifyWebhook } from '../../src/jobs/webhooks/si
 const body = { model: MODEL, prompt: 'a kite over a beach', image_size: 'square', enhance_prompt: false };
 const ASYNC = { prefer: 'respond-async' };
 const HOLD_MS = 60_000;
+/** A failing test must not hang the file; its wait for a delivery would otherwise never end. */
+const TEST_TIMEOUT = { timeout: 30_000 };
 
 interface Delivery {
   path: string;
@@ -174,11 +176,22 @@ describe('webhooks, private receiver allowed (WEBHOOK_ALLOW_PRIVATE_URLS=1)', ()
     assert.match(res.json.secret, /^whsec_[A-Za-z0-9+/]+=*$/);
     secret = res.json.secret;
   });
+  // A failed test must not leave the fake holding a job, a failure mode on, or a default webhook set.
+  afterEach(async () => {
+    gpu.delayMs = 10;
+    gpu.failure = 'none';
+    for (const status of ['queued', 'running']) {
+      for (const job of (await server.get(`/v1/jobs?status=${status}&limit=100`)).json.data ?? []) {
+        await server.post(`/v1/jobs/${job.id}/cancel`, undefined);
+      }
+    }
+    await send(server, 'DELETE', '/v1/webhooks');
+  });
   after(async () => {
     await server.close();
   });
 
-  test('a succeeded job is POSTed once, signed with the key secret, with the job as its data', async () => {
+  test('a succeeded job is POSTed once, signed with the key secret, with the job as its data', TEST_TIMEOUT, async () => {
     const job = await submit({ url: `${receiver.url}/a` }, { seed: 1 });
     const [delivery] = await receiver.waitFor('/a');
     assertSigned(delivery!, secret);
@@ -202,7 +215,7 @@ describe('webhooks, private receiver allowed (WEBHOOK_ALLOW_PRIVATE_URLS=1)', ()
     assert.equal(receiver.at('/a').length, 1, 'delivered once: a 200 ends the delivery');
   });
 
-  test('a receiver that answers 500 gets the same delivery again, same webhook-id, both validly signed', async () => {
+  test('a receiver that answers 500 gets the same delivery again, same webhook-id, both validly signed', TEST_TIMEOUT, async () => {
     receiver.answer('/flaky', [500]);
     const job = await submit({ url: `${receiver.url}/flaky` }, { seed: 2 });
     const [first, second] = await receiver.waitFor('/flaky', 2);
@@ -218,7 +231,7 @@ describe('webhooks, private receiver allowed (WEBHOOK_ALLOW_PRIVATE_URLS=1)', ()
     assert.equal(receiver.at('/flaky').length, 2, 'no attempt after the 200');
   });
 
-  test('a failed and a canceled job both notify a "completed" webhook', async () => {
+  test('a failed and a canceled job both notify a "completed" webhook', TEST_TIMEOUT, async () => {
     gpu.failure = 'server-error';
     const failed = await submit({ url: `${receiver.url}/failed`, events: ['completed'] }, { seed: 3 });
     const [failure] = await receiver.waitFor('/failed');
@@ -244,7 +257,7 @@ describe('webhooks, private receiver allowed (WEBHOOK_ALLOW_PRIVATE_URLS=1)', ()
     assert.equal(cancelNote!.json.data.result, null);
   });
 
-  test('events: ["succeeded"] is not notified of a cancel, and is of a success', async () => {
+  test('events: ["succeeded"] is not notified of a cancel, and is of a success', TEST_TIMEOUT, async () => {
     const hook = { url: `${receiver.url}/only-succeeded`, events: ['succeeded'] };
     gpu.delayMs = HOLD_MS;
     const canceled = await submit(hook, { seed: 5 });
@@ -262,7 +275,7 @@ describe('webhooks, private receiver allowed (WEBHOOK_ALLOW_PRIVATE_URLS=1)', ()
     assert.deepEqual(receiver.at('/only-succeeded').map((d) => d.json.data.id), [succeeded.id]);
   });
 
-  test("the key's default webhook (PUT /v1/webhooks) serves jobs that name none, and only that key's", async () => {
+  test("the key's default webhook (PUT /v1/webhooks) serves jobs that name none, and only that key's", TEST_TIMEOUT, async () => {
     const put = await send(server, 'PUT', '/v1/webhooks', { url: `${receiver.url}/default` });
     assert.equal(put.status, 200, JSON.stringify(put.json));
     assert.deepEqual(put.json, { url: `${receiver.url}/default`, events: ['completed'], has_secret: true });
@@ -300,7 +313,7 @@ describe('webhooks, private receivers not allowed (the default)', () => {
     await server.close();
   });
 
-  test('a loopback or private webhook URL is a 400 naming webhook.url, and nothing is stored or sent', async () => {
+  test('a loopback or private webhook URL is a 400 naming webhook.url, and nothing is stored or sent', TEST_TIMEOUT, async () => {
     const jobsBefore = (await server.get('/v1/jobs?limit=100')).json.data.length;
     const requestsBefore = gpu.requests.length;
     const deliveriesBefore = receiver.deliveries.length;
