@@ -92,7 +92,8 @@ export function registerGenerationRoutes(app: FastifyInstance, deps: GenerationR
       request.log.info({ jobId: job.id, created, mode: isSync ? 'sync' : 'async' }, 'job submitted');
 
       const waitMs = isSync ? deps.requestTimeoutMs : Math.min((prefer.waitS ?? 0) * 1000, deps.requestTimeoutMs);
-      const latest = waitMs > 0 ? await waitForJob(deps.jobs, job.id, waitMs, clientGone.signal) : job;
+      // Read again even without waiting: the runner may have started it meanwhile (no queue position then).
+      const latest = waitMs > 0 ? await waitForJob(deps.jobs, job.id, waitMs, clientGone.signal) : await deps.jobs.store.get(job.id);
       const current = latest ?? job;
       if (isTerminal(current.status)) return sendOutcome(reply, current);
 
