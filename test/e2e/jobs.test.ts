@@ -259,3 +259,28 @@ async function waitFor(check: () => boolean): Promise<void> {
   for (let i = 0; i < 500 && !check(); i++) await new Promise((r) => setTimeout(r, 10));
   assert.ok(check(), 'condition not reached');
 }
+
+describe('retention', () => {
+  let server: TestServer;
+  before(async () => {
+    server = await startTestServer({ JOB_RETENTION: '1s' });
+  });
+  after(async () => {
+    await server.close();
+  });
+
+  test('a finished job, its image and its idempotency record are deleted after JOB_RETENTION; the ledger keeps the charge', async () => {
+    const res = await server.post('/v1/images/generations', body, { 'idempotency-key': 'keep-me' });
+    assert.equal(res.status, 200);
+    const url = res.json.data[0].url;
+    assert.equal((await fetch(url)).status, 200);
+    const job = (await server.get('/v1/jobs?limit=1')).json.data[0];
+    // The sweeper runs every second here; look until it has (bounded), rather than sleeping a guessed time.
+    for (let i = 0; i < 200 && (await server.get(`/v1/jobs/${job.id}`)).status !== 404; i++) await new Promise((r) => setTimeout(r, 50));
+    assert.equal((await server.get(`/v1/jobs/${job.id}`)).status, 404);
+    assert.equal((await fetch(url)).status, 404);
+    assert.equal((await server.get('/v1/usage')).json.generations, 1);
+    const again = await server.post('/v1/images/generations', { ...body, seed: 99 }, { 'idempotency-key': 'keep-me' });
+    assert.equal(again.status, 200, 'the expired key is free again');
+  });
+});
