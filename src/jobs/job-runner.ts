@@ -15,6 +15,7 @@ import type { JobError, JobRecord } from '../domain/jobs.ts';
 import type { BlobStore } from '../domain/ports.ts';
 import type { Engine, EngineProgress, RawImage } from '../domain/types.ts';
 import type { RunGeneration } from '../pipeline/run-generation.ts';
+import { jobIdOfReference } from '../pipeline/reference-blobs.ts';
 import type { JobEvents, JobQueue, JobStore } from './ports.ts';
 
 export interface RunnerLogger {
@@ -135,7 +136,7 @@ export function createJobRunner(deps: JobRunnerDeps) {
             const job = await deps.store.markRunning(id, now());
             if (job) start(job);
           }
-          if (moved) void announcePositions(model);
+          if (moved) void announcePositions();
         }
       } while (pumpAgain);
     } catch (err) {
@@ -145,12 +146,15 @@ export function createJobRunner(deps: JobRunnerDeps) {
     }
   }
 
-  /** Tells the jobs still waiting (those someone is watching) where they now stand. */
-  async function announcePositions(model: string): Promise<void> {
-    const ids = await deps.queue.list(model);
-    ids.forEach((jobId, position) => {
-      if (deps.events.hasSubscribers(jobId)) deps.events.publish({ type: 'queued', jobId, position });
-    });
+  /**
+   * Tells the waiting jobs someone is watching where they now stand. Only watched jobs are looked
+   * up, so a deep queue nobody watches costs nothing per claim.
+   */
+  async function announcePositions(): Promise<void> {
+    for (const jobId of deps.events.watchedJobIds()) {
+      const position = await deps.queue.position(jobId);
+      if (position !== null) deps.events.publish({ type: 'queued', jobId, position });
+    }
   }
 
   function start(job: JobRecord): void {
@@ -315,7 +319,7 @@ export function createJobRunner(deps: JobRunnerDeps) {
       deps.events.publish({ type: error ? 'failed' : 'canceled', jobId });
       await deleteReferences(job);
       deps.onStateChange?.();
-      void announcePositions(job.model);
+      void announcePositions();
     }
     return deps.store.get(jobId);
   }
@@ -355,7 +359,7 @@ export function createJobRunner(deps: JobRunnerDeps) {
     }
     const pending = new Set([...(await deps.store.listByStatus('queued')), ...(await deps.store.listByStatus('running'))].map((j) => j.id));
     for (const key of await deps.blobs.list('inputs/')) {
-      const jobId = key.split('/')[1];
+      const jobId = jobIdOfReference(key);
       if (!jobId || !pending.has(jobId)) {
         await deps.blobs.delete(key);
         deleted++;

@@ -24,5 +24,8 @@ export function createMemoryJobEvents(): JobEvents {
     hasSubscribers(jobId) {
       return listeners.has(jobId);
     },
+    watchedJobIds() {
+      return [...listeners.keys()];
+    },
   };
 }

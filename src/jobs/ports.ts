@@ -121,6 +121,8 @@ export interface JobEvents {
   /** Returns the unsubscribe function. */
   subscribe(jobId: string, listener: (event: JobEvent) => void): () => void;
   hasSubscribers(jobId: string): boolean;
+  /** Jobs with at least one subscriber. */
+  watchedJobIds(): string[];
 }
 
 // ---------------------------------------------------------------- webhook deliveries (outbox)

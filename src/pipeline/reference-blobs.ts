@@ -8,8 +8,14 @@ import type { RawImage } from '../domain/types.ts';
 
 const MAGIC = 'RGB8';
 
+/** Flat names (no folder per job), so deleting a job's references leaves no empty directories behind. */
 export function referenceKey(jobId: string, index: number): string {
-  return `inputs/${jobId}/${index}.rgb`;
+  return `inputs/${jobId}-${index}.rgb`;
+}
+
+/** The job a stored reference belongs to; null for a name this module did not make. */
+export function jobIdOfReference(key: string): string | null {
+  return /^inputs\/(job_[0-9a-f-]{36})-\d+\.rgb$/.exec(key)?.[1] ?? null;
 }
 
 export function encodeReference(image: RawImage): Buffer {

@@ -234,7 +234,7 @@ test('SIGKILL mid-queue: after a restart every job ends, is charged once, leaves
   // What a kill at another moment leaves, which this one cannot be timed to hit: an image stored but
   // never committed, a half-written one, the reference of a submit that died before writing its job.
   const images = path.join(dataDir, 'images');
-  const planted = [`generations/${Date.now()}-${crypto.randomUUID()}.png`, `generations/${Date.now()}-${crypto.randomUUID()}.png.999.tmp`, `inputs/job_${crypto.randomUUID()}/0.rgb`];
+  const planted = [`generations/${Date.now()}-${crypto.randomUUID()}.png`, `generations/${Date.now()}-${crypto.randomUUID()}.png.999.tmp`, `inputs/job_${crypto.randomUUID()}-0.rgb`];
   for (const key of planted) {
     fs.mkdirSync(path.dirname(path.join(images, key)), { recursive: true });
     fs.writeFileSync(path.join(images, key), PNG_SIGNATURE);

@@ -95,7 +95,8 @@ export function registerGenerationRoutes(app: FastifyInstance, deps: GenerationR
       // Read again even without waiting: the runner may have started it meanwhile (no queue position then).
       const latest = waitMs > 0 ? await waitForJob(deps.jobs, job.id, waitMs, clientGone.signal) : await deps.jobs.store.get(job.id);
       const current = latest ?? job;
-      if (isTerminal(current.status)) return sendOutcome(reply, current);
+      // respond-async without wait asked for the job, whatever state it is in by now.
+      if (isTerminal(current.status) && waitMs > 0) return sendOutcome(reply, current);
 
       if (!isSync) {
         if (prefer.respondAsync) reply.header('preference-applied', 'respond-async');
