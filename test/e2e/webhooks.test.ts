@@ -19,7 +19,8 @@ import type { AddressInfo } from 'node:net';
 import { startTestServer, MODEL, TEST_KEY, OTHER_KEY, type TestServer } from '../helpers/server.ts';
 import { openEvents, waitForStatus, waitUntil } from '../helpers/jobs.ts';
 import { startFakeOpenaiImages, type FakeOpenaiImages } from '../fakes/fake-openai-images.ts';
-import { generateWebhookSecret, verifyWebhook } from '../../src/jobs/webhooks/signature.ts';
+import { verifyWebhook } from '../../src/jobs/webhooks/signature.ts';
+import { generateWebhookSecret } from '../../src/domain/webhook-secret.ts';
 
 const body = { model: MODEL, prompt: 'a kite over a beach', image_size: 'square', enhance_prompt: false };
 const ASYNC = { prefer: 'respond-async' };

@@ -12,18 +12,10 @@
  * `rawBody` must be the bytes as received: parsing the JSON and serialising it again can change them.
  */
 import crypto from 'node:crypto';
-
-export const WEBHOOK_SECRET_PREFIX = 'whsec_';
-
-/** The spec asks for at least 24 random bytes (192 bits). */
-const SECRET_BYTES = 24;
+import { WEBHOOK_SECRET_PREFIX } from '../../domain/webhook-secret.ts';
 
 /** The usual replay window of Standard Webhooks libraries: 5 minutes either way. */
 const DEFAULT_TOLERANCE_S = 300;
-
-export function generateWebhookSecret(): string {
-  return WEBHOOK_SECRET_PREFIX + crypto.randomBytes(SECRET_BYTES).toString('base64');
-}
 
 /** The prefix is optional, as in the reference libraries: a bare base64 key is accepted too. */
 function hmacKey(secret: string): Buffer {

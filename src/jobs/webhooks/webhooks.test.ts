@@ -15,7 +15,8 @@ import { openDatabase, type SqliteDatabase } from '../../store/sqlite/database.t
 import { createSqliteWebhookOutbox } from '../sqlite/webhook-outbox.ts';
 import type { WebhookOutbox } from '../ports.ts';
 import { ApiError } from '../../domain/errors.ts';
-import { generateWebhookSecret, signWebhook, verifyWebhook } from './signature.ts';
+import { signWebhook, verifyWebhook } from './signature.ts';
+import { generateWebhookSecret } from '../../domain/webhook-secret.ts';
 import { createWebhookDispatcher, validateWebhookUrl, type WebhookDispatcherDeps } from './dispatcher.ts';
 
 const silent = { info: () => undefined, warn: () => undefined, error: () => undefined };

@@ -8,7 +8,7 @@ import type { ApiKeyRecord, KeyStore } from '../../domain/ports.ts';
 import { WEBHOOK_EVENTS, type WebhookEvent } from '../../domain/jobs.ts';
 // The one definition of the `whsec_` format; a pure function (node:crypto only), so this import
 // brings no job machinery into the store.
-import { generateWebhookSecret } from '../../jobs/webhooks/signature.ts';
+import { generateWebhookSecret } from '../../domain/webhook-secret.ts';
 import type { SqliteDatabase } from './database.ts';
 
 export const KEY_PREFIX = 'qis_';
