@@ -1,13 +1,20 @@
 /**
- * A fake ComfyUI server following its documented protocol (server.py routes and websocket
- * messages), for tests where no GPU is available. It validates the submitted API-format workflow the
- * way ComfyUI does where it matters to us (links to missing nodes, LoadImage files that were never
- * uploaded, no output node), "executes" it one prompt at a time, sends the websocket events, and
- * serves a solid-colour PNG of the latent's size. Everything it receives is recorded. With
- * `previews` set it also sends a sampler's live previews as binary frames.
+ * A fake ComfyUI server following the protocol a real v0.8.0 was seen to speak
+ * (../../../shared/protocols/comfyui.md), for tests where no GPU is available. It validates the
+ * submitted API-format workflow the way ComfyUI does where it matters to us (links to missing nodes,
+ * LoadImage files that were never uploaded, no output node), "executes" it one prompt at a time in
+ * dependency order, sends the websocket events in the documented order, and serves a solid-colour
+ * PNG of the latent's size. Everything it receives is recorded. With `previews` set it also sends a
+ * sampler's live previews as binary frames.
+ *
+ * The order that matters: `execution_success` (or `execution_error` / `execution_interrupted`) goes
+ * out first; the history entry is written `historyDelayMs` later (GET /history/{id} answers `{}`
+ * meanwhile), then `status`, then `executing` with `node: null`. It caches nothing, like a server
+ * started with --cache-none: `execution_cached` always lists no nodes.
  */
 import { randomUUID } from 'node:crypto';
 import type { IncomingMessage, ServerResponse } from 'node:http';
+import { setTimeout as delay } from 'node:timers/promises';
 import sharp from 'sharp';
 import { WebSocketServer, type WebSocket } from 'ws';
 import {
@@ -37,7 +44,9 @@ export type FakeComfyFailure =
   /** the image is 32 px wider than the latent asked for. */
   | 'wrong-size'
   /** a proxy in front answers 503 to POST /prompt. */
-  | 'prompt-503';
+  | 'prompt-503'
+  /** the websocket is closed right after execution_success, before the history is written. */
+  | 'ws-close-after-success';
 
 /**
  * Live previews as a server started with --preview-method sends them. Real samplers send JPEG
@@ -65,10 +74,22 @@ interface Job {
   id: string;
   number: number;
   clientId: string | undefined;
+  createTime: number;
   record: FakeComfyPrompt;
   state: 'pending' | 'running' | 'done';
   interrupted: boolean;
 }
+
+/** A history entry as task_done writes it (comfyui.md, "GET /history/{prompt_id}"). */
+interface HistoryEntry {
+  prompt: [number, string, Workflow, Record<string, unknown>, string[]];
+  outputs: Record<string, unknown>;
+  status: { status_str: 'success' | 'error'; completed: boolean; messages: Array<[string, Record<string, unknown>]> };
+  meta: Record<string, unknown>;
+}
+
+/** Output nodes of the workflows we send (SaveImage, and PreviewImage for temp outputs). */
+const OUTPUT_CLASSES = new Set(['SaveImage', 'PreviewImage']);
 
 export interface FakeComfyui {
   url: string;
@@ -76,8 +97,12 @@ export interface FakeComfyui {
   failure: FakeComfyFailure;
   steps: number;
   stepDelayMs: number;
+  /** Gap between execution_success (or the error event) and the history entry being written. */
+  historyDelayMs: number;
   previews: FakeComfyPreviews;
   readonly prompts: FakeComfyPrompt[];
+  /** Every GET /history/{id}, and whether the entry was there or the answer was `{}`. */
+  readonly historyReads: Array<{ promptId: string; found: boolean }>;
   readonly uploads: Array<{ name: string; subfolder: string; type: string; width?: number; height?: number }>;
   readonly interrupts: Array<{ promptId: string | undefined }>;
   readonly queueDeletes: string[];
@@ -86,6 +111,11 @@ export interface FakeComfyui {
   cancelCount(): number;
   /** Resolves when a job has started executing (after execution_start was sent). */
   waitForRunning(timeoutMs?: number): Promise<void>;
+  /**
+   * Until the returned function is called, finished prompts wait before their history is written
+   * (after their last execution event): a test can then look at the gap without racing a timer.
+   */
+  holdHistory(): () => void;
   reset(): void;
   close(): Promise<void>;
 }
@@ -95,15 +125,27 @@ export function fakePreviewColour(step: number): { r: number; g: number; b: numb
   return { r: (step * 40) % 256, g: 160, b: 255 - ((step * 40) % 256) };
 }
 
-export async function startFakeComfyui(options: { steps?: number; stepDelayMs?: number; previews?: FakeComfyPreviews } = {}): Promise<FakeComfyui> {
+export interface FakeComfyOptions {
+  steps?: number;
+  stepDelayMs?: number;
+  /** Default 5 ms: long enough that a client reading history on execution_success finds `{}`. */
+  historyDelayMs?: number;
+  previews?: FakeComfyPreviews;
+}
+
+export async function startFakeComfyui(options: FakeComfyOptions = {}): Promise<FakeComfyui> {
   const sockets = new Map<string, WebSocket>();
   const inputs = new Map<string, Buffer>();
   const outputs = new Map<string, Buffer>();
-  const history = new Map<string, unknown>();
+  const history = new Map<string, HistoryEntry>();
   const queue: Job[] = [];
   let running: Job | undefined;
   let counter = 0;
   const runningWaiters: Array<() => void> = [];
+  let historyHold: Promise<void> | undefined;
+  // Pauses end (rejecting) when the fake closes, so no job keeps the process alive after a test.
+  const closing = new AbortController();
+  const pause = (ms: number): Promise<void> => delay(ms, undefined, { signal: closing.signal });
 
   const fake: FakeComfyui = {
     url: '',
@@ -111,8 +153,10 @@ export async function startFakeComfyui(options: { steps?: number; stepDelayMs?: 
     failure: 'none',
     steps: options.steps ?? 4,
     stepDelayMs: options.stepDelayMs ?? 5,
+    historyDelayMs: options.historyDelayMs ?? 5,
     previews: options.previews ?? 'none',
     prompts: [],
+    historyReads: [],
     uploads: [],
     interrupts: [],
     queueDeletes: [],
@@ -130,18 +174,30 @@ export async function startFakeComfyui(options: { steps?: number; stepDelayMs?: 
           resolve();
         });
       }),
+    holdHistory: () => {
+      let release!: () => void;
+      historyHold = new Promise<void>((r) => (release = r));
+      const held = historyHold;
+      return () => {
+        if (historyHold === held) historyHold = undefined;
+        release();
+      };
+    },
     reset: () => {
       fake.failure = 'none';
       fake.steps = options.steps ?? 4;
       fake.stepDelayMs = options.stepDelayMs ?? 5;
+      fake.historyDelayMs = options.historyDelayMs ?? 5;
       fake.previews = options.previews ?? 'none';
       fake.prompts.length = 0;
+      fake.historyReads.length = 0;
       fake.uploads.length = 0;
       fake.interrupts.length = 0;
       fake.queueDeletes.length = 0;
       fake.historyDeletes.length = 0;
     },
     close: async () => {
+      closing.abort();
       for (const ws of sockets.values()) ws.terminate();
       wss.close();
       await started.close();
@@ -172,85 +228,161 @@ export async function startFakeComfyui(options: { steps?: number; stepDelayMs?: 
     const ws = clientId ? sockets.get(clientId) : undefined;
     if (ws && ws.readyState === ws.OPEN) ws.send(Buffer.concat([head, image]), { binary: true });
   };
+  /** server.py's send_sync with no sid: every connected client gets it. */
+  const broadcast = (type: string, data: Record<string, unknown>): void => {
+    const text = JSON.stringify({ type, data });
+    for (const ws of sockets.values()) if (ws.readyState === ws.OPEN) ws.send(text);
+  };
   const queueInfo = (): Record<string, unknown> => ({ exec_info: { queue_remaining: queue.length + (running ? 1 : 0) } });
 
+  /** main.py's prompt_worker: execute, then task_done (history, status), then `executing` null. */
   async function runQueue(): Promise<void> {
     if (running) return;
     const job = queue.shift();
     if (!job) return;
     running = job;
     job.state = 'running';
-    try {
-      await execute(job);
-    } finally {
+    const leave = (): void => {
       job.state = 'done';
-      running = undefined;
-      void runQueue();
+      if (running === job) running = undefined;
+    };
+    try {
+      const entry = await execute(job);
+      await pause(fake.historyDelayMs);
+      await historyHold;
+      // task_done writes the history and takes the prompt off the running list in one step.
+      history.set(job.id, entry);
+      leave();
+      broadcast('status', { status: queueInfo() });
+      send(job.clientId, 'executing', { node: null, prompt_id: job.id });
+    } catch (err) {
+      if (!closing.signal.aborted) throw err;
+    } finally {
+      leave();
+      if (!closing.signal.aborted) void runQueue();
     }
   }
 
-  async function execute(job: Job): Promise<void> {
+  /** Nodes the output nodes depend on, each after its inputs (execution.py's ExecutionList). */
+  function executionOrder(wf: Workflow): string[] {
+    const order: string[] = [];
+    const seen = new Set<string>();
+    const visit = (id: string): void => {
+      if (seen.has(id) || !wf[id]) return;
+      seen.add(id);
+      for (const value of Object.values(wf[id]!.inputs ?? {})) {
+        if (Array.isArray(value) && value.length === 2) visit(String(value[0]));
+      }
+      order.push(id);
+    };
+    for (const [id, node] of Object.entries(wf)) if (OUTPUT_CLASSES.has(node.class_type)) visit(id);
+    return order;
+  }
+
+  /** Runs the nodes and sends the execution events; returns the history entry task_done will write. */
+  async function execute(job: Job): Promise<HistoryEntry> {
     const pid = job.id;
     const client = job.clientId;
-    send(client, 'execution_start', { prompt_id: pid, timestamp: Date.now() });
+    const wf = job.record.workflow;
+    const order = executionOrder(wf);
+    const outputNodes = order.filter((id) => OUTPUT_CLASSES.has(wf[id]!.class_type));
+    // execution.py's add_message: stamped, kept for the history's status, sent to the prompt's
+    // client (execution_interrupted goes to everyone).
+    const messages: Array<[string, Record<string, unknown>]> = [];
+    const addMessage = (type: string, data: Record<string, unknown>, toEveryone = false): void => {
+      const stamped = { ...data, timestamp: Date.now() };
+      messages.push([type, stamped]);
+      if (toEveryone) broadcast(type, stamped);
+      else send(client, type, stamped);
+    };
+    const uiOutputs: Record<string, unknown> = {};
+    const meta: Record<string, unknown> = {};
+    const entry = (ok: boolean): HistoryEntry => ({
+      prompt: [job.number, pid, wf, { client_id: client, create_time: job.createTime }, outputNodes],
+      outputs: uiOutputs,
+      status: { status_str: ok ? 'success' : 'error', completed: ok, messages },
+      meta,
+    });
+    /** comfy_execution/progress.py: the state of every node started so far. */
+    const progress = new Map<string, { value: number; max: number; state: 'running' | 'finished' }>();
+    const sendProgressState = (): void => {
+      const nodes: Record<string, unknown> = {};
+      for (const [id, p] of progress) {
+        nodes[id] = { ...p, node_id: id, prompt_id: pid, display_node_id: id, parent_node_id: null, real_node_id: id };
+      }
+      send(client, 'progress_state', { prompt_id: pid, nodes });
+    };
+
+    addMessage('execution_start', { prompt_id: pid });
     for (const w of runningWaiters.splice(0)) w();
-    send(client, 'execution_cached', { nodes: [], prompt_id: pid, timestamp: Date.now() });
-    const ids = Object.keys(job.record.workflow);
-    const sampler = ids.find((id) => job.record.workflow[id]!.class_type.startsWith('KSampler'));
-    const saver = ids.find((id) => job.record.workflow[id]!.class_type === 'SaveImage')!;
-    for (const id of ids) {
-      if (job.interrupted) break;
+    addMessage('execution_cached', { nodes: [], prompt_id: pid });
+    const executed: string[] = [];
+    const interrupted = (id: string): HistoryEntry => {
+      addMessage('execution_interrupted', { prompt_id: pid, node_id: id, node_type: wf[id]!.class_type, executed: [...executed] }, true);
+      return entry(false);
+    };
+    for (const id of order) {
+      const node = wf[id]!;
+      progress.set(id, { value: 0, max: 1, state: 'running' });
+      sendProgressState();
       send(client, 'executing', { node: id, display_node: id, prompt_id: pid });
-      if (id !== sampler) continue;
-      for (let step = 1; step <= fake.steps; step++) {
-        await new Promise((r) => setTimeout(r, fake.stepDelayMs));
-        if (job.interrupted) break;
-        send(client, 'progress', { value: step, max: fake.steps, prompt_id: pid, node: id });
-        // main.py's progress hook: the progress event, then that step's preview.
-        if (fake.previews !== 'none') await sendPreview(client, job, step);
-        if (fake.failure === 'ws-close-mid-job' && step === 2) {
-          sockets.get(client ?? '')?.terminate();
-          // The server keeps "working" until interrupted or for a while, like a hung GPU.
-          for (let i = 0; i < 200 && !job.interrupted; i++) await new Promise((r) => setTimeout(r, 10));
-          if (!job.interrupted) job.interrupted = true;
-        }
-        if (fake.failure === 'execution-error' && step === 2) {
-          send(client, 'execution_error', {
-            prompt_id: pid,
-            node_id: id,
-            node_type: 'KSampler',
-            executed: [],
-            exception_message: 'CUDA out of memory. Tried to allocate 2.00 GiB',
-            exception_type: 'torch.OutOfMemoryError',
-            traceback: ['...'],
-            current_inputs: {},
-            current_outputs: {},
-          });
-          history.set(pid, { prompt: [job.number, pid, job.record.workflow, {}, [saver]], outputs: {}, status: { status_str: 'error', completed: false, messages: [] } });
-          return;
+      // nodes.before_node_execution: an interrupt takes effect as the next node starts.
+      if (job.interrupted) return interrupted(id);
+      if (node.class_type.startsWith('KSampler')) {
+        for (let step = 1; step <= fake.steps; step++) {
+          await pause(fake.stepDelayMs);
+          // main.py's progress hook checks for an interrupt on every step.
+          if (job.interrupted) return interrupted(id);
+          progress.set(id, { value: step, max: fake.steps, state: 'running' });
+          sendProgressState();
+          send(client, 'progress', { value: step, max: fake.steps, prompt_id: pid, node: id });
+          // The hook sends the progress event, then that step's preview.
+          if (fake.previews !== 'none') await sendPreview(client, job, step);
+          if (fake.failure === 'ws-close-mid-job' && step === 2) {
+            sockets.get(client ?? '')?.terminate();
+            // The server keeps "working" until interrupted or for a while, like a hung GPU.
+            for (let i = 0; i < 200 && !job.interrupted; i++) await pause(10);
+            job.interrupted = true;
+          }
+          if (fake.failure === 'execution-error' && step === 2) {
+            addMessage('execution_error', {
+              prompt_id: pid,
+              node_id: id,
+              node_type: node.class_type,
+              executed: [...executed],
+              exception_message: 'CUDA out of memory. Tried to allocate 2.00 GiB',
+              exception_type: 'torch.OutOfMemoryError',
+              traceback: ['  File "execution.py", line 496, in execute\n', 'torch.OutOfMemoryError: CUDA out of memory. Tried to allocate 2.00 GiB\n'],
+              current_inputs: Object.fromEntries(Object.entries(node.inputs ?? {}).filter(([, v]) => !Array.isArray(v)).map(([k, v]) => [k, [String(v)]])),
+              current_outputs: [...executed],
+            });
+            return entry(false);
+          }
         }
       }
+      if (OUTPUT_CLASSES.has(node.class_type)) {
+        const images = fake.failure === 'no-output' ? [] : [await saveImage(job, node.class_type === 'SaveImage' ? 'output' : 'temp')];
+        uiOutputs[id] = { images };
+        meta[id] = { node_id: id, display_node: id, parent_node: null, real_node_id: id };
+        send(client, 'executed', { node: id, display_node: id, output: { images }, prompt_id: pid });
+      }
+      progress.set(id, { ...progress.get(id)!, state: 'finished' });
+      sendProgressState();
+      executed.push(id);
     }
-    if (job.interrupted) {
-      send(client, 'execution_interrupted', { prompt_id: pid, node_id: sampler, node_type: 'KSampler', executed: [] });
-      history.set(pid, { prompt: [job.number, pid, job.record.workflow, {}, [saver]], outputs: {}, status: { status_str: 'error', completed: false, messages: [] } });
-      return;
-    }
+    addMessage('execution_success', { prompt_id: pid });
+    // close(), not terminate(): execution_success is still in the send buffer and must get out.
+    if (fake.failure === 'ws-close-after-success') sockets.get(client ?? '')?.close(1001, 'going away');
+    return entry(true);
+  }
+
+  /** Writes the latent-sized image the way SaveImage names its files. */
+  async function saveImage(job: Job, type: 'output' | 'temp'): Promise<{ filename: string; subfolder: string; type: string }> {
     const width = (job.record.width ?? 512) + (fake.failure === 'wrong-size' ? 32 : 0);
     const height = job.record.height ?? 512;
     const filename = `qwen-image-api_${String(++counter).padStart(5, '0')}_.png`;
-    outputs.set(`output//${filename}`, fake.failure === 'garbage-output' ? Buffer.from('definitely not a png') : await solidPng(width, height, job.record.seed ?? 0));
-    const images = fake.failure === 'no-output' ? [] : [{ filename, subfolder: '', type: 'output' }];
-    send(client, 'executed', { node: saver, display_node: saver, output: { images }, prompt_id: pid });
-    history.set(pid, {
-      prompt: [job.number, pid, job.record.workflow, { client_id: client }, [saver]],
-      outputs: fake.failure === 'no-output' ? {} : { [saver]: { images } },
-      status: { status_str: 'success', completed: true, messages: [['execution_success', { prompt_id: pid }]] },
-      meta: {},
-    });
-    send(client, 'execution_success', { prompt_id: pid, timestamp: Date.now() });
-    send(client, 'executing', { node: null, prompt_id: pid });
-    send(client, 'status', { status: queueInfo() });
+    outputs.set(`${type}//${filename}`, fake.failure === 'garbage-output' ? Buffer.from('definitely not a png') : await solidPng(width, height, job.record.seed ?? 0));
+    return { filename, subfolder: '', type };
   }
 
   function validate(workflow: unknown): { error: Record<string, unknown>; node_errors: unknown } | undefined {
@@ -363,8 +495,9 @@ export async function startFakeComfyui(options: { steps?: number; stepDelayMs?: 
       const clientId = typeof data.client_id === 'string' ? data.client_id : undefined;
       const record = describePrompt(promptId, clientId, data.prompt as Workflow);
       fake.prompts.push(record);
-      const job: Job = { id: promptId, number: ++counter, clientId, record, state: 'pending', interrupted: false };
+      const job: Job = { id: promptId, number: ++counter, clientId, createTime: Date.now(), record, state: 'pending', interrupted: false };
       queue.push(job);
+      broadcast('status', { status: queueInfo() });
       sendJson(res, 200, { prompt_id: promptId, number: job.number, node_errors: {} });
       void runQueue();
       return;
@@ -396,6 +529,7 @@ export async function startFakeComfyui(options: { steps?: number; stepDelayMs?: 
     if (req.method === 'GET' && path.startsWith('/history/')) {
       const id = decodeURIComponent(path.slice('/history/'.length));
       const entry = history.get(id);
+      fake.historyReads.push({ promptId: id, found: entry !== undefined });
       sendJson(res, 200, entry ? { [id]: entry } : {});
       return;
     }

@@ -4,6 +4,7 @@
  *   POST /prompt         {prompt, client_id, prompt_id?} -> {prompt_id, number, node_errors};
  *                        400 {error: {type, message, details} | string, node_errors} when invalid
  *   GET  /history/{id}   {<id>: {outputs: {<node>: {images: [{filename, subfolder, type}]}}, status}}
+ *                        or `{}` while unknown or not yet written (written after execution_success)
  *   GET  /view           ?filename=&subfolder=&type= -> image bytes
  *   GET  /queue          {queue_running: [[number, prompt_id, ...]], queue_pending: [...]}
  *   POST /queue          {delete: [prompt_id]} removes pending prompts

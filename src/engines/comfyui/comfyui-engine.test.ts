@@ -156,6 +156,79 @@ describe('ComfyUI engine failure handling', () => {
   });
 });
 
+describe('ComfyUI engine reads the result only once the history is written (issue 11)', () => {
+  let fake: FakeComfyui;
+  let engine: ComfyuiEngine;
+  const small = (seed: number) => conformanceRequest({ width: 64, height: 64, seed });
+
+  before(async () => {
+    // The history lands 15 ms after execution_success, many times the 1 ms between the events
+    // before it: a client that reads the history on execution_success finds `{}` nearly every time.
+    fake = await startFakeComfyui({ steps: 1, stepDelayMs: 1, historyDelayMs: 15 });
+    engine = new ComfyuiEngine({ id: 'comfy-order', url: fake.url, historyWaitMs: 300 });
+    await engine.load();
+  });
+  after(async () => {
+    await engine.close();
+    await fake.close();
+  });
+  beforeEach(() => fake.reset());
+
+  it('returns the image 100 times in a row, never reading the history before it exists', { timeout: 60_000 }, async () => {
+    for (let i = 0; i < 100; i++) {
+      const result = await engine.generate(small(i), new AbortController().signal);
+      assert.deepEqual([result.image.width, result.image.height], [64, 64], `run ${i}`);
+      assert.equal(result.info?.comfyPromptId, fake.prompts[i]!.promptId, `run ${i}`);
+    }
+    const reads = fake.historyReads.filter((r) => fake.prompts.some((p) => p.promptId === r.promptId));
+    assert.equal(reads.length, 100, 'one read per prompt');
+    assert.ok(reads.every((r) => r.found), 'read after `executing` null, the history is always there');
+  });
+
+  it('8 concurrent generations each get their own image', { timeout: 60_000 }, async () => {
+    for (let round = 0; round < 3; round++) {
+      const seeds = Array.from({ length: 8 }, (_, i) => 1000 + round * 8 + i);
+      const results = await Promise.all(seeds.map((seed) => engine.generate(small(seed), new AbortController().signal)));
+      results.forEach((result, i) => {
+        const sent = fake.prompts.find((p) => p.promptId === result.info?.comfyPromptId);
+        assert.equal(sent?.seed, seeds[i]);
+        // The fake paints each image in a colour of its seed (fake-http.ts solidPng).
+        assert.equal(result.image.data[0], seeds[i]! % 251);
+      });
+    }
+    assert.equal(new Set(fake.prompts.map((p) => p.promptId)).size, 24);
+    assert.ok(fake.historyReads.every((r) => r.found));
+  });
+
+  it('when the socket drops between execution_success and the history, polls the history until it is written', { timeout: 10_000 }, async () => {
+    fake.failure = 'ws-close-after-success';
+    const release = fake.holdHistory();
+    const result = engine.generate(small(7), new AbortController().signal);
+    await waitFor(() => fake.historyReads.some((r) => !r.found), 'a history read answered {}');
+    release();
+    const { image, info } = await result;
+    assert.deepEqual([image.width, image.height], [64, 64]);
+    assert.equal(info?.comfyPromptId, fake.prompts[0]!.promptId);
+    assert.equal(fake.interrupts.length + fake.queueDeletes.length, 0, 'a finished prompt is not cancelled');
+  });
+
+  it('a history that stays empty past historyWaitMs is a retryable 502', { timeout: 10_000 }, async () => {
+    fake.failure = 'ws-close-after-success';
+    const release = fake.holdHistory();
+    try {
+      await assert.rejects(
+        engine.generate(small(8), new AbortController().signal),
+        expectFailure('backend_error', (e) => {
+          assert.match(String(e.message), /finished, but its history was still empty after 300 ms/);
+          assert.equal(e.retryable, true);
+        }),
+      );
+    } finally {
+      release();
+    }
+  });
+});
+
 describe('ComfyUI engine live previews', () => {
   let fake: FakeComfyui;
   let engine: ComfyuiEngine;

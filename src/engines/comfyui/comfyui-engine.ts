@@ -3,13 +3,19 @@
  * request, follows it on the websocket (progress with live previews, completion, errors), then
  * reads the result from /history and /view. When the caller aborts (client gone, deadline passed) the prompt is removed
  * from ComfyUI's queue, or interrupted if it already runs, so the GPU stops working for nobody.
+ *
+ * When the result is ready: ComfyUI sends execution_success before it writes the prompt's history
+ * and `executing` with node null after (shared/protocols/comfyui.md, "The order that matters"), so
+ * the history is read after the latter. Where that event is lost (socket closed after
+ * execution_success, or it never came), /history is polled with a bounded backoff while it still
+ * answers `{}`.
  */
 import { createHash, randomUUID } from 'node:crypto';
 import { readFile } from 'node:fs/promises';
 import { fileURLToPath } from 'node:url';
 import type { ComfyuiWorkflowConfig } from '../../config/backends.ts';
 import type { Engine, EngineHealth, EngineProgress, EngineRequest, EngineResult, RawImage } from '../../domain/types.ts';
-import { backendErrorFailure, rejectedFailure, throwIfAborted } from '../router/kit/errors.ts';
+import { backendErrorFailure, rejectedFailure, sleep, throwIfAborted } from '../router/kit/errors.ts';
 import { BackendHttpClient } from '../router/kit/http.ts';
 import { assertExactSize, decodeBackendImage, encodePng } from '../router/kit/images.ts';
 import { silentLogger, type EngineLogger } from '../router/kit/logger.ts';
@@ -33,11 +39,20 @@ export interface ComfyuiEngineOptions {
   controlTimeoutMs?: number;
   connectTimeoutMs?: number;
   retryAfterS?: number;
+  /**
+   * How long a finished prompt's history may still answer `{}` before the generation fails.
+   * Default 10 s: the write is main.py's task_done, normally milliseconds after the last event.
+   */
+  historyWaitMs?: number;
   logger?: EngineLogger;
 }
 
 /** Reference images go below ComfyUI's input directory, in a folder of their own. */
 const UPLOAD_SUBFOLDER = 'qwen-image-api';
+
+/** Backoff between history reads that found `{}`: doubling from the first, capped at the last. */
+const HISTORY_RETRY_FIRST_MS = 20;
+const HISTORY_RETRY_MAX_MS = 1000;
 
 /** The templates shipped in workflows/comfyui/, located relative to this file (no cwd assumptions). */
 export function bundledWorkflowPath(name: 'qwen-image-t2i.json' | 'qwen-image-edit-2509.json'): string {
@@ -127,9 +142,9 @@ export class ComfyuiEngine implements Engine {
         throw err;
       }
       this.logger.debug({ requestId: request.requestId, backend: this.id, promptId }, 'queued on ComfyUI');
-      await this.waitForCompletion(socket, promptId, request.requestId, signal, onProgress);
+      const entry = await this.waitForCompletion(socket, promptId, request.requestId, signal, onProgress);
       finished = true;
-      const image = await this.readResult(promptId, template, signal);
+      const image = await this.readResult(promptId, entry ?? (await this.finishedHistory(promptId, signal)), template, signal);
       assertExactSize(this.id, image, request.width, request.height);
       return { image, info: { comfyPromptId: promptId } };
     } catch (err) {
@@ -178,29 +193,56 @@ export class ComfyuiEngine implements Engine {
     return this.client.uploadImage(png, name, UPLOAD_SUBFOLDER, signal);
   }
 
+  /**
+   * Resolves once the prompt finished successfully, with its history entry when that was already
+   * read; rejects on an execution error, an interrupt, or a socket lost before execution_success.
+   */
   private async waitForCompletion(
     socket: ComfySocket,
     promptId: string,
     requestId: string,
     signal: AbortSignal,
     onProgress?: (progress: EngineProgress) => void,
-  ): Promise<void> {
+  ): Promise<ComfyHistoryEntry | undefined> {
     // A broken preview costs only that preview; debug level, since a server can send one per step.
     const onPreviewError = (err: unknown): void =>
       this.logger.debug({ requestId, backend: this.id, promptId, err: (err as Error).message }, 'skipped a ComfyUI preview');
     try {
-      await socket.waitForPrompt(promptId, { signal, onProgress, onPreviewError });
+      const how = await socket.waitForPrompt(promptId, { signal, onProgress, onPreviewError });
+      if (how === 'history-pending') {
+        this.logger.debug({ requestId, backend: this.id, promptId }, 'ComfyUI sent execution_success but not `executing` null; polling its history');
+      }
+      return undefined;
     } catch (err) {
       if (!(err instanceof ComfySocketClosedError)) throw err;
-      // The job may have finished while the socket dropped; history is the source of truth.
+      // Gone before execution_success: the prompt may still be anywhere in its run, so one look
+      // (it may have finished while the socket dropped), then give up and let the caller cancel it.
       const entry = await this.client.history(promptId, signal).catch(() => undefined);
-      if (entry?.status?.completed && entry.status.status_str !== 'error') return;
+      if (entry?.status?.completed && entry.status.status_str !== 'error') return entry;
       throw backendErrorFailure(this.id, err.message, { retryable: true, cause: err });
     }
   }
 
-  private async readResult(promptId: string, template: WorkflowTemplate, signal: AbortSignal): Promise<RawImage> {
-    const entry = await this.client.history(promptId, signal);
+  /**
+   * The history entry of a prompt that finished executing. After `executing` null the first read
+   * holds it; after only execution_success it may answer `{}` until the server has written it.
+   */
+  private async finishedHistory(promptId: string, signal: AbortSignal): Promise<ComfyHistoryEntry> {
+    const budgetMs = this.options.historyWaitMs ?? 10_000;
+    let waitedMs = 0;
+    for (let delayMs = HISTORY_RETRY_FIRST_MS; ; delayMs = Math.min(delayMs * 2, HISTORY_RETRY_MAX_MS)) {
+      const entry = await this.client.history(promptId, signal);
+      if (entry && (entry.status !== undefined || Object.keys(entry.outputs ?? {}).length > 0)) return entry;
+      if (waitedMs >= budgetMs) {
+        throw backendErrorFailure(this.id, `prompt ${promptId} finished, but its history was still empty after ${waitedMs} ms`, { retryable: true });
+      }
+      const pauseMs = Math.min(delayMs, budgetMs - waitedMs);
+      await sleep(pauseMs, signal);
+      waitedMs += pauseMs;
+    }
+  }
+
+  private async readResult(promptId: string, entry: ComfyHistoryEntry, template: WorkflowTemplate, signal: AbortSignal): Promise<RawImage> {
     const ref = pickOutputImage(entry, template.outputNode);
     if (!ref) {
       throw backendErrorFailure(

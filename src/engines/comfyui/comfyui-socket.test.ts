@@ -1,7 +1,8 @@
 /**
- * Which preview frames the socket takes, driven frame by frame from a scripted server: only while
- * our prompt executes, one per progress event, none over the size limit, and a broken one is
- * reported without failing the prompt.
+ * The socket driven message by message from a scripted server: when a prompt counts as finished
+ * (`executing` null, not execution_success, which real servers send before writing the history),
+ * and which preview frames it takes: only while our prompt executes, one per progress event, none
+ * over the size limit, and a broken one is reported without failing the prompt.
  */
 import assert from 'node:assert/strict';
 import { randomBytes } from 'node:crypto';
@@ -11,7 +12,7 @@ import sharp from 'sharp';
 import { WebSocketServer, type WebSocket } from 'ws';
 import type { EngineProgress } from '../../domain/types.ts';
 import { decodePreview, MAX_PREVIEW_BYTES, parsePreviewFrame } from './comfyui-preview.ts';
-import { ComfySocket } from './comfyui-socket.ts';
+import { ComfySocket, ComfySocketClosedError } from './comfyui-socket.ts';
 
 /** server.py's frame: uint32 BE event type, uint32 BE image format (1 JPEG, 2 PNG), image bytes. */
 function frame(event: number, format: number, image: Buffer): Buffer {
@@ -122,7 +123,8 @@ describe('ComfySocket previews', () => {
     ws.send(frame(1, 2, Buffer.from('not a png at all')));
     await gotError.promise;
     json('execution_success', { prompt_id: ours });
-    await done;
+    json('executing', { node: null, prompt_id: ours });
+    assert.equal(await done, 'history-written');
     socket.close();
 
     assert.deepEqual(events.map((e) => [e.step, e.totalSteps, e.preview ? 'preview' : '-']), [[5, 9, '-'], [1, 2, '-'], [1, 2, 'preview'], [2, 2, '-']]);
@@ -130,5 +132,87 @@ describe('ComfySocket previews', () => {
     assert.deepEqual([preview.width, preview.height], [8, 6]);
     assert.deepEqual(Array.from(preview.data.subarray(0, 3)), [0, 0, 255]);
     assert.equal(errors.length, 1);
+  });
+});
+
+describe('ComfySocket completion', () => {
+  let wss: WebSocketServer;
+  let url: string;
+  const connections: WebSocket[] = [];
+  const waiting: Array<(ws: WebSocket) => void> = [];
+
+  before(async () => {
+    wss = new WebSocketServer({ port: 0, host: '127.0.0.1' });
+    await new Promise<void>((r) => wss.once('listening', () => r()));
+    url = `ws://127.0.0.1:${(wss.address() as AddressInfo).port}/ws?clientId=test`;
+    wss.on('connection', (ws) => {
+      const waiter = waiting.shift();
+      if (waiter) waiter(ws);
+      else connections.push(ws);
+    });
+  });
+  // wss.close waits for open connections; a failed test may leave one.
+  after(() => {
+    for (const ws of wss.clients) ws.terminate();
+    return new Promise<void>((r) => wss.close(() => r()));
+  });
+
+  /** A client socket, and the server's end of it. */
+  async function connect(): Promise<{ socket: ComfySocket; send: (type: string, data: Record<string, unknown>) => void; server: WebSocket }> {
+    const server = new Promise<WebSocket>((resolve) => {
+      const ready = connections.shift();
+      if (ready) resolve(ready);
+      else waiting.push(resolve);
+    });
+    const socket = await ComfySocket.connect('comfy-test', url, { signal: new AbortController().signal, timeoutMs: 2000 });
+    const ws = await server;
+    return { socket, server: ws, send: (type, data) => ws.send(JSON.stringify({ type, data })) };
+  }
+
+  it('waits past execution_success for `executing` null, of our prompt only', { timeout: 10_000 }, async () => {
+    const { socket, send } = await connect();
+    // A grace long enough that only `executing` null can end the wait within the test's timeout.
+    // The probe: a progress event is reported only while the wait goes on (a finished wait stops
+    // listening), and events are handled in order, so its report proves the ones before did not end it.
+    const probe = deferred();
+    const done = socket.waitForPrompt('p1', {
+      signal: new AbortController().signal,
+      successGraceMs: 60_000,
+      onProgress: (p) => p.step === 99 && probe.resolve(),
+    });
+    send('execution_start', { prompt_id: 'p1', timestamp: 1 });
+    send('execution_success', { prompt_id: 'p1', timestamp: 2 });
+    send('status', { status: { exec_info: { queue_remaining: 1 } } });
+    send('executing', { node: null, prompt_id: 'p0' });
+    send('progress', { value: 99, max: 100, prompt_id: 'p1', node: '3' });
+    await probe.promise;
+    send('executing', { node: null, prompt_id: 'p1' });
+    assert.equal(await done, 'history-written');
+    assert.equal(socket.hasEnded('p1'), true);
+    socket.close();
+  });
+
+  it('after execution_success, a closed socket or a missing `executing` null still means success, history pending', { timeout: 10_000 }, async () => {
+    const closed = await connect();
+    const first = closed.socket.waitForPrompt('p2', { signal: new AbortController().signal, successGraceMs: 60_000 });
+    closed.send('execution_success', { prompt_id: 'p2', timestamp: 2 });
+    closed.server.close(1001);
+    assert.equal(await first, 'history-pending');
+
+    const silent = await connect();
+    const second = silent.socket.waitForPrompt('p3', { signal: new AbortController().signal, successGraceMs: 1 });
+    silent.send('execution_success', { prompt_id: 'p3', timestamp: 2 });
+    assert.equal(await second, 'history-pending');
+    silent.socket.close();
+  });
+
+  it('a socket closed before execution_success is an error the engine checks against history', { timeout: 10_000 }, async () => {
+    const { socket, send, server } = await connect();
+    const done = socket.waitForPrompt('p4', { signal: new AbortController().signal });
+    send('execution_start', { prompt_id: 'p4', timestamp: 1 });
+    server.terminate();
+    await assert.rejects(done, (err: unknown) => err instanceof ComfySocketClosedError);
+    assert.equal(socket.hasStarted('p4'), true);
+    assert.equal(socket.hasEnded('p4'), false);
   });
 });

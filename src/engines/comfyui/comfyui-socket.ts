@@ -1,16 +1,17 @@
 /**
  * The ComfyUI websocket (`/ws?clientId=...`) for one generation. It is opened before the prompt is
  * queued, so no event can be missed, and it buffers every JSON message until `waitForPrompt` is
- * called. Events (ComfyUI server messages, docs.comfy.org "Messages"):
+ * called. Events (shared/protocols/comfyui.md, "WebSocket /ws"):
  *   status                 {status:{exec_info:{queue_remaining}}, sid?}
- *   execution_start        {prompt_id}
- *   execution_cached       {prompt_id, nodes}
- *   executing              {node: id | null, prompt_id}      node null = the prompt finished
+ *   execution_start        {prompt_id, timestamp}
+ *   execution_cached       {nodes, prompt_id, timestamp}
+ *   progress_state         {prompt_id, nodes}                 (ignored)
+ *   executing              {node: id | null, prompt_id}      node null: the history is written
  *   progress               {value, max, prompt_id?, node?}
  *   executed               {node, output, prompt_id}
- *   execution_success      {prompt_id}
+ *   execution_success      {prompt_id, timestamp}            sent BEFORE the history is written
  *   execution_error        {prompt_id, node_id, node_type, exception_message, exception_type, ...}
- *   execution_interrupted  {prompt_id, node_id, node_type, executed}
+ *   execution_interrupted  {prompt_id, node_id, node_type, executed, timestamp}
  * Binary frames: a preview image after a `progress` event (comfyui-preview.ts); other binary events
  * are ignored.
  */
@@ -20,6 +21,20 @@ import { abortErrorFrom, backendErrorFailure, unavailableFailure } from '../rout
 import { decodePreview, MAX_PREVIEW_BYTES, parsePreviewFrame, type PreviewFrame } from './comfyui-preview.ts';
 
 const ENDING_EVENTS = new Set(['execution_success', 'execution_error', 'execution_interrupted']);
+
+/**
+ * How long `executing` null may lag execution_success before the caller stops waiting for it and
+ * polls the history instead. The gap is the server writing the history (main.py's task_done), a
+ * few ms normally, more under load; the wait only matters when that event never comes.
+ */
+const DEFAULT_SUCCESS_GRACE_MS = 2000;
+
+/**
+ * How a prompt's success was learnt. `history-written`: `executing` null came, the history holds
+ * the outputs. `history-pending`: execution_success came but not that event (the socket closed, or
+ * it did not come within the grace), so the history may still answer `{}` for a moment.
+ */
+export type PromptSuccess = 'history-written' | 'history-pending';
 
 interface ComfyMessage {
   type: string;
@@ -45,6 +60,8 @@ export interface WaitOptions {
   onProgress?: (progress: EngineProgress) => void;
   /** A preview that could not be decoded (or whose report threw); the generation goes on without it. */
   onPreviewError?: (err: unknown) => void;
+  /** Default DEFAULT_SUCCESS_GRACE_MS. */
+  successGraceMs?: number;
 }
 
 function frameBytes(raw: WebSocket.RawData): Buffer {
@@ -157,33 +174,42 @@ export class ComfySocket {
   }
 
   /**
-   * Resolves when the prompt finished successfully. Rejects with a BackendFailure on
-   * execution_error / execution_interrupted, ComfySocketClosedError when the socket closes first,
-   * or the abort error.
+   * Resolves when the prompt finished successfully: at `executing` null for it, the first event
+   * after which its history is guaranteed; or, once execution_success was seen, when the socket
+   * closes or `successGraceMs` passes without that event. Rejects with a BackendFailure on
+   * execution_error / execution_interrupted, ComfySocketClosedError when the socket closes before
+   * execution_success, or the abort error.
    *
    * Previews: a frame is taken only while this prompt is the one executing (the frame names no
    * prompt) and only as the first frame after one of its progress events; at most one decodes at
    * a time, so a server sending faster than we decode costs skipped previews, not a backlog.
    */
-  waitForPrompt(promptId: string, options: WaitOptions): Promise<void> {
+  waitForPrompt(promptId: string, options: WaitOptions): Promise<PromptSuccess> {
     return new Promise((resolve, reject) => {
       let outcome: 'pending' | 'succeeded' | 'failed' = 'pending';
+      let succeeded = false;
+      let graceTimer: NodeJS.Timeout | undefined;
       /** The prompt ComfyUI said it is executing (execution_start / executing name it). */
       let executing: string | undefined;
       let latest: EngineProgress | undefined;
       let wantsPreview = false;
       let decoding: Promise<void> | undefined;
-      const finish = (err?: unknown): void => {
+      const finish = (err?: unknown, how: PromptSuccess = 'history-written'): void => {
         if (outcome !== 'pending') return;
         outcome = err ? 'failed' : 'succeeded';
         this.listener = undefined;
         this.onClosed = undefined;
+        clearTimeout(graceTimer);
         options.signal.removeEventListener('abort', onAbort);
         if (err) reject(err);
         // A preview still decoding is the freshest picture; its decode is bounded (≤ 1 MB), so
         // the result waits for it rather than dropping it.
-        else if (decoding) void decoding.then(() => resolve(), () => resolve());
-        else resolve();
+        else if (decoding) void decoding.then(() => resolve(how), () => resolve(how));
+        else resolve(how);
+      };
+      const onClosed = (): void => {
+        if (succeeded) finish(undefined, 'history-pending');
+        else finish(new ComfySocketClosedError(this.closedDetail ?? 'closed'));
       };
       const onAbort = (): void => finish(abortErrorFrom(options.signal));
       const takePreview = (frame: PreviewFrame): void => {
@@ -234,7 +260,11 @@ export class ComfySocket {
             if (data.node === null && data.prompt_id === promptId) finish();
             return;
           case 'execution_success':
-            if (data.prompt_id === promptId) finish();
+            // Not yet: the server writes the history after this event (comfyui.md, "The order that matters").
+            if (data.prompt_id === promptId && !succeeded) {
+              succeeded = true;
+              graceTimer = setTimeout(() => finish(undefined, 'history-pending'), options.successGraceMs ?? DEFAULT_SUCCESS_GRACE_MS);
+            }
             return;
           case 'execution_error': {
             const node = data.node_type ? `${String(data.node_type)} (node ${String(data.node_id)})` : `node ${String(data.node_id)}`;
@@ -256,12 +286,12 @@ export class ComfySocket {
       }
       options.signal.addEventListener('abort', onAbort, { once: true });
       this.listener = (event) => (event.kind === 'message' ? handleMessage(event.message) : takePreview(event.frame));
-      this.onClosed = () => finish(new ComfySocketClosedError(this.closedDetail ?? 'closed'));
+      this.onClosed = onClosed;
       for (const message of this.buffered.splice(0)) {
         if (outcome !== 'pending') return;
         handleMessage(message);
       }
-      if (outcome === 'pending' && this.closedDetail !== undefined) finish(new ComfySocketClosedError(this.closedDetail));
+      if (outcome === 'pending' && this.closedDetail !== undefined) onClosed();
     });
   }
 
