@@ -29,7 +29,7 @@ import { createWebhookDispatcher } from './jobs/webhooks/dispatcher.ts';
 import { renderJob } from './contracts/job-view.ts';
 import { encodePreviewDataUri } from './images/preview.ts';
 import { createBuiltinEngine } from './engines/builtin/builtin-engine.ts';
-import { createPromptEnhancer, DEFAULT_BUNDLED_VOCABULARY } from './prompt/index.ts';
+import { createPromptEnhancer, createVocabularyAdapter, DEFAULT_BUNDLED_VOCABULARY } from './prompt/index.ts';
 import { createWatermarker } from './images/watermark/index.ts';
 import { buildModelEngines } from './engines/registry.ts';
 import { loadBackendsConfig, defaultBackendsConfig } from './config/backends.ts';
@@ -61,16 +61,17 @@ export async function startServer(config: Config, options: StartOptions = {}): P
   const blobs = createFsBlobStore(path.join(config.dataDir, 'images'));
   const fetcher = createImageFetcher(config.image);
 
-  // No routing file: the builtin engine alone serves alibaba/qwen-image-2-0.
+  // No routing file: the builtin engine alone serves alibaba/qwen-image-2-0. The enhancer writes for a real
+  // Qwen-Image; only the builtin engine, once the router has chosen it, maps the prompt onto its model's words.
+  const adaptToBundledVocabulary = createVocabularyAdapter(DEFAULT_BUNDLED_VOCABULARY);
   const backends = config.backendsConfigPath ? await loadBackendsConfig(config.backendsConfigPath) : defaultBackendsConfig();
   const engines = buildModelEngines({
     config: backends,
-    createBuiltin: ({ backendId }) => createBuiltinEngine({ id: backendId, modelDir: config.builtinModelDir, threads: config.ortThreads }),
+    createBuiltin: ({ backendId }) =>
+      createBuiltinEngine({ id: backendId, modelDir: config.builtinModelDir, threads: config.ortThreads, adaptPrompt: adaptToBundledVocabulary }),
     logger,
     env: process.env,
   });
-  // The offline rewriter maps words to the bundled model's vocabulary only when that model draws.
-  const usesBuiltin = Object.values(backends.models).some((m) => m.backends.some((b) => b.type === 'builtin'));
 
   const models = new Map<string, Engine>();
   for (const [modelId, engine] of engines) {
@@ -82,7 +83,6 @@ export async function startServer(config: Config, options: StartOptions = {}): P
       ? { url: config.enhancer.url, model: config.enhancer.model, apiKey: config.enhancer.apiKey, timeoutMs: config.enhancer.timeoutMs }
       : undefined,
     cache: createSqlitePromptCache(db),
-    vocabulary: usesBuiltin ? DEFAULT_BUNDLED_VOCABULARY : undefined,
     logger,
   });
   const watermarker: Watermarker = createWatermarker(config.watermark.key ? { key: config.watermark.key } : {});

@@ -28,6 +28,12 @@ export interface EngineRequest {
   seed: number;
   /** 0 to 3 decoded reference images, in the caller's order (image_urls[0] is reference 1). */
   referenceImages: RawImage[];
+  /**
+   * The caller lets the engine reword `prompt` for its own model (enhance_prompt true): the builtin engine maps
+   * words onto its small vocabulary. Absent or false: the prompt is drawn exactly as given. An engine that reworded
+   * reports what it drew in EngineResult.drawnPrompt.
+   */
+  mayAdaptPrompt?: boolean;
 }
 
 export interface EngineProgress {
@@ -48,6 +54,11 @@ export interface EngineResult {
   image: RawImage;
   /** Free-form facts the engine wants in logs and metadata (steps, backend id, ...). */
   info?: Record<string, string | number | boolean>;
+  /**
+   * The prompt the engine drew with, when it differs from request.prompt (only with request.mayAdaptPrompt).
+   * Absent: request.prompt was drawn as given. Becomes data[].revised_prompt and the PNG's Prompt.
+   */
+  drawnPrompt?: string;
 }
 
 export interface EngineHealth {

@@ -92,11 +92,15 @@ export function createRunGeneration(deps: RunGenerationDeps) {
         height: params.height,
         seed: params.seed,
         referenceImages: references,
+        // enhance_prompt false promises the prompt is drawn as given; true lets the chosen engine adapt it.
+        mayAdaptPrompt: params.enhancePrompt,
       },
       signal,
       ctx.onProgress,
     );
     mark('engine_ms', t);
+    // What the engine drew with: the enhanced prompt, or the builtin engine's rewording of it into its vocabulary.
+    const drawnPrompt = drawn.drawnPrompt ?? enhanced.prompt;
     let image = drawn.image;
     if (image.width !== params.width || image.height !== params.height || image.data.length !== params.width * params.height * 3) {
       throw new ApiError('backend_error', `engine ${engine.id} returned ${image.width}x${image.height}, asked for ${params.width}x${params.height}`);
@@ -106,7 +110,7 @@ export function createRunGeneration(deps: RunGenerationDeps) {
     t = performance.now();
     if (params.watermark) {
       if (!deps.watermarker) throw new ApiError('engine_unavailable', 'watermarking is not available on this server');
-      const generationId = generationIdOf([params.model, enhanced.prompt, params.negativePrompt, params.seed, params.width, params.height], references);
+      const generationId = generationIdOf([params.model, drawnPrompt, params.negativePrompt, params.seed, params.width, params.height], references);
       image = deps.watermarker.embed(image, { issuerId: deps.watermarkIssuerId, generationId });
     }
     mark('watermark_ms', t);
@@ -115,8 +119,8 @@ export function createRunGeneration(deps: RunGenerationDeps) {
     const text: PngTextEntry[] = [
       { keyword: 'Software', text: deps.software },
       { keyword: 'Model', text: params.model },
-      { keyword: 'Prompt', text: enhanced.prompt },
-      ...(params.prompt !== enhanced.prompt ? [{ keyword: 'Original prompt', text: params.prompt }] : []),
+      { keyword: 'Prompt', text: drawnPrompt },
+      ...(params.prompt !== drawnPrompt ? [{ keyword: 'Original prompt', text: params.prompt }] : []),
       ...(params.negativePrompt ? [{ keyword: 'Negative prompt', text: params.negativePrompt }] : []),
       { keyword: 'Seed', text: String(params.seed) },
       { keyword: 'Size', text: `${params.width}x${params.height}` },
@@ -137,9 +141,9 @@ export function createRunGeneration(deps: RunGenerationDeps) {
       const key = `generations/${createdMs}-${crypto.randomUUID()}.png`;
       await deps.blobs.put(key, png, 'image/png');
       outputKeys.push(key);
-      item = { url: `${deps.publicUrl()}/files/${key}`, seed: params.seed, revised_prompt: enhanced.prompt };
+      item = { url: `${deps.publicUrl()}/files/${key}`, seed: params.seed, revised_prompt: drawnPrompt };
     } else {
-      item = { b64_json: png.toString('base64'), seed: params.seed, revised_prompt: enhanced.prompt };
+      item = { b64_json: png.toString('base64'), seed: params.seed, revised_prompt: drawnPrompt };
     }
     mark('store_ms', t);
 

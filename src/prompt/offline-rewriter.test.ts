@@ -2,10 +2,8 @@ import assert from 'node:assert/strict';
 import { describe, it } from 'node:test';
 import { createOfflineRewriter, QUALITY_SUFFIX_EN, QUALITY_SUFFIX_ZH } from './offline-rewriter.ts';
 import { findQuotedSpans, quotedTexts } from './quoted-text.ts';
-import { BUNDLED_MODEL_WORDS, DEFAULT_BUNDLED_VOCABULARY } from './vocabulary.ts';
 
 const plain = createOfflineRewriter();
-const bundled = createOfflineRewriter({ vocabulary: DEFAULT_BUNDLED_VOCABULARY });
 
 describe('quoted text', () => {
   it('finds every supported pair', () => {
@@ -61,7 +59,11 @@ describe('offline rewriter, generation (English)', () => {
 
   it('is deterministic', () => {
     const prompt = 'a cosy cottage at dusk with "Home" on the door';
-    assert.equal(bundled(prompt, false), bundled(prompt, false));
+    assert.equal(plain(prompt, false), plain(prompt, false));
+  });
+
+  it('writes for a real Qwen-Image: no word is mapped onto the bundled model\'s vocabulary', () => {
+    assert.equal(plain('a scarlet cabin beside the ocean at twilight', false), `a scarlet cabin beside the ocean at twilight${QUALITY_SUFFIX_EN}`);
   });
 });
 
@@ -81,34 +83,6 @@ describe('offline rewriter, generation (Chinese)', () => {
     const once = plain('江南水乡的清晨', false);
     assert.equal(once, '江南水乡的清晨，超清，4K，电影级构图。');
     assert.equal(plain(once, false), once);
-  });
-});
-
-describe('offline rewriter, vocabulary', () => {
-  it('maps words outside quotes only, keeping their casing style', () => {
-    assert.equal(
-      bundled('A crimson cottage by the OCEAN at dusk, sign "Crimson Ocean"', false),
-      `A red house by the SEA at sunset, sign "Crimson Ocean"${QUALITY_SUFFIX_EN}`,
-    );
-  });
-
-  it('prefers the longer key and matches whole words only', () => {
-    assert.equal(bundled('a full moon over hills', true), 'a moon over mountain');
-    assert.equal(bundled('a seashell on sandstone', true), 'a seashell on sandstone');
-  });
-
-  it('leaves unknown words and all words without a vocabulary alone', () => {
-    assert.equal(bundled('a kitten', true), 'a kitten');
-    assert.equal(plain('a crimson cottage', true), 'a crimson cottage');
-  });
-
-  it('maps only to words the bundled model knows', () => {
-    for (const word of Object.values(DEFAULT_BUNDLED_VOCABULARY.synonyms)) assert.ok(BUNDLED_MODEL_WORDS.includes(word), word);
-  });
-
-  it('accepts a custom table', () => {
-    const custom = createOfflineRewriter({ vocabulary: { synonyms: { Kitten: 'cat', 'navy blue': 'blue' } } });
-    assert.equal(custom('a Kitten on a navy  blue rug', true), 'a Cat on a blue rug');
   });
 });
 

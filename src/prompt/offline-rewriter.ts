@@ -1,13 +1,12 @@
 /**
  * The offline rewriter: deterministic, no network. It is the whole enhancer when no LLM is configured and the
- * fallback when the LLM fails or its rewrite is refused. It only tidies: whitespace, the vocabulary mapping, the
- * quality suffix Qwen-Image's own rewriter appends (for generations) and the canonical text-replacement phrasing
- * Qwen-Image-Edit is prompted with (for edits). Quoted text is never touched.
+ * fallback when the LLM fails or its rewrite is refused. It only tidies: whitespace, the quality suffix Qwen-Image's
+ * own rewriter appends (for generations) and the canonical text-replacement phrasing Qwen-Image-Edit is prompted with
+ * (for edits). Quoted text is never touched. It writes for a real Qwen-Image: mapping words onto the bundled model's
+ * vocabulary is the builtin engine's business (vocabulary.ts), not the rewriter's.
  */
 import { detectLanguage } from './language.ts';
 import { findQuotedSpans, hasUnclosedQuote, splitByQuotes, textOutsideQuotes } from './quoted-text.ts';
-import type { Vocabulary } from './types.ts';
-import { compileVocabulary } from './vocabulary.ts';
 
 /**
  * The "magic" quality suffixes from the Qwen-Image model card examples (positive_magic), English and Chinese.
@@ -27,10 +26,6 @@ const REPLACE_VERB = /(^|[^\p{L}])(change|replace|swap)\s+(?:the\s+)?(?:(?:text|
 const REPLACE_LINK = /^\s*(?:with|to|into|by|for)\s*$/iu;
 
 export type OfflineRewriter = (prompt: string, isEdit: boolean) => string;
-
-export interface OfflineRewriterOptions {
-  vocabulary?: Vocabulary;
-}
 
 function hasQualitySuffix(text: string): boolean {
   const folded = text.toLowerCase().replace(/\s+/gu, '').replace(/，/gu, ',');
@@ -57,12 +52,10 @@ function canonicaliseTextReplacement(text: string): string {
   return out + text.slice(at);
 }
 
-/** Builds the rewriter once (the vocabulary is compiled here), then rewrites any number of prompts. */
-export function createOfflineRewriter(options: OfflineRewriterOptions = {}): OfflineRewriter {
-  const mapWords = compileVocabulary(options.vocabulary);
+export function createOfflineRewriter(): OfflineRewriter {
   return (prompt, isEdit) => {
     const tidied = splitByQuotes(prompt)
-      .map((segment) => (segment.isQuoted ? segment.text : mapWords(segment.text.replace(/\s+/gu, ' '))))
+      .map((segment) => (segment.isQuoted ? segment.text : segment.text.replace(/\s+/gu, ' ')))
       .join('')
       .trim();
     if (isEdit) return canonicaliseTextReplacement(tidied);

@@ -204,6 +204,12 @@ describe('createPromptEnhancer without an LLM', () => {
     assert.deepEqual(enhancer.stats(), { llmCalls: 0, cacheHits: 0, fallbacks: 0, fallbackReasons: {} });
   });
 
+  it('keeps the caller\'s words: the vocabulary of the bundled model is not the enhancer\'s concern', async () => {
+    const enhancer = createPromptEnhancer({ cache: createMemoryPromptCache() });
+    const result = await enhancer.enhance(input('a scarlet cabin beside the ocean at twilight'));
+    assert.equal(result.prompt, `a scarlet cabin beside the ocean at twilight${QUALITY_SUFFIX_EN}`);
+  });
+
   it('rejects malformed LLM settings at construction', () => {
     const cache = createMemoryPromptCache();
     assert.throws(() => createPromptEnhancer({ llm: { url: 'localhost:11434', model: 'm' }, cache }), TypeError);

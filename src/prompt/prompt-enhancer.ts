@@ -58,7 +58,7 @@ export function createPromptEnhancer(options: PromptEnhancerOptions): StatefulPr
   const { cache, logger } = options;
   const llm = options.llm ? validateLlmOptions(options.llm) : undefined;
   const rulesVersion = options.rulesVersion ?? PROMPT_RULES_VERSION;
-  const rewriteOffline = createOfflineRewriter({ vocabulary: options.vocabulary });
+  const rewriteOffline = createOfflineRewriter();
   const counters = { llmCalls: 0, cacheHits: 0, fallbacks: 0 };
   const fallbackReasons = new Map<string, number>();
   // Concurrent requests for the same key share one LLM call, so they cannot be served two different rewrites.

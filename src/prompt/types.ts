@@ -18,8 +18,8 @@ export interface PromptLogger {
 }
 
 /**
- * Word → word mapping applied by the offline rewriter to words outside quotes, so that a small model with a closed
- * vocabulary (the bundled one, see model/CONTRACT.md "Tokenizer") sees words it knows. Keys are matched
+ * Word → word mapping applied to words outside quotes by the builtin engine's prompt adapter (vocabulary.ts), so that
+ * a small model with a closed vocabulary (the bundled one, see model/CONTRACT.md "Tokenizer") sees words it knows. Keys are matched
  * case-insensitively as whole words (a key may hold spaces: "navy blue"); the replacement keeps the casing style
  * of the matched word.
  */
@@ -42,8 +42,6 @@ export interface PromptEnhancerOptions {
   /** No LLM: every request uses the offline rewriter (no fallback is counted). */
   llm?: LlmOptions;
   cache: PromptCache;
-  /** Only the offline rewriter applies it; pass DEFAULT_BUNDLED_VOCABULARY when the builtin engine draws. */
-  vocabulary?: Vocabulary;
   logger?: PromptLogger;
   /** Part of every cache key; defaults to PROMPT_RULES_VERSION. Change it to invalidate all cached rewrites. */
   rulesVersion?: string;

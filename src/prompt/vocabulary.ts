@@ -2,7 +2,11 @@
  * Mapping words onto a small model's vocabulary. The bundled model's tokenizer (model/CONTRACT.md, "Tokenizer")
  * maps every word it was not trained on to <unk>, so "a crimson cottage by the ocean" would reach it as
  * "a <unk> <unk> by the <unk>". The default table sends common words to the nearest word it knows.
+ *
+ * Only the builtin engine applies it (main.ts gives it `createVocabularyAdapter(DEFAULT_BUNDLED_VOCABULARY)`), to
+ * the prompt it is about to draw, after the router chose it: a real Qwen-Image understands "crimson" and must get it.
  */
+import { splitByQuotes } from './quoted-text.ts';
 import type { Vocabulary } from './types.ts';
 
 /**
@@ -96,4 +100,19 @@ export function compileVocabulary(vocabulary: Vocabulary | undefined): WordMappe
       const replacement = table.get(matched.toLowerCase().replace(/\s+/g, ' '));
       return replacement === undefined ? matched : matchCase(matched, replacement);
     });
+}
+
+/** Rewrites a whole prompt for one engine; the identity when it has nothing to change. */
+export type PromptAdapter = (prompt: string) => string;
+
+/**
+ * Compiles a vocabulary once into a prompt adapter that maps the words outside quotes and leaves quoted text (the
+ * text to be drawn in the image) and everything else as it is.
+ */
+export function createVocabularyAdapter(vocabulary: Vocabulary): PromptAdapter {
+  const mapWords = compileVocabulary(vocabulary);
+  return (prompt) =>
+    splitByQuotes(prompt)
+      .map((segment) => (segment.isQuoted ? segment.text : mapWords(segment.text)))
+      .join('');
 }

@@ -8,6 +8,8 @@ import { readPngText } from '../../src/images/png.ts';
 let chat: FakeChatServer;
 let server: TestServer;
 const REWRITE = 'A red house with a sign reading "OPEN" on a green meadow at sunset, realistic photography, wide shot.';
+/** This server's only engine is the builtin one: it draws the rewrite with "meadow" mapped onto its vocabulary. */
+const DRAWN = 'A red house with a sign reading "OPEN" on a green grass at sunset, realistic photography, wide shot.';
 
 before(async () => {
   chat = await startFakeChatServer({ behaviour: { kind: 'reply', content: REWRITE } });
@@ -21,16 +23,17 @@ after(async () => {
 const generate = (prompt: string, seed: number, extra: object = {}) =>
   server.post('/v1/images/generations', { model: MODEL, prompt, seed, response_format: 'b64_json', image_size: 'square', ...extra });
 
-test('the LLM rewrite is drawn, returned as revised_prompt and stored in the PNG; a repeat is served from the cache', async () => {
+test('the LLM rewrite, as the builtin engine adapted it, is drawn, returned as revised_prompt and stored in the PNG; a repeat is served from the cache', async () => {
   const a = await generate('a red house with a sign "OPEN"', 77);
   assert.equal(a.status, 200);
-  assert.equal(a.json.data[0].revised_prompt, REWRITE);
+  assert.equal(a.json.data[0].revised_prompt, DRAWN);
   const text = readPngText(Buffer.from(a.json.data[0].b64_json, 'base64'));
-  assert.equal(text.Prompt, REWRITE);
+  assert.equal(text.Prompt, DRAWN);
   assert.equal(text['Original prompt'], 'a red house with a sign "OPEN"');
   assert.equal(chat.requests.length, 1);
   assert.equal(chat.requests[0]!.temperature, 0);
   assert.equal(chat.requests[0]!.seed, 77);
+  assert.equal(chat.requests[0]!.messages.at(-1)!.content, 'a red house with a sign "OPEN"', 'the LLM is given the caller\'s words');
   const b = await generate('a red house with a sign "OPEN"', 77);
   assert.equal(b.json.data[0].b64_json, a.json.data[0].b64_json, 'same seed + prompt → same rewrite → same image');
   assert.equal(chat.requests.length, 1, 'second request hit the persistent cache');
@@ -49,10 +52,9 @@ test('an LLM failure (500) or a slow LLM never fails the request: the offline re
   assert.equal(failed.status, 200);
   assert.match(failed.json.data[0].revised_prompt, /^a green tree, Ultra HD, 4K, cinematic composition\.$/);
   chat.setBehaviour({ kind: 'reply', content: REWRITE, delayMs: 3000 });
-  const t = Date.now();
   const slow = await generate('a green tree at night', 3);
   assert.equal(slow.status, 200);
-  assert.ok(Date.now() - t < 3000, 'the time budget (1.5 s) bounds the wait');
-  assert.match(slow.json.data[0].revised_prompt, /Ultra HD/);
+  // The LLM would have answered (after 3 s) with REWRITE; the offline rewrite proves the 1.5 s budget ended the wait.
+  assert.equal(slow.json.data[0].revised_prompt, 'a green tree at night, Ultra HD, 4K, cinematic composition.');
   chat.setBehaviour({ kind: 'reply', content: REWRITE });
 });

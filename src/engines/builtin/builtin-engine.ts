@@ -21,6 +21,12 @@ export interface BuiltinEngineOptions {
   /** Overrides the manifest's step count (tests use fewer). */
   steps?: number;
   id?: string;
+  /**
+   * Rewords a prompt into words this model knows (main.ts: the bundled vocabulary's adapter from src/prompt).
+   * Applied in `generate` only when the request allows it (EngineRequest.mayAdaptPrompt), so a remote engine
+   * chosen instead gets the prompt unchanged. Absent: prompts are drawn as given.
+   */
+  adaptPrompt?: (prompt: string) => string;
 }
 
 /**
@@ -190,7 +196,9 @@ export class BuiltinEngine implements Engine {
   }
 
   async generate(request: EngineRequest, signal: AbortSignal, onProgress?: (p: EngineProgress) => void): Promise<EngineResult> {
-    const { tokens: x, rows, cols, steps } = await this.sampleTokens(request, signal, onProgress);
+    const adapt = request.mayAdaptPrompt ? this.options.adaptPrompt : undefined;
+    const prompt = adapt ? adapt(request.prompt) : request.prompt;
+    const { tokens: x, rows, cols, steps } = await this.sampleTokens({ ...request, prompt }, signal, onProgress);
     if (signal.aborted) throw abortError(signal);
     const m = this.manifest!;
     const P = m.image.patch;
@@ -207,6 +215,7 @@ export class BuiltinEngine implements Engine {
     return {
       image: { width: info.width, height: info.height, data: new Uint8Array(data.buffer, data.byteOffset, data.byteLength) },
       info: { steps, grid: `${rows}x${cols}`, model: `${m.name}@${m.version}` },
+      ...(prompt !== request.prompt ? { drawnPrompt: prompt } : {}),
     };
   }
 

@@ -4,7 +4,7 @@ import { comfyuiObserver, startFakeComfyui, type FakeComfyui } from '../../../te
 import { startFakeOpenaiImages, type FakeOpenaiImages } from '../../../test/fakes/fake-openai-images.ts';
 import { ComfyuiEngine } from '../comfyui/comfyui-engine.ts';
 import { ApiError, isAbortError, isApiError } from '../../domain/errors.ts';
-import type { Engine } from '../../domain/types.ts';
+import type { Engine, EngineRequest, EngineResult } from '../../domain/types.ts';
 import { OpenaiEngine } from '../openai/openai-engine.ts';
 import { startHttpServer } from '../testing/fake-http.ts';
 import { conformanceRequest, referenceImages, runEngineConformance } from '../testing/conformance.ts';
@@ -309,6 +309,24 @@ describe('RouterEngine scheduling (scripted backends)', () => {
       return true;
     });
     assert.equal(backendOf(r, 'editor').maxReferenceImages, 2);
+    await r.close();
+  });
+
+  it('gives every backend the prompt as the pipeline sent it and passes the drawing one\'s drawnPrompt through', async () => {
+    const gpu = new ScriptedEngine('gpu');
+    gpu.then({ fail: new ApiError('engine_unavailable', 'the GPU is down') });
+    class AdaptingEngine extends ScriptedEngine {
+      override async generate(request: EngineRequest, s: AbortSignal): Promise<EngineResult> {
+        return { ...(await super.generate(request, s)), drawnPrompt: `${request.prompt}, adapted` };
+      }
+    }
+    const builtin = new AdaptingEngine('builtin', 'builtin');
+    const r = router([spec(gpu, { priority: 0 }), spec(builtin, { priority: 1 })]);
+    const result = await r.generate(conformanceRequest({ prompt: 'a scarlet cabin', mayAdaptPrompt: true }), signal());
+    assert.equal(result.info?.backend, 'builtin');
+    assert.equal(result.drawnPrompt, 'a scarlet cabin, adapted');
+    assert.deepEqual([gpu.calls[0]!.prompt, builtin.calls[0]!.prompt], ['a scarlet cabin', 'a scarlet cabin']);
+    assert.equal((await r.generate(conformanceRequest(), signal())).drawnPrompt, undefined, 'a backend that drew the prompt as given reports none');
     await r.close();
   });
 

@@ -171,7 +171,8 @@ export class RouterEngine implements Engine, DescribableEngine {
       tried.add(choice);
       try {
         const result = await this.attempt(choice, request, signal, onProgress);
-        return { image: result.image, info: { ...result.info, backend: choice.id, backendKind: choice.spec.engine.kind, attempts: tried.size } };
+        // The rest of the result (drawnPrompt: what the chosen backend actually drew with) passes through as is.
+        return { ...result, info: { ...result.info, backend: choice.id, backendKind: choice.spec.engine.kind, attempts: tried.size } };
       } catch (err) {
         if (signal.aborted) throw abortErrorFrom(signal);
         lastError = err;
