@@ -6,4 +6,6 @@ export ONNXRUNTIME_NODE_INSTALL=skip
 if [ ! -f node_modules/.package-lock.json ] || [ package-lock.json -nt node_modules/.package-lock.json ]; then
   npm ci --no-audit --no-fund >&2
 fi
-exec node_modules/.bin/tsx src/main.ts
+# node --import tsx runs the server in this very process (the tsx binary would fork a child), so the SIGTERM
+# npm or a supervisor sends reaches the server, which drains before exiting; SIGKILL leaves nothing behind.
+exec node --import tsx src/main.ts

@@ -2,7 +2,7 @@
  * Admin CLI over the same SQLite store the server uses (DATA_DIR): API keys and usage.
  *   npm run cli -- keys create [--name NAME]
  *   npm run cli -- keys list
- *   npm run cli -- keys revoke <id|prefix>
+ *   npm run cli -- keys revoke <key id>
  *   npm run cli -- usage <key id>
  *   npm run cli -- watermark detect <image file>
  * Keys take effect at once in a running server: it checks the store on every request.
@@ -15,7 +15,7 @@ import { createSqliteUsageStore } from '../store/sqlite/usage-store.ts';
 
 function usage(): never {
   process.stderr.write(
-    'usage:\n  cli keys create [--name NAME]\n  cli keys list\n  cli keys revoke <id|prefix>\n  cli usage <key id>\n  cli watermark detect <image file>\n',
+    'usage:\n  cli keys create [--name NAME]\n  cli keys list\n  cli keys revoke <key id>\n  cli usage <key id>\n  cli watermark detect <image file>\n',
   );
   process.exit(2);
 }
@@ -45,11 +45,11 @@ async function main(argv: string[]): Promise<void> {
       );
     } else if (group === 'keys' && command === 'list') {
       const list = await keys.list();
-      process.stdout.write(JSON.stringify(list.map((k) => ({ id: k.id, name: k.name, prefix: k.prefix, source: k.source, created: new Date(k.createdAtMs).toISOString(), revoked: k.revokedAtMs ? new Date(k.revokedAtMs).toISOString() : null })), null, 2) + '\n');
+      process.stdout.write(JSON.stringify(list.map((k) => ({ id: k.id, name: k.name, prefix: k.prefix, source: k.source, created: new Date(k.createdAtMs).toISOString(), revoked: k.revokedAtMs ? new Date(k.revokedAtMs).toISOString() : null, revoked_by: k.revokedBy })), null, 2) + '\n');
     } else if (group === 'keys' && command === 'revoke' && rest[0]) {
       const done = await keys.revoke(rest[0]);
       if (!done) {
-        process.stderr.write(`no active key with id or prefix ${rest[0]}\n`);
+        process.stderr.write(`no key with id ${rest[0]}, or it is already revoked (keys list shows ids)\n`);
         process.exitCode = 1;
       } else process.stdout.write(`revoked ${rest[0]}\n`);
     } else if (group === 'usage' && command) {

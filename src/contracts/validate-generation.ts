@@ -87,7 +87,8 @@ function messageFor(err: ErrorObject, data: unknown): { param: string; message: 
     case 'maxLength':
     case 'minLength': {
       const limit = (err.params as { limit: number }).limit;
-      const len = typeof value === 'string' ? value.length : 0;
+      // Code points, as Ajv counts them (its ucs2length): value.length would count an emoji twice.
+      const len = typeof value === 'string' ? [...value].length : 0;
       const rule = err.keyword === 'maxLength' ? `at most ${limit}` : `at least ${limit}`;
       return { param: base, code: 'invalid_value', message: `${base} must be ${rule} characters long, got ${len}` };
     }

@@ -80,10 +80,16 @@ export interface UsageStore {
 export interface ApiKeyRecord {
   id: string;
   name: string;
-  /** First characters of the key, safe to show (e.g. `qis_ab12`). */
+  /**
+   * Safe to show: `qis_` and the next 4 characters of a generated key (24 of its 192 random bits), e.g.
+   * `qis_ab12`; empty for any other key (API_KEYS secrets are operator-chosen, where 4–8 characters can be
+   * most of a guessable secret). The id, not the prefix, is what names a key.
+   */
   prefix: string;
   createdAtMs: number;
   revokedAtMs: number | null;
+  /** Who revoked it: `cli` (the operator; permanent), `env` (it left API_KEYS; undone if listed again), or null. */
+  revokedBy: 'cli' | 'env' | null;
   /** `env` for keys from API_KEYS, `cli` for keys made by the CLI. */
   source: 'env' | 'cli';
 }
@@ -93,7 +99,11 @@ export interface KeyStore {
   verify(secret: string): Promise<ApiKeyRecord | null>;
   create(name: string, source: 'env' | 'cli', secret?: string): Promise<{ record: ApiKeyRecord; secret: string }>;
   list(): Promise<ApiKeyRecord[]>;
-  revoke(idOrPrefix: string): Promise<boolean>;
+  /**
+   * Revokes the key with exactly this id, for good (API_KEYS cannot bring it back). False when there is no such
+   * key or the operator already revoked it. Never by prefix: a prefix can be shared by several keys.
+   */
+  revoke(id: string): Promise<boolean>;
   /** The key's default webhook (used when a job names none) and whether it has a signing secret. */
   webhookSettings(keyId: string): Promise<{
     /** null when the key has no default webhook */

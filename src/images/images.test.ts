@@ -22,6 +22,15 @@ test('address policy: only global unicast passes', () => {
   }
 });
 
+test('address policy: IPv4-compatible IPv6 (::/96, deprecated by RFC 4291 §2.5.5.1) is refused whole', () => {
+  // Loopback, private and public embedded IPv4, in dotted, hex and fully written forms.
+  for (const a of ['::127.0.0.1', '::7f00:1', '0:0:0:0:0:0:7f00:1', '::10.0.0.1', '::a9fe:a9fe', '::8.8.8.8', '::808:808']) {
+    assert.equal(isPublicAddress(a), false, a);
+  }
+  // Next door, IPv4-mapped (::ffff:0:0/96) public addresses are still judged as IPv4.
+  for (const a of ['::ffff:8.8.8.8', '::ffff:808:808']) assert.equal(isPublicAddress(a), true, a);
+});
+
 test('safe lookup refuses a name that resolves to loopback, and allows it when told to', async () => {
   const strict = createSafeLookup(false);
   const lax = createSafeLookup(true);

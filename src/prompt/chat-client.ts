@@ -36,6 +36,18 @@ export function chatCompletionsUrl(base: string): string {
   return trimmed.endsWith('/chat/completions') ? trimmed : `${trimmed}/chat/completions`;
 }
 
+/**
+ * Removes the API key, and any `Bearer <token>`, from text bound for the log: some servers and proxies quote the
+ * Authorization header back in a 401 body. Applied to whole bodies before any slicing, so a key cut in two by a
+ * length limit cannot survive as a partial match. Keys under 4 characters are not searched for (replacing every
+ * `a` would wreck the message; such a key is no secret anyway).
+ */
+export function scrubCredentials(text: string, apiKey: string | undefined): string {
+  let out = text;
+  if (apiKey && apiKey.length >= 4) out = out.split(apiKey).join('***');
+  return out.replace(/\bBearer\s+[^\s"'`,;]+/giu, 'Bearer ***');
+}
+
 type RawResponse = { status: number; text: string } | { failed: string; detail: string };
 
 async function postJson(url: string, apiKey: string | undefined, body: object, signal: AbortSignal): Promise<RawResponse> {
@@ -53,9 +65,9 @@ async function postJson(url: string, apiKey: string | undefined, body: object, s
       }
       chunks.push(chunk as Buffer);
     }
-    return { status: response.statusCode, text: Buffer.concat(chunks).toString('utf8') };
+    return { status: response.statusCode, text: scrubCredentials(Buffer.concat(chunks).toString('utf8'), apiKey) };
   } catch (error) {
-    const detail = error instanceof Error ? `${error.name}: ${error.message}` : String(error);
+    const detail = scrubCredentials(error instanceof Error ? `${error.name}: ${error.message}` : String(error), apiKey);
     if (signal.aborted) {
       const isTimeout = (signal.reason as { name?: unknown } | undefined)?.name === 'TimeoutError';
       return { failed: isTimeout ? 'timeout' : 'aborted', detail };

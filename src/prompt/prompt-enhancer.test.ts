@@ -1,5 +1,7 @@
 import assert from 'node:assert/strict';
+import { Writable } from 'node:stream';
 import { after, before, beforeEach, describe, it } from 'node:test';
+import pino from 'pino';
 import { startFakeChatServer, type FakeChatServer } from '../../test/fakes/fake-chat-server.ts';
 import type { EnhanceInput } from '../domain/ports.ts';
 import { createMemoryPromptCache, createPromptEnhancer, QUALITY_SUFFIX_EN, type PromptCache, type PromptLogger } from './index.ts';
@@ -194,6 +196,50 @@ describe('createPromptEnhancer with an LLM', () => {
     await enhancer.enhance(input('b'));
     await enhancer.enhance(input('   '));
     assert.deepEqual(enhancer.stats(), { llmCalls: 2, cacheHits: 0, fallbacks: 3, fallbackReasons: { http_500: 2, empty_prompt: 1 } });
+  });
+});
+
+describe('createPromptEnhancer keeps PROMPT_ENHANCER_API_KEY out of the log', () => {
+  const KEY = 'sk-proj-Zq7sEcReT0123456789abcdefXYZ';
+  let fake: FakeChatServer;
+  before(async () => {
+    fake = await startFakeChatServer();
+  });
+  after(() => fake.close());
+
+  /** The enhancer logging through a real pino logger whose destination keeps every line. */
+  function enhancerWithLog(): { enhance: (prompt: string) => Promise<unknown>; lines: string[] } {
+    const lines: string[] = [];
+    const destination = new Writable({
+      write(chunk: Buffer, _encoding, done) {
+        lines.push(chunk.toString('utf8'));
+        done();
+      },
+    });
+    const logger = pino({ level: 'info' }, destination);
+    const enhancer = createPromptEnhancer({ llm: { url: fake.url, model: 'gpt-4o-mini', apiKey: KEY, timeoutMs: 2000 }, cache: createMemoryPromptCache(), logger });
+    return { enhance: (prompt) => enhancer.enhance(input(prompt)), lines };
+  }
+
+  it('scrubs the key and any Bearer token from a 401 that quotes the Authorization header', async () => {
+    fake.setBehaviour({ kind: 'error', status: 401, message: `Invalid header "Authorization: Bearer ${KEY}"; upstream saw Bearer tok_other.Secret-9 and key ${KEY}`, code: 'invalid_api_key' });
+    const log = enhancerWithLog();
+    await log.enhance('a lighthouse');
+    assert.equal(fake.requests[fake.requests.length - 1]!.authorization, `Bearer ${KEY}`);
+    const text = log.lines.join('');
+    assert.match(text, /http_401/);
+    assert.match(text, /Bearer \*\*\*/);
+    assert.doesNotMatch(text, /Zq7sEcReT/);
+    assert.doesNotMatch(text, /tok_other/);
+  });
+
+  it('scrubs a key that a non-JSON body places across the 200-character cut', async () => {
+    fake.setBehaviour({ kind: 'raw', status: 401, body: `${'x'.repeat(190)}${KEY} rejected`, contentType: 'text/plain' });
+    const log = enhancerWithLog();
+    await log.enhance('a lighthouse');
+    const text = log.lines.join('');
+    assert.match(text, /http_401/);
+    assert.doesNotMatch(text, /sk-proj-Zq/);
   });
 });
 

@@ -4,7 +4,7 @@
  * the offline rewriter, with the reason returned, logged and counted.
  */
 import type { EnhanceInput, EnhanceResult } from '../domain/ports.ts';
-import { requestChatCompletion } from './chat-client.ts';
+import { requestChatCompletion, scrubCredentials } from './chat-client.ts';
 import { detectLanguage } from './language.ts';
 import { promptCacheKey } from './memory-cache.ts';
 import { createOfflineRewriter } from './offline-rewriter.ts';
@@ -117,7 +117,7 @@ export function createPromptEnhancer(options: PromptEnhancerOptions): StatefulPr
       return { ok: true, prompt: rewrite, attempts: outcome.attempts, ms: Math.round(performance.now() - startedMs) };
     } catch (error) {
       // Unreachable by design (the client returns failures); kept so a bug here still cannot fail a request.
-      return { ok: false, reason: 'internal', detail: error instanceof Error ? error.message : String(error) };
+      return { ok: false, reason: 'internal', detail: scrubCredentials(error instanceof Error ? error.message : String(error), settings.apiKey) };
     }
   }
 

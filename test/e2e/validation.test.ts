@@ -30,6 +30,8 @@ const cases: Array<[string, unknown, string, string | null, RegExp]> = [
   ['unknown model', { ...ok, model: 'openai/dall-e-3' }, 'invalid_value', 'model', /model must be one of "alibaba\/qwen-image-2-0"/],
   ['prompt not a string', { ...ok, prompt: 42 }, 'invalid_value', 'prompt', /prompt must be a string, got 42/],
   ['prompt 2001 chars', { ...ok, prompt: 'a'.repeat(2001) }, 'invalid_value', 'prompt', /at most 2000 characters.*2001/],
+  // The limit is in code points (Ajv's ucs2length), so the count reported must be too, not UTF-16 units (4002).
+  ['prompt 2001 emoji', { ...ok, prompt: '\u{1F600}'.repeat(2001) }, 'invalid_value', 'prompt', /at most 2000 characters long, got 2001$/],
   ['negative_prompt 501 chars', { ...ok, negative_prompt: 'a'.repeat(501) }, 'invalid_value', 'negative_prompt', /at most 500 characters/],
   ['negative_prompt null', { ...ok, negative_prompt: null }, 'invalid_value', 'negative_prompt', /must be a string, got null/],
   ['seed 1.5', { ...ok, seed: 1.5 }, 'invalid_value', 'seed', /seed must be an integer, got 1\.5/],

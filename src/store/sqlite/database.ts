@@ -107,6 +107,12 @@ const MIGRATIONS: string[] = [
    ALTER TABLE api_keys ADD COLUMN webhook_secret TEXT;   -- whsec_...: HMAC key, must be readable to sign
    ALTER TABLE api_keys ADD COLUMN webhook_url TEXT;      -- the key's default webhook
    ALTER TABLE api_keys ADD COLUMN webhook_events TEXT;   -- JSON array`,
+  // 3: who revoked a key. 'env': syncEnvKeys, because the key left API_KEYS (undone when it is listed again);
+  // 'cli': the operator (never undone). Keys revoked before this column existed keep NULL, read as the
+  // operator's choice: un-revoking a key someone meant to kill is the worse mistake. Env keys' prefixes held up
+  // to 8 characters of an operator-chosen secret, so they are blanked (the key's id names it).
+  `ALTER TABLE api_keys ADD COLUMN revoked_by TEXT CHECK (revoked_by IN ('cli', 'env'));
+   UPDATE api_keys SET prefix = '' WHERE source = 'env';`,
 ];
 
 export function openDatabase(file: string): SqliteDatabase {

@@ -42,14 +42,31 @@ interface Row {
   source: 'env' | 'cli';
   created_at_ms: number;
   revoked_at_ms: number | null;
+  revoked_by: 'cli' | 'env' | null;
 }
 
 function toRecord(row: Row): ApiKeyRecord {
-  return { id: row.id, name: row.name, prefix: row.prefix, source: row.source, createdAtMs: row.created_at_ms, revokedAtMs: row.revoked_at_ms };
+  return {
+    id: row.id,
+    name: row.name,
+    prefix: row.prefix,
+    source: row.source,
+    createdAtMs: row.created_at_ms,
+    revokedAtMs: row.revoked_at_ms,
+    revokedBy: row.revoked_by,
+  };
+}
+
+/** `qis_` + 4 characters for a key this store generated; nothing of any other secret (see ApiKeyRecord.prefix). */
+function displayPrefix(secret: string, generated: boolean): string {
+  return generated ? secret.slice(0, KEY_PREFIX.length + 4) : '';
 }
 
 export interface SqliteKeyStore extends KeyStore {
-  /** Makes the env-sourced keys exactly `secrets`: adds new ones, revokes env keys no longer listed. */
+  /**
+   * Makes the env-sourced keys exactly `secrets`: adds new ones, revokes env keys no longer listed, and restores
+   * listed ones it had revoked itself. A key the operator revoked (`keys revoke`) stays revoked.
+   */
   syncEnvKeys(secrets: string[]): void;
 }
 
@@ -59,8 +76,12 @@ export function createSqliteKeyStore(db: SqliteDatabase): SqliteKeyStore {
     `INSERT INTO api_keys (id, name, prefix, hash, source, created_at_ms, revoked_at_ms) VALUES (?, ?, ?, ?, ?, ?, NULL)`,
   );
   const all = db.prepare(`SELECT * FROM api_keys ORDER BY created_at_ms, id`);
-  const revoke = db.prepare(`UPDATE api_keys SET revoked_at_ms = ? WHERE (id = ? OR prefix = ?) AND revoked_at_ms IS NULL`);
-  const unrevoke = db.prepare(`UPDATE api_keys SET revoked_at_ms = NULL WHERE hash = ?`);
+  // The operator's revoke also claims a key syncEnvKeys had revoked, so re-adding it to API_KEYS cannot revive it.
+  const revokeByOperator = db.prepare(
+    `UPDATE api_keys SET revoked_at_ms = COALESCE(revoked_at_ms, ?), revoked_by = 'cli' WHERE id = ? AND revoked_by IS NOT 'cli'`,
+  );
+  const revokeBySync = db.prepare(`UPDATE api_keys SET revoked_at_ms = ?, revoked_by = 'env' WHERE id = ? AND revoked_at_ms IS NULL`);
+  const unrevokeSynced = db.prepare(`UPDATE api_keys SET revoked_at_ms = NULL, revoked_by = NULL WHERE hash = ? AND revoked_by = 'env'`);
   const webhookRow = db.prepare(`SELECT webhook_url, webhook_events, webhook_secret FROM api_keys WHERE id = ?`);
   const setWebhook = db.prepare(`UPDATE api_keys SET webhook_url = ?, webhook_events = ? WHERE id = ?`);
   const setSecret = db.prepare(`UPDATE api_keys SET webhook_secret = ? WHERE id = ?`);
@@ -73,14 +94,14 @@ export function createSqliteKeyStore(db: SqliteDatabase): SqliteKeyStore {
     return row;
   }
 
-  function insertKey(name: string, source: 'env' | 'cli', secret: string): ApiKeyRecord {
+  function insertKey(name: string, source: 'env' | 'cli', secret: string, generated: boolean): ApiKeyRecord {
     const hash = hashSecret(secret);
     // Env keys get an id derived from the hash so that restarts keep the same id (and usage history).
     const id = source === 'env' ? `key_env_${hash.slice(0, 12)}` : `key_${crypto.randomBytes(8).toString('hex')}`;
-    const prefix = secret.slice(0, Math.min(8, Math.max(4, secret.length - 4)));
+    const prefix = displayPrefix(secret, generated);
     const now = Date.now();
     insert.run(id, name, prefix, hash, source, now);
-    return { id, name, prefix, source, createdAtMs: now, revokedAtMs: null };
+    return { id, name, prefix, source, createdAtMs: now, revokedAtMs: null, revokedBy: null };
   }
 
   return {
@@ -92,13 +113,13 @@ export function createSqliteKeyStore(db: SqliteDatabase): SqliteKeyStore {
     async create(name, source, secret) {
       const value = secret ?? generateSecret();
       if (byHash.get(hashSecret(value))) throw new Error('this key already exists');
-      return { record: insertKey(name, source, value), secret: value };
+      return { record: insertKey(name, source, value, secret === undefined), secret: value };
     },
     async list() {
       return (all.all() as Row[]).map(toRecord);
     },
-    async revoke(idOrPrefix) {
-      return revoke.run(Date.now(), idOrPrefix, idOrPrefix).changes > 0;
+    async revoke(id) {
+      return revokeByOperator.run(Date.now(), id).changes > 0;
     },
     async webhookSettings(keyId) {
       const row = webhookRow.get(keyId) as WebhookRow | undefined;
@@ -131,12 +152,12 @@ export function createSqliteKeyStore(db: SqliteDatabase): SqliteKeyStore {
       db.transaction(() => {
         const wanted = new Set(secrets.map(hashSecret));
         for (const row of db.prepare(`SELECT id, hash FROM api_keys WHERE source = 'env' AND revoked_at_ms IS NULL`).all() as Array<{ id: string; hash: string }>) {
-          if (!wanted.has(row.hash)) revoke.run(Date.now(), row.id, row.id);
+          if (!wanted.has(row.hash)) revokeBySync.run(Date.now(), row.id);
         }
         secrets.forEach((secret, i) => {
           const existing = byHash.get(hashSecret(secret)) as (Row & { hash: string }) | undefined;
-          if (!existing) insertKey(`API_KEYS[${i}]`, 'env', secret);
-          else if (existing.source === 'env' && existing.revoked_at_ms !== null) unrevoke.run(hashSecret(secret));
+          if (!existing) insertKey(`API_KEYS[${i}]`, 'env', secret, false);
+          else if (existing.source === 'env') unrevokeSynced.run(existing.hash);
         });
       })();
     },
