@@ -10,37 +10,17 @@
  */
 import { test, before, after, afterEach, describe } from 'node:test';
 import assert from 'node:assert/strict';
-import fs from 'node:fs';
-import os from 'node:os';
-import path from 'node:path';
 import { startTestServer, MODEL, TEST_KEY, type TestServer } from '../helpers/server.ts';
 import { openEvents, waitUntil } from '../helpers/jobs.ts';
 import { startFakeOpenaiImages, type FakeOpenaiImages } from '../fakes/fake-openai-images.ts';
 import { startFakeComfyui, type FakeComfyui } from '../fakes/fake-comfyui.ts';
+import { writeRoutingFile } from '../helpers/routing.ts';
 
 const body = { model: MODEL, prompt: 'a lighthouse on a cliff', image_size: 'square', enhance_prompt: false };
 const ASYNC = { prefer: 'respond-async' };
 /** Long enough that a job on the fake only ends when the test cancels it. */
 const HOLD_MS = 60_000;
 
-/** Writes a routing file (docs/backends/routing.md) with these backend lines for the public model. */
-function writeRoutingFile(backendLines: string[]): string {
-  const dir = fs.mkdtempSync(path.join(os.tmpdir(), 'qis-job-backends-'));
-  const file = path.join(dir, 'backends.yaml');
-  fs.writeFileSync(
-    file,
-    [
-      'models:',
-      `  ${MODEL}:`,
-      '    backends:',
-      ...backendLines.map((l) => `      - ${l}`),
-      // Failures in these tests are deliberate; they must not open a circuit and change routing.
-      'circuitBreaker: { failureThreshold: 100, resetMs: 1000 }',
-      '',
-    ].join('\n'),
-  );
-  return file;
-}
 
 const openaiLine = (id: string, fake: FakeOpenaiImages, concurrency: number) =>
   `{ id: ${id}, type: openai, url: "${fake.url}", model: Qwen/Qwen-Image, priority: 0, concurrency: ${concurrency}, extraFields: [seed] }`;

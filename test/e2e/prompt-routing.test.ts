@@ -8,13 +8,11 @@
  */
 import { test, before, after, describe } from 'node:test';
 import assert from 'node:assert/strict';
-import fs from 'node:fs';
-import os from 'node:os';
-import path from 'node:path';
 import { startTestServer, MODEL, type TestServer } from '../helpers/server.ts';
 import { startFakeComfyui, type FakeComfyui } from '../fakes/fake-comfyui.ts';
 import { readPngText } from '../../src/images/png.ts';
 import { QUALITY_SUFFIX_EN } from '../../src/prompt/index.ts';
+import { writeRoutingFile } from '../helpers/routing.ts';
 
 const WORDS = 'a scarlet cabin beside the ocean at twilight';
 /** The offline rewrite for a real Qwen-Image: the words as written, then the model card's quality suffix. */
@@ -24,23 +22,6 @@ const BUILTIN_REWRITE = `a red house beside the sea at sunset${QUALITY_SUFFIX_EN
 /** Words of the bundled vocabulary that only a mapping would bring into this prompt. */
 const MAPPED_WORDS = /\b(red|house|sea|sunset)\b/i;
 
-function writeRoutingFile(backendLines: string[]): string {
-  const dir = fs.mkdtempSync(path.join(os.tmpdir(), 'qis-prompt-routing-'));
-  const file = path.join(dir, 'backends.yaml');
-  fs.writeFileSync(
-    file,
-    [
-      'models:',
-      `  ${MODEL}:`,
-      '    backends:',
-      ...backendLines.map((l) => `      - ${l}`),
-      // ComfyUI going away must send requests to the builtin engine by failover, not by an opened circuit.
-      'circuitBreaker: { failureThreshold: 100, resetMs: 1000 }',
-      '',
-    ].join('\n'),
-  );
-  return file;
-}
 
 /** The text of the workflow's CLIPTextEncode-like nodes, straight from the JSON ComfyUI was sent. */
 function workflowTexts(workflow: Record<string, { class_type: string; inputs: Record<string, unknown> }>): string[] {

@@ -11,9 +11,6 @@
  */
 import { test, before, after, afterEach, describe } from 'node:test';
 import assert from 'node:assert/strict';
-import fs from 'node:fs';
-import os from 'node:os';
-import path from 'node:path';
 import { createServer, type IncomingHttpHeaders, type Server } from 'node:http';
 import type { AddressInfo } from 'node:net';
 import { startTestServer, MODEL, TEST_KEY, OTHER_KEY, type TestServer } from '../helpers/server.ts';
@@ -21,6 +18,7 @@ import { openEvents, waitForStatus, waitUntil } from '../helpers/jobs.ts';
 import { startFakeOpenaiImages, type FakeOpenaiImages } from '../fakes/fake-openai-images.ts';
 import { verifyWebhook } from '../../src/jobs/webhooks/signature.ts';
 import { generateWebhookSecret } from '../../src/domain/webhook-secret.ts';
+import { writeRoutingFile } from '../helpers/routing.ts';
 
 const body = { model: MODEL, prompt: 'a kite over a beach', image_size: 'square', enhance_prompt: false };
 const ASYNC = { prefer: 'respond-async' };
@@ -97,23 +95,6 @@ async function startReceiver(): Promise<Receiver> {
   };
 }
 
-function writeRoutingFile(fake: FakeOpenaiImages): string {
-  const dir = fs.mkdtempSync(path.join(os.tmpdir(), 'qis-webhooks-'));
-  const file = path.join(dir, 'backends.yaml');
-  fs.writeFileSync(
-    file,
-    [
-      'models:',
-      `  ${MODEL}:`,
-      '    backends:',
-      `      - { id: gpu, type: openai, url: "${fake.url}", model: Qwen/Qwen-Image, concurrency: 1, extraFields: [seed] }`,
-      // The failures below are deliberate; an open circuit would turn them into 503s.
-      'circuitBreaker: { failureThreshold: 100, resetMs: 1000 }',
-      '',
-    ].join('\n'),
-  );
-  return file;
-}
 
 let gpu: FakeOpenaiImages;
 let receiver: Receiver;
@@ -122,7 +103,7 @@ let routingFile: string;
 before(async () => {
   gpu = await startFakeOpenaiImages();
   receiver = await startReceiver();
-  routingFile = writeRoutingFile(gpu);
+  routingFile = writeRoutingFile([`{ id: gpu, type: openai, url: "${gpu.url}", model: Qwen/Qwen-Image, concurrency: 1, extraFields: [seed] }`]);
 });
 after(async () => {
   await receiver.close();
