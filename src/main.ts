@@ -221,21 +221,28 @@ async function run(): Promise<void> {
   if (config.apiKeys.length === 0) {
     process.stderr.write('note: API_KEYS is empty; create a key with `npm run cli -- keys create` or set API_KEYS=...\n');
   }
-  const server = await startServer(config);
-  let stopping = false;
-  const stop = (signal: string) => {
-    if (stopping) return;
-    stopping = true;
-    process.stderr.write(`${signal}: draining in-flight requests (up to ${config.shutdownGraceMs} ms)\n`);
+  // The handlers go in before anything starts: a SIGTERM that arrives while the engines load (or just
+  // after "server ready" is logged) must drain, not hit the default action that kills the process.
+  let server: Awaited<ReturnType<typeof startServer>> | null = null;
+  let stopping: string | null = null;
+  const drain = () => {
+    process.stderr.write(`${stopping}: draining in-flight requests (up to ${config.shutdownGraceMs} ms)\n`);
     const force = setTimeout(() => process.exit(1), config.shutdownGraceMs);
     force.unref();
-    server.close().then(
+    server!.close().then(
       () => process.exit(0),
       () => process.exit(1),
     );
   };
+  const stop = (signal: string) => {
+    if (stopping) return;
+    stopping = signal;
+    if (server) drain(); // otherwise drained as soon as startServer returns
+  };
   process.on('SIGTERM', () => stop('SIGTERM'));
   process.on('SIGINT', () => stop('SIGINT'));
+  server = await startServer(config);
+  if (stopping) drain();
 }
 
 if (process.argv[1] && import.meta.url === pathToFileURL(path.resolve(process.argv[1])).href) {

@@ -78,9 +78,7 @@ describe('failures name the item and the reason', () => {
     assertItemError(await edit([`${images.url}/bomb.png`]), 'image_urls[0]', 'image_too_large', /30000x30000 = 900000000 pixels, more than the limit of 1000000/);
   });
   test('slow server past the fetch timeout', async () => {
-    const t = Date.now();
     assertItemError(await edit([`${images.url}/slow`]), 'image_urls[0]', 'image_fetch_failed', /within 800 ms/);
-    assert.ok(Date.now() - t < 5000);
   });
   test('redirect loop', async () => {
     assertItemError(await edit([`${images.url}/redirect-loop`]), 'image_urls[0]', 'image_fetch_failed', /more than 3 redirects/);

@@ -7,7 +7,7 @@ import { test, before, after, describe } from 'node:test';
 import assert from 'node:assert/strict';
 import type { Engine } from '../../src/domain/types.ts';
 import { startTestServer, MODEL, TEST_KEY, OTHER_KEY, type TestServer } from '../helpers/server.ts';
-import { readEvents, waitForStatus } from '../helpers/jobs.ts';
+import { readEvents, waitForStatus, waitUntil } from '../helpers/jobs.ts';
 
 const body = { model: MODEL, prompt: 'a red house', enhance_prompt: false, image_size: 'square', seed: 11 };
 
@@ -227,7 +227,7 @@ describe('cancel', () => {
     const c2 = await server.post(`/v1/jobs/${running.id}/cancel`, undefined);
     assert.equal(c2.status, 200);
     assert.equal(c2.json.status, 'canceled');
-    await waitFor(() => gate.state.aborted === 1);
+    await waitUntil(() => gate.state.aborted === 1, 'the engine sees the cancel');
     assert.equal(gate.state.started, 1, 'the canceled queued job never started');
     const again = await server.post(`/v1/jobs/${running.id}/cancel`, undefined);
     assert.equal(again.status, 200, 'canceling a canceled job is a no-op');
@@ -254,11 +254,6 @@ describe('cancel', () => {
   });
 });
 
-/** Polls a condition the server changes asynchronously (an engine abort), with a bounded number of looks. */
-async function waitFor(check: () => boolean): Promise<void> {
-  for (let i = 0; i < 500 && !check(); i++) await new Promise((r) => setTimeout(r, 10));
-  assert.ok(check(), 'condition not reached');
-}
 
 describe('retention', () => {
   let server: TestServer;
@@ -275,9 +270,8 @@ describe('retention', () => {
     const url = res.json.data[0].url;
     assert.equal((await fetch(url)).status, 200);
     const job = (await server.get('/v1/jobs?limit=1')).json.data[0];
-    // The sweeper runs every second here; look until it has (bounded), rather than sleeping a guessed time.
-    for (let i = 0; i < 200 && (await server.get(`/v1/jobs/${job.id}`)).status !== 404; i++) await new Promise((r) => setTimeout(r, 50));
-    assert.equal((await server.get(`/v1/jobs/${job.id}`)).status, 404);
+    // The sweeper runs every second here; look until it has, rather than sleeping a guessed time.
+    await waitUntil(async () => (await server.get(`/v1/jobs/${job.id}`)).status === 404, 'the sweeper deletes the job', 50);
     assert.equal((await fetch(url)).status, 404);
     assert.equal((await server.get('/v1/usage')).json.generations, 1);
     const again = await server.post('/v1/images/generations', { ...body, seed: 99 }, { 'idempotency-key': 'keep-me' });

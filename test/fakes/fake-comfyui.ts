@@ -162,7 +162,7 @@ export async function startFakeComfyui(options: FakeComfyOptions = {}): Promise<
     queueDeletes: [],
     historyDeletes: [],
     cancelCount: () => fake.interrupts.length + fake.queueDeletes.length,
-    waitForRunning: (timeoutMs = 2000) =>
+    waitForRunning: (timeoutMs = 120_000) =>
       new Promise<void>((resolve, reject) => {
         if (running) {
           resolve();
@@ -598,7 +598,7 @@ export function comfyuiObserver(fake: FakeComfyui): BackendObserver {
     },
     cancelCount: () => fake.cancelCount(),
     slowNextGeneration() {
-      fake.steps = 50;
+      fake.steps = 6_000; // 10 minutes at 100 ms a step: only an interrupt ends it
       fake.stepDelayMs = 100;
       return fake.waitForRunning();
     },

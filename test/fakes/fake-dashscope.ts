@@ -73,7 +73,7 @@ export async function startFakeDashscope(options: { apiKey?: string } = {}): Pro
     cancels: 0,
     downloads: 0,
     cancelCount: () => fake.cancels,
-    waitForRequest: (timeoutMs = 2000) =>
+    waitForRequest: (timeoutMs = 120_000) =>
       new Promise<void>((resolve, reject) => {
         const timer = setTimeout(() => reject(new Error('no DashScope request arrived')), timeoutMs);
         arrivals.push(() => {
@@ -219,7 +219,7 @@ export function dashscopeObserver(fake: FakeDashscope): BackendObserver {
     },
     cancelCount: () => fake.cancelCount(),
     slowNextGeneration() {
-      fake.delayMs = 10_000;
+      fake.delayMs = 600_000; // only the client going away ends it
       return fake.waitForRequest();
     },
     reset: () => fake.reset(),

@@ -94,7 +94,7 @@ export async function startFakeOpenaiImages(): Promise<FakeOpenaiImages> {
     },
     healthChecks: 0,
     cancelCount: () => fake.cancels,
-    waitForRequest: (timeoutMs = 2000) =>
+    waitForRequest: (timeoutMs = 120_000) =>
       new Promise<void>((resolve, reject) => {
         const timer = setTimeout(() => reject(new Error('no image request arrived')), timeoutMs);
         arrivals.push(() => {
@@ -271,7 +271,7 @@ export function openaiObserver(fake: FakeOpenaiImages): BackendObserver {
     },
     cancelCount: () => fake.cancelCount(),
     slowNextGeneration() {
-      fake.delayMs = 10_000;
+      fake.delayMs = 600_000; // only the client going away ends it
       return fake.waitForRequest();
     },
     reset: () => fake.reset(),

@@ -108,15 +108,4 @@ export async function openEvents(url: string, apiKey: string): Promise<EventStre
   };
 }
 
-/**
- * Waits for a condition the server or a fake changes on its own (an abort reaching a backend), by
- * looking up to `tries` times, `intervalMs` apart; fails with `what` when it never holds. For events
- * that have no notification to wait on; prefer one where there is.
- */
-export async function waitUntil(check: () => boolean | Promise<boolean>, what: string, tries = 500, intervalMs = 20): Promise<void> {
-  for (let i = 0; i < tries; i++) {
-    if (await check()) return;
-    await new Promise((r) => setTimeout(r, intervalMs));
-  }
-  assert.ok(await check(), `not reached after ${tries} looks: ${what}`);
-}
+export { waitUntil } from './wait-until.ts';

@@ -9,14 +9,7 @@ import type { EngineProgress } from '../../domain/types.ts';
 import { startHttpServer } from '../testing/fake-http.ts';
 import { conformanceRequest, expectFailure, referenceImages } from '../testing/conformance.ts';
 import { ComfyuiEngine, pickOutputImage } from './comfyui-engine.ts';
-
-async function waitFor(check: () => boolean, what: string, timeoutMs = 3000): Promise<void> {
-  const deadline = Date.now() + timeoutMs;
-  while (!check()) {
-    if (Date.now() > deadline) assert.fail(`timed out waiting for ${what}`);
-    await new Promise((r) => setTimeout(r, 10));
-  }
-}
+import { waitUntil } from '../../../test/helpers/wait-until.ts';
 
 describe('ComfyUI engine failure handling', () => {
   let fake: FakeComfyui;
@@ -72,7 +65,7 @@ describe('ComfyUI engine failure handling', () => {
       }),
     );
     const ours = fake.prompts[0]!.promptId;
-    await waitFor(() => fake.interrupts.some((i) => i.promptId === ours), 'the interrupt of our prompt');
+    await waitUntil(() => fake.interrupts.some((i) => i.promptId === ours), 'the interrupt of our prompt');
   });
 
   it('a workflow ComfyUI rejects (missing model) is a 502 naming the node', async () => {
@@ -119,7 +112,7 @@ describe('ComfyUI engine failure handling', () => {
     await engine.generate(conformanceRequest({ referenceImages: referenceImages(2) }), new AbortController().signal);
     assert.equal(fake.uploads.length, 2);
     assert.ok(fake.uploads.every((u) => u.subfolder === 'qwen-image-api' && u.type === 'input'));
-    await waitFor(() => fake.historyDeletes.includes(fake.prompts[0]!.promptId), 'history deletion');
+    await waitUntil(() => fake.historyDeletes.includes(fake.prompts[0]!.promptId), 'history deletion');
     // With 2 references the third LoadImage node is pruned, and nothing links to it any more.
     const workflow = fake.prompts[0]!.workflow;
     assert.equal(Object.values(workflow).filter((n) => n.class_type === 'LoadImage').length, 2);
@@ -134,14 +127,14 @@ describe('ComfyUI engine failure handling', () => {
     await fake.waitForRunning();
     const second = new AbortController();
     const queued = engine.generate(conformanceRequest(), second.signal);
-    await waitFor(() => fake.prompts.length === 2, 'the second prompt');
+    await waitUntil(() => fake.prompts.length === 2, 'the second prompt');
     second.abort();
     await assert.rejects(queued, (err: unknown) => isAbortError(err));
-    await waitFor(() => fake.queueDeletes.includes(fake.prompts[1]!.promptId), 'queue deletion');
+    await waitUntil(() => fake.queueDeletes.includes(fake.prompts[1]!.promptId), 'queue deletion');
     assert.equal(fake.interrupts.length, 0, 'the running prompt of someone else is not interrupted');
     first.abort();
     await assert.rejects(running, (err: unknown) => isAbortError(err));
-    await waitFor(() => fake.interrupts.some((i) => i.promptId === fake.prompts[0]!.promptId), 'interrupt of the running prompt');
+    await waitUntil(() => fake.interrupts.some((i) => i.promptId === fake.prompts[0]!.promptId), 'interrupt of the running prompt');
   });
 
   it('rejects reference images when configured without an edit workflow', async () => {
@@ -204,7 +197,7 @@ describe('ComfyUI engine reads the result only once the history is written (issu
     fake.failure = 'ws-close-after-success';
     const release = fake.holdHistory();
     const result = engine.generate(small(7), new AbortController().signal);
-    await waitFor(() => fake.historyReads.some((r) => !r.found), 'a history read answered {}');
+    await waitUntil(() => fake.historyReads.some((r) => !r.found), 'a history read answered {}');
     release();
     const { image, info } = await result;
     assert.deepEqual([image.width, image.height], [64, 64]);

@@ -9,6 +9,7 @@ import { OpenaiEngine } from '../openai/openai-engine.ts';
 import { startHttpServer } from '../testing/fake-http.ts';
 import { conformanceRequest, referenceImages, runEngineConformance } from '../testing/conformance.ts';
 import { deferred, ScriptedEngine } from '../testing/scripted-engine.ts';
+import { waitUntil } from '../../../test/helpers/wait-until.ts';
 import { backendErrorFailure } from './kit/errors.ts';
 import { RouterEngine, type RouterBackendSpec } from './router-engine.ts';
 
@@ -128,25 +129,22 @@ describe('RouterEngine failover over real protocols', () => {
   });
 
   it('a backend slower than its timeoutMs is cancelled (the server sees it) and the next one draws', async () => {
-    openai.delayMs = 5_000;
+    openai.delayMs = 600_000; // far past the test's own timeout: only the router's deadline ends this request
     const r = router([
       spec(new OpenaiEngine({ id: 'slow', url: openai.url }), { priority: 0, timeoutMs: 150 }),
       spec(new ComfyuiEngine({ id: 'comfy', url: comfy.url }), { priority: 1 }),
     ]);
     await r.load();
-    const started = Date.now();
     const result = await r.generate(conformanceRequest(), signal());
     assert.equal(result.info?.backend, 'comfy');
-    assert.ok(Date.now() - started < 2_000);
     assert.equal(backendOf(r, 'slow').timeouts, 1);
-    const deadline = Date.now() + 2_000;
-    while (openai.cancels === 0 && Date.now() < deadline) await new Promise((res) => setTimeout(res, 10));
+    await waitUntil(() => openai.cancels > 0, 'the slow server sees its client go away');
     assert.equal(openai.cancels, 1, 'the slow server saw the client go away');
     await r.close();
   });
 
   it('with a single backend, a timeout is a 504 generation_timeout', async () => {
-    openai.delayMs = 5_000;
+    openai.delayMs = 600_000;
     const r = router([spec(new OpenaiEngine({ id: 'slow', url: openai.url }), { timeoutMs: 100 })]);
     await r.load();
     await assert.rejects(r.generate(conformanceRequest(), signal()), (err: unknown) => isApiError(err) && err.code === 'generation_timeout' && err.status === 504);
@@ -164,8 +162,7 @@ describe('RouterEngine failover over real protocols', () => {
     await comfy.waitForRunning();
     controller.abort();
     await assert.rejects(pending, (err: unknown) => isAbortError(err));
-    const deadline = Date.now() + 2_000;
-    while (comfy.interrupts.length === 0 && Date.now() < deadline) await new Promise((res) => setTimeout(res, 10));
+    await waitUntil(() => comfy.interrupts.length > 0, 'ComfyUI receives the interrupt');
     assert.equal(comfy.interrupts.length, 1);
     const b = backendOf(r, 'comfy');
     assert.equal(b.aborted, 1);
@@ -180,8 +177,7 @@ describe('RouterEngine failover over real protocols', () => {
     assert.equal(backendOf(r, 'vllm').healthy, true);
     assert.ok(backendOf(r, 'vllm').lastHealthCheckAtMs !== null);
     await other.close();
-    const deadline = Date.now() + 2_000;
-    while (backendOf(r, 'vllm').healthy && Date.now() < deadline) await new Promise((res) => setTimeout(res, 20));
+    await waitUntil(() => !backendOf(r, 'vllm').healthy, 'a timed health check marks the stopped backend down');
     assert.equal(backendOf(r, 'vllm').healthy, false);
     assert.equal((await r.health()).ok, false);
     await assert.rejects(r.generate(conformanceRequest(), signal()), (err: unknown) => {
@@ -217,7 +213,7 @@ describe('RouterEngine scheduling (scripted backends)', () => {
     const probe = deferred();
     a.then({ gate: probe.promise });
     const probing = r.generate(conformanceRequest(), signal());
-    await new Promise((res) => setTimeout(res, 10));
+    await waitUntil(() => a.calls.length === 3, 'the half-open probe reaches the backend');
     await assert.rejects(r.generate(conformanceRequest(), signal()), (err: unknown) => isApiError(err) && err.code === 'engine_unavailable');
     probe.resolve();
     await probing;
@@ -245,17 +241,16 @@ describe('RouterEngine scheduling (scripted backends)', () => {
     a.then({ gate: gate.promise });
     const r = router([spec(a, { concurrency: 1 })]);
     const first = r.generate(conformanceRequest(), signal());
-    await new Promise((res) => setTimeout(res, 5));
+    await waitUntil(() => a.calls.length === 1, 'the first request reaches the backend');
     const controller = new AbortController();
     const second = r.generate(conformanceRequest(), controller.signal);
     const third = r.generate(conformanceRequest(), signal());
-    await new Promise((res) => setTimeout(res, 5));
-    assert.equal(r.describe().waiting, 2);
+    await waitUntil(() => r.describe().waiting === 2, 'two requests wait for the slot');
     assert.equal(backendOf(r, 'a').inFlight, 1);
-    const abortedAt = Date.now();
     controller.abort();
+    // Promptly: the slot is still held (the gate is closed), so the rejection cannot have waited for it.
     await assert.rejects(second, (err: unknown) => isAbortError(err));
-    assert.ok(Date.now() - abortedAt < 100);
+    assert.equal(backendOf(r, 'a').inFlight, 1, 'rejected while the first request still holds the slot');
     assert.equal(a.calls.length, 1, 'the waiting request never reached the backend');
     gate.resolve();
     await first;
@@ -273,7 +268,7 @@ describe('RouterEngine scheduling (scripted backends)', () => {
     const r = router([spec(gpu, { priority: 0 }), spec(cpu, { priority: 5 })]);
     const first = r.generate(conformanceRequest(), signal());
     const second = r.generate(conformanceRequest(), signal());
-    await new Promise((res) => setTimeout(res, 20));
+    await waitUntil(() => r.describe().waiting === 1, 'the second request waits for the busy GPU');
     assert.equal(cpu.calls.length, 0);
     gate.resolve();
     await Promise.all([first, second]);
@@ -361,10 +356,19 @@ describe('RouterEngine scheduling (scripted backends)', () => {
 
   it('describe() has the documented shape, with latency percentiles', async () => {
     const a = new ScriptedEngine('a', 'comfyui');
-    a.defaultStep = { delayMs: 5 };
-    const r = router([spec(a, { concurrency: 2, weight: 2, priority: 1 })]);
+    // The router's clock is the test's: each generation "takes" 10, 20 and 30 ms of it.
+    let now = 1_000;
+    const r = router([spec(a, { concurrency: 2, weight: 2, priority: 1 })], { now: () => now });
     await r.load();
-    for (let i = 0; i < 3; i++) await r.generate(conformanceRequest(), signal());
+    for (let i = 0; i < 3; i++) {
+      const gate = deferred();
+      a.then({ gate: gate.promise });
+      const pending = r.generate(conformanceRequest(), signal());
+      await waitUntil(() => a.calls.length === i + 1, 'the generation reaches the backend');
+      now += 10 * (i + 1);
+      gate.resolve();
+      await pending;
+    }
     const d = r.describe();
     assert.equal(d.model, 'alibaba/qwen-image-2-0');
     assert.equal(d.waiting, 0);
@@ -373,8 +377,8 @@ describe('RouterEngine scheduling (scripted backends)', () => {
       { id: b.id, kind: b.kind, healthy: b.healthy, circuit: b.circuit, inFlight: b.inFlight, concurrency: b.concurrency, requests: b.requests, successes: b.successes, failures: b.failures, priority: b.priority, weight: b.weight },
       { id: 'a', kind: 'comfyui', healthy: true, circuit: 'closed', inFlight: 0, concurrency: 2, requests: 3, successes: 3, failures: 0, priority: 1, weight: 2 },
     );
-    assert.ok(typeof b.latencyMsP50 === 'number' && b.latencyMsP50 >= 5);
-    assert.ok(typeof b.latencyMsP95 === 'number');
+    assert.equal(b.latencyMsP50, 20);
+    assert.equal(b.latencyMsP95, 30);
     assert.doesNotThrow(() => JSON.stringify(d));
     assert.equal(r.kind, 'router');
     await r.close();

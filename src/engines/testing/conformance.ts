@@ -15,6 +15,7 @@ import { after, before, beforeEach, describe, it } from 'node:test';
 import { isAbortError } from '../../domain/errors.ts';
 import { isBackendFailure } from '../router/kit/errors.ts';
 import type { Engine, EngineProgress, EngineRequest, ImageSize, RawImage } from '../../domain/types.ts';
+import { waitUntil } from '../../../test/helpers/wait-until.ts';
 
 export interface ConformanceCapabilities {
   /** The engine reports progress through onProgress. */
@@ -45,8 +46,8 @@ export interface BackendObserver {
   /** Cancellations the backend has seen so far (interrupts, queue deletions, client disconnects). */
   cancelCount(): number;
   /**
-   * Makes the next generation slow, and resolves once the backend is working on it, so that an
-   * abort lands mid-generation.
+   * Makes the next generation slow (longer than any test may run: only a cancel ends it), and resolves
+   * once the backend is working on it, so that an abort lands mid-generation.
    */
   slowNextGeneration(): Promise<void>;
   /** Back to normal speed and no failure modes (called before each test). */
@@ -70,9 +71,6 @@ const DEFAULTS: ConformanceCapabilities = {
   ],
 };
 
-/** An abort must settle within this; remote cancellation must be seen within CANCEL_SEEN_MS. */
-const ABORT_PROMPT_MS = 1500;
-const CANCEL_SEEN_MS = 3000;
 
 /** An `assert.rejects` predicate: the error is a BackendFailure with this code; `extra` checks more of it. */
 export function expectFailure(code: string, extra: (err: Record<string, unknown>) => void = () => undefined) {
@@ -120,13 +118,6 @@ function assertRawImage(image: RawImage, width: number, height: number): void {
   assert.equal(image.data.length, width * height * 3, 'data holds width*height RGB pixels');
 }
 
-async function waitFor(check: () => boolean, timeoutMs: number, what: string): Promise<void> {
-  const deadline = Date.now() + timeoutMs;
-  while (!check()) {
-    if (Date.now() > deadline) assert.fail(`timed out waiting for ${what}`);
-    await new Promise((r) => setTimeout(r, 10));
-  }
-}
 
 export function runEngineConformance(name: string, setup: () => Promise<ConformanceSetup>): void {
   describe(`${name} engine conformance`, () => {
@@ -234,15 +225,15 @@ export function runEngineConformance(name: string, setup: () => Promise<Conforma
       pending.catch(() => undefined);
       if (working) await working;
       else await Promise.race([progressed, new Promise((r) => setTimeout(r, 20))]);
-      const abortedAt = Date.now();
       controller.abort();
       await assert.rejects(pending, (err: unknown) => {
         assert.ok(isAbortError(err), `expected an AbortError, got ${(err as Error)?.name}: ${(err as Error)?.message}`);
         return true;
       });
-      assert.ok(Date.now() - abortedAt < ABORT_PROMPT_MS, `rejected ${Date.now() - abortedAt} ms after abort`);
+      // Promptly: a slowed backend would not finish within the test's timeout, so settling at all means the
+      // engine gave up on the abort rather than on the backend's answer.
       if (observer) {
-        await waitFor(() => observer.cancelCount() > cancelsBefore, CANCEL_SEEN_MS, 'the backend to see the cancellation');
+        await waitUntil(() => observer.cancelCount() > cancelsBefore, 'the backend to see the cancellation');
       }
     });
 
