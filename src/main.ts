@@ -34,6 +34,7 @@ import { createWatermarker } from './images/watermark/index.ts';
 import { buildModelEngines } from './engines/registry.ts';
 import { loadBackendsConfig, defaultBackendsConfig } from './config/backends.ts';
 import { buildApp } from './http/app.ts';
+import { createWorkGate } from './images/work-gate.ts';
 
 const require = createRequire(import.meta.url);
 const VERSION = (require('../package.json') as { version: string }).version;
@@ -139,6 +140,8 @@ export async function startServer(config: Config, options: StartOptions = {}): P
     intervalMs: Math.min(10 * 60_000, Math.max(1000, Math.round(config.jobs.retentionMs / 10))),
     logger,
   });
+  // One gate for every decode a request asks for: references of edits and uploads to detect.
+  const imageGate = createWorkGate({ concurrency: config.image.decodeConcurrency, maxQueue: config.image.decodeMaxQueue, what: 'decoding images' });
   const submitGeneration = createSubmitGeneration({
     store: jobStore,
     queue: jobQueue,
@@ -147,6 +150,7 @@ export async function startServer(config: Config, options: StartOptions = {}): P
     blobs,
     fetcher,
     decodeLimits,
+    imageGate,
     models: new Set(models.keys()),
     pricesUsd: config.pricesUsd,
     allowPrivateWebhooks: config.webhooks.allowPrivate,
@@ -164,6 +168,7 @@ export async function startServer(config: Config, options: StartOptions = {}): P
     submitGeneration,
     jobs: jobsHttp,
     requestTimeoutMs: config.requestTimeoutMs,
+    http: config.http,
     engines: models,
     runStats: (model) => runner.stats(model),
     openapi: buildOpenApiDocument(config.publicUrl ?? '/', VERSION),
@@ -174,6 +179,7 @@ export async function startServer(config: Config, options: StartOptions = {}): P
       fetcher,
       // Detection looks at the image as given, up to the pixel cap: no downscale before it.
       decodeLimits: { maxPixels: config.image.maxPixels, maxSidePx: 8192 },
+      imageGate,
       maxUploadBytes: config.image.maxBytes,
     },
   });

@@ -5,6 +5,7 @@
 import { test, before, after, describe } from 'node:test';
 import assert from 'node:assert/strict';
 import { execFileSync } from 'node:child_process';
+import net from 'node:net';
 import fs from 'node:fs';
 import os from 'node:os';
 import path from 'node:path';
@@ -69,7 +70,7 @@ describe('requests that used to be a 500', () => {
 
   test('a data: URI reference of several MiB is validated without overflowing the URL check', async () => {
     // Noise does not compress: about 7 MB of PNG, 9.5 MB of base64, within the 20 MB image and 32 MB body limits.
-    const png = await sharp({ create: { width: 1800, height: 1400, channels: 3, noise: { type: 'gaussian', mean: 128, sigma: 60 } } }).png().toBuffer();
+    const png = await sharp({ create: { width: 1800, height: 1400, channels: 3, background: '#808080', noise: { type: 'gaussian', mean: 128, sigma: 60 } } }).png().toBuffer();
     assert.ok(png.length > 6_000_000, `${png.length} bytes`);
     const res = await server.post('/v1/images/generations', {
       model: MODEL,
@@ -83,6 +84,62 @@ describe('requests that used to be a 500', () => {
     const bad = await server.post('/v1/images/generations', { model: MODEL, prompt: 'x', image_urls: [`data:image/png;base64${'A'.repeat(300)}`] });
     assert.equal(bad.status, 400);
     assert.equal(bad.json.error.param, 'image_urls[0]');
+  });
+});
+
+/** Opens a raw socket, writes `head`, and resolves with everything the server sent once it closes the socket. */
+function rawExchange(url: string, head: string, trickle?: { byte: string; everyMs: number }): Promise<string> {
+  const { hostname, port } = new URL(url);
+  return new Promise((resolve, reject) => {
+    const socket = net.connect(Number(port), hostname);
+    let received = '';
+    let timer: NodeJS.Timeout | undefined;
+    socket.on('connect', () => {
+      socket.write(head);
+      if (trickle) timer = setInterval(() => socket.writable && socket.write(trickle.byte), trickle.everyMs);
+    });
+    socket.on('data', (d) => (received += d));
+    socket.on('error', () => undefined); // a reset after the answer is the server closing
+    socket.on('close', () => {
+      clearInterval(timer);
+      resolve(received);
+    });
+    socket.on('timeout', () => reject(new Error('no close')));
+  });
+}
+
+describe('slow and unauthenticated clients', () => {
+  let server: TestServer;
+  before(async () => {
+    server = await startTestServer({ HEADERS_TIMEOUT_MS: '300', BODY_TIMEOUT_MS: '600', TIMEOUT_CHECK_INTERVAL_MS: '50' });
+  });
+  after(async () => {
+    await server.close();
+  });
+
+  test('a body trickled a byte at a time is cut off at BODY_TIMEOUT_MS with a 408 and the socket closed', async () => {
+    const head = `POST /v1/images/generations HTTP/1.1\r\nHost: x\r\nAuthorization: Bearer ${TEST_KEY}\r\nContent-Type: application/json\r\nContent-Length: 100000\r\n\r\n{`;
+    // The socket only closes if the server closes it: the trickle would go on for 100 000 intervals.
+    const answer = await rawExchange(server.url, head, { byte: ' ', everyMs: 50 });
+    assert.match(answer, /^HTTP\/1\.1 408/);
+    assert.equal((await server.get('/v1/usage')).json.generations, 0);
+  });
+
+  test('headers that never end are cut off at HEADERS_TIMEOUT_MS', async () => {
+    const answer = await rawExchange(server.url, 'GET /healthz HTTP/1.1\r\nHost: x\r\n', { byte: 'X', everyMs: 50 });
+    assert.match(answer, /^HTTP\/1\.1 408/);
+  });
+
+  test('a request without a valid key is refused before its body is read', async () => {
+    // 31 MB announced, nothing sent: the 401 (and the close) can only come before the body.
+    for (const auth of ['', 'Authorization: Bearer not-a-key\r\n']) {
+      const head = `POST /v1/images/generations HTTP/1.1\r\nHost: x\r\n${auth}Content-Type: application/json\r\nContent-Length: ${31 * 1024 * 1024}\r\n\r\n`;
+      const answer = await rawExchange(server.url, head);
+      assert.match(answer, /^HTTP\/1\.1 401/);
+      assert.match(answer, /connection: close/i);
+      assert.match(answer, /"code":"(missing|invalid)_api_key"/);
+    }
+    assert.equal((await fetch(`${server.url}/healthz`)).status, 200);
   });
 });
 
