@@ -35,6 +35,7 @@ import { buildModelEngines } from './engines/registry.ts';
 import { loadBackendsConfig, defaultBackendsConfig } from './config/backends.ts';
 import { buildApp } from './http/app.ts';
 import { createWorkGate } from './images/work-gate.ts';
+import { prepareDataDir } from './store/data-dir.ts';
 
 const require = createRequire(import.meta.url);
 const VERSION = (require('../package.json') as { version: string }).version;
@@ -55,6 +56,7 @@ export interface RunningServer {
 
 export async function startServer(config: Config, options: StartOptions = {}): Promise<RunningServer> {
   const logger = options.logger ?? pino({ level: config.logLevel, base: { service: 'qwen-image-server' } });
+  prepareDataDir(config.dataDir, ['images']);
   const db = openDatabase(path.join(config.dataDir, 'server.sqlite'));
   const keys = createSqliteKeyStore(db);
   keys.syncEnvKeys(config.apiKeys);
