@@ -12,7 +12,7 @@ import type { SubmitGeneration } from '../pipeline/submit-generation.ts';
 import type { Engine } from '../domain/types.ts';
 import type { ModelRunStats } from '../jobs/job-runner.ts';
 import { registerErrorHandling } from './plugins/errors.ts';
-import { createAuthenticate } from './plugins/auth.ts';
+import { createAuthenticate, createRequireAdmin } from './plugins/auth.ts';
 import { registerGenerationRoutes } from './routes/generations.ts';
 import { registerJobRoutes, type JobsHttpDeps } from './routes/jobs.ts';
 import { registerWebhookRoutes } from './routes/webhooks.ts';
@@ -22,6 +22,9 @@ import { registerFileRoutes } from './routes/files.ts';
 import { registerHealthRoutes } from './routes/health.ts';
 import { registerDocsRoutes } from './routes/docs.ts';
 import { registerWatermarkRoutes, type WatermarkRouteDeps } from './routes/watermark.ts';
+import { registerAdminRoutes } from './routes/admin-keys.ts';
+import type { KeyLimiter } from '../limits/ports.ts';
+import type { KeyLimits } from '../domain/key-limits.ts';
 
 export interface AppDeps {
   logger: Logger;
@@ -41,6 +44,9 @@ export interface AppDeps {
   /** Webhook URLs may point at private addresses (WEBHOOK_ALLOW_PRIVATE_URLS). */
   allowPrivateWebhooks: boolean;
   watermark: Omit<WatermarkRouteDeps, 'authenticate'> | null;
+  /** Per-key limits (GET /v1/usage shows them) and the defaults of keys that set none. */
+  limiter: Pick<KeyLimiter, 'status'>;
+  defaultLimits: KeyLimits;
 }
 
 /** A caller-supplied x-request-id is kept when it is short and plain; otherwise we make one. */
@@ -88,7 +94,8 @@ export async function buildApp(deps: AppDeps): Promise<FastifyInstance> {
   registerJobRoutes(app, { authenticate, ...deps.jobs });
   registerWebhookRoutes(app, { authenticate, keys: deps.keys, allowPrivate: deps.allowPrivateWebhooks });
   registerModelRoutes(app, { authenticate, engines: deps.engines, runStats: deps.runStats, startedAtS: Math.floor(Date.now() / 1000) });
-  registerUsageRoutes(app, { authenticate, usage: deps.usage });
+  registerUsageRoutes(app, { authenticate, usage: deps.usage, limiter: deps.limiter });
+  registerAdminRoutes(app, { requireAdmin: createRequireAdmin(authenticate), keys: deps.keys, usage: deps.usage, limiter: deps.limiter, defaultLimits: deps.defaultLimits });
   registerFileRoutes(app, { blobs: deps.blobs });
   registerHealthRoutes(app, { isReady: deps.isReady, isDraining: () => draining });
   registerDocsRoutes(app, { openapi: deps.openapi });
