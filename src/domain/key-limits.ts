@@ -78,8 +78,9 @@ export function parseLimitText(field: LimitField, raw: string, param: string): L
   const text = raw.trim().toLowerCase();
   if (text === 'none' || text === 'unlimited') return null;
   if (text === 'default') return 'default';
-  if (!/^\d{1,16}$/.test(text)) {
+  const { min, max } = LIMIT_RANGES[field];
+  if (!/^\d{1,16}$/.test(text) || Number(text) < min || Number(text) > max) {
     throw new ApiError('invalid_value', `${param} must be ${ruleOf(field)}, "none" (no limit) or "default"; got "${raw}"`, { param });
   }
-  return parseLimitSetting(field, Number(text), param);
+  return Number(text);
 }
