@@ -24,9 +24,9 @@ export function readKeysConfig(env: Env): KeysConfig {
     try {
       value = parseLimitText(field, raw, name);
     } catch (err) {
-      throw isApiError(err) ? new ConfigError(err.message) : err;
+      throw isApiError(err) ? new ConfigError(err.message.replace(', "none" (no limit) or "default"', ' or "none" (no limit)')) : err;
     }
-    if (value === 'default') throw new ConfigError(`${name} cannot be "default": it is the default`);
+    if (value === 'default') throw new ConfigError(`${name} must be a number or "none": it is itself the default`);
     defaultLimits[field] = value;
   }
   const hashSecret = env.KEY_HASH_SECRET === undefined || env.KEY_HASH_SECRET === '' ? undefined : env.KEY_HASH_SECRET;
