@@ -142,8 +142,11 @@ describe('managing keys over HTTP', () => {
       assert.equal(res.json.error.param, param, JSON.stringify(payload));
       assert.match(res.json.error.message, message);
     }
-    const created = await call('POST', '/v1/admin/keys', ADMIN_KEY, { requests_per_minute: 0 });
-    assert.equal(created.status, 400);
+    const keysBefore = (await call('GET', '/v1/admin/keys', ADMIN_KEY)).json.data.length;
+    for (const payload of [{ requests_per_minute: 0 }, null, 'str', { role: 'admin', daily_credits: 1.5 }]) {
+      assert.equal((await call('POST', '/v1/admin/keys', ADMIN_KEY, payload)).status, 400, JSON.stringify(payload));
+    }
+    assert.equal((await call('GET', '/v1/admin/keys', ADMIN_KEY)).json.data.length, keysBefore, 'no key was made');
     const after = (await call('GET', `/v1/admin/keys/${key.id}`, ADMIN_KEY)).json;
     assert.equal(after.name, 'untouched');
     assert.equal(after.limits.requests_per_minute, 7);

@@ -64,7 +64,8 @@ export function registerAdminRoutes(app: FastifyInstance, deps: AdminRouteDeps):
   const requireKey = async (id: string) => (await keys.get(id)) ?? Promise.reject(noSuchKey(id));
 
   app.post('/v1/admin/keys', { preHandler: requireAdmin }, async (request, reply) => {
-    const change = parseKeyBody(request.body ?? {});
+    // No body at all makes a user key with the defaults; a body must be an object (JSON null is not).
+    const change = parseKeyBody(request.body === undefined ? {} : request.body);
     const { record, secret } = await keys.create(change.name ?? 'admin-api', 'cli', undefined, { role: change.role, limits: change.limits });
     const webhookSecret = await keys.rotateWebhookSecret(record.id);
     request.log.info({ adminKeyId: request.apiKey!.id, keyId: record.id, role: record.role }, 'API key created');
