@@ -131,7 +131,7 @@ interface Stack {
 async function buildInProcess(full: boolean, maxQueued: number): Promise<Stack> {
   const dir = fs.mkdtempSync(path.join(BASE_DIR, 'qis-bench-jobs-'));
   const db = openDatabase(path.join(dir, 'server.sqlite'));
-  const keys = createSqliteKeyStore(db);
+  const keys = createSqliteKeyStore(db, { hashKey: Buffer.from('bench-hash-key-0123456') });
   keys.syncEnvKeys(['bench-key']);
   const keyId = (await keys.list())[0]!.id;
   const blobs = createFsBlobStore(path.join(dir, 'images'));

@@ -15,6 +15,10 @@ import { createImageFetcher } from './images/fetch-image.ts';
 import { openDatabase } from './store/sqlite/database.ts';
 import { createSqliteUsageStore } from './store/sqlite/usage-store.ts';
 import { createSqliteKeyStore } from './store/sqlite/key-store.ts';
+import { loadKeyHashSecret } from './store/key-hash-secret.ts';
+import { createSqliteLimitUsage } from './store/sqlite/limit-usage.ts';
+import { createKeyLimiter } from './limits/key-limiter.ts';
+import { effectiveLimits } from './domain/key-limits.ts';
 import { createSqlitePromptCache } from './store/sqlite/prompt-cache.ts';
 import { createFsBlobStore } from './blobs/fs/fs-blob-store.ts';
 import { createRunGeneration } from './pipeline/run-generation.ts';
@@ -45,6 +49,8 @@ export interface StartOptions {
   /** Tests: replace a model's engine (e.g. wrap it to be slow) before the job runner gets it. */
   wrapEngine?: (engine: Engine, modelId: string) => Engine;
   logger?: Logger;
+  /** Tests: the clock of the per-key limits (the per-minute window, the UTC day and month of the budgets). */
+  limitsClock?: () => number;
 }
 
 export interface RunningServer {
@@ -58,8 +64,8 @@ export async function startServer(config: Config, options: StartOptions = {}): P
   const logger = options.logger ?? pino({ level: config.logLevel, base: { service: 'qwen-image-server' } });
   prepareDataDir(config.dataDir, ['images']);
   const db = openDatabase(path.join(config.dataDir, 'server.sqlite'));
-  const keys = createSqliteKeyStore(db);
-  keys.syncEnvKeys(config.apiKeys);
+  const keys = createSqliteKeyStore(db, { hashKey: loadKeyHashSecret(config.keys.hashSecret, config.dataDir) });
+  keys.syncEnvKeys(config.apiKeys, config.keys.adminApiKeys);
   const usage = createSqliteUsageStore(db);
   const blobs = createFsBlobStore(path.join(config.dataDir, 'images'));
   const fetcher = createImageFetcher(config.image);
@@ -144,6 +150,17 @@ export async function startServer(config: Config, options: StartOptions = {}): P
   });
   // One gate for every decode a request asks for: references of edits and uploads to detect.
   const imageGate = createWorkGate({ concurrency: config.image.decodeConcurrency, maxQueue: config.image.decodeMaxQueue, what: 'decoding images' });
+  const limiter = createKeyLimiter({
+    usage: createSqliteLimitUsage(db),
+    limitsOf: async (keyId) => {
+      const record = await keys.get(keyId);
+      return record ? effectiveLimits(record.limits, config.keys.defaultLimits) : config.keys.defaultLimits;
+    },
+    priceCredits: (model) => (config.pricesUsd[model] ?? 0) * CREDITS_PER_USD,
+    // About one run of the model: when a job of the key is likely to have ended (5 s before any has).
+    jobRetryAfterS: async (model) => Math.max(1, Math.ceil(((await runner.stats(model)).meanRunMs || 5000) / 1000)),
+    now: options.limitsClock,
+  });
   const submitGeneration = createSubmitGeneration({
     store: jobStore,
     queue: jobQueue,
@@ -156,6 +173,7 @@ export async function startServer(config: Config, options: StartOptions = {}): P
     models: new Set(models.keys()),
     pricesUsd: config.pricesUsd,
     allowPrivateWebhooks: config.webhooks.allowPrivate,
+    limiter,
   });
   const jobsHttp = { store: jobStore, queue: jobQueue, events: jobEvents, runner, publicUrl: () => publicUrl };
 
@@ -176,6 +194,8 @@ export async function startServer(config: Config, options: StartOptions = {}): P
     openapi: buildOpenApiDocument(config.publicUrl ?? '/', VERSION),
     isReady: () => ready,
     allowPrivateWebhooks: config.webhooks.allowPrivate,
+    limiter,
+    defaultLimits: config.keys.defaultLimits,
     watermark: {
       watermarker,
       fetcher,
@@ -226,7 +246,7 @@ export async function startServer(config: Config, options: StartOptions = {}): P
 
 async function run(): Promise<void> {
   const config = readConfig(process.env);
-  if (config.apiKeys.length === 0) {
+  if (config.apiKeys.length === 0 && config.keys.adminApiKeys.length === 0) {
     process.stderr.write('note: API_KEYS is empty; create a key with `npm run cli -- keys create` or set API_KEYS=...\n');
   }
   // The handlers go in before anything starts: a SIGTERM that arrives while the engines load (or just

@@ -1,6 +1,8 @@
 /**
- * Admin CLI over the same SQLite store the server uses (DATA_DIR): API keys and usage.
- *   npm run cli -- keys create [--name NAME]
+ * Admin CLI over the same SQLite store the server uses (DATA_DIR, and the same KEY_HASH_SECRET or key-hash-secret
+ * file): API keys and usage.
+ *   npm run cli -- keys create [--name NAME] [--admin] [--rpm N] [--max-concurrent N] [--daily-credits N] [--monthly-credits N]
+ *   npm run cli -- keys update <key id> [--name NAME] [--role admin|user] [--rpm N|none|default] ...
  *   npm run cli -- keys list
  *   npm run cli -- keys revoke <key id>
  *   npm run cli -- usage <key id>
@@ -12,10 +14,14 @@ import { readConfig } from '../config/config.ts';
 import { openDatabase } from '../store/sqlite/database.ts';
 import { createSqliteKeyStore } from '../store/sqlite/key-store.ts';
 import { createSqliteUsageStore } from '../store/sqlite/usage-store.ts';
+import { loadKeyHashSecret } from '../store/key-hash-secret.ts';
+import { renderKey } from '../contracts/key-view.ts';
+import { isApiError } from '../domain/errors.ts';
+import { KEY_FLAGS_HELP, parseKeyFlags } from './key-flags.ts';
 
 function usage(): never {
   process.stderr.write(
-    'usage:\n  cli keys create [--name NAME]\n  cli keys list\n  cli keys revoke <key id>\n  cli usage <key id>\n  cli watermark detect <image file>\n',
+    `usage:\n  cli keys create ${KEY_FLAGS_HELP}\n  cli keys update <key id> (the same options)\n  cli keys list\n  cli keys revoke <key id>\n  cli usage <key id>\n  cli watermark detect <image file>\n`,
   );
   process.exit(2);
 }
@@ -32,20 +38,30 @@ async function main(argv: string[]): Promise<void> {
   const config = readConfig(process.env);
   const db = openDatabase(path.join(config.dataDir, 'server.sqlite'));
   try {
-    const keys = createSqliteKeyStore(db);
+    const keys = createSqliteKeyStore(db, { hashKey: loadKeyHashSecret(config.keys.hashSecret, config.dataDir) });
+    const view = (record: Parameters<typeof renderKey>[0]) => {
+      const { created_at, revoked_at, ...rest } = renderKey(record, config.keys.defaultLimits);
+      return { ...rest, created: new Date(created_at).toISOString(), revoked: revoked_at ? new Date(revoked_at).toISOString() : null };
+    };
     if (group === 'keys' && command === 'create') {
-      const i = rest.indexOf('--name');
-      const name = i >= 0 && rest[i + 1] ? rest[i + 1]! : 'cli';
-      const { record, secret } = await keys.create(name, 'cli');
+      const options = parseKeyFlags(rest);
+      const { record, secret } = await keys.create(options.name ?? 'cli', 'cli', undefined, { role: options.role, limits: options.limits });
       const webhookSecret = await keys.rotateWebhookSecret(record.id);
-      process.stdout.write(JSON.stringify({ id: record.id, name: record.name, key: secret, webhook_secret: webhookSecret }, null, 2) + '\n');
+      process.stdout.write(JSON.stringify({ ...view(record), key: secret, webhook_secret: webhookSecret }, null, 2) + '\n');
       process.stderr.write(
         'Store this key now: only its hash is kept, it cannot be shown again. webhook_secret verifies the webhooks sent for\n' +
           "this key's jobs (POST /v1/webhooks/secret makes a new one).\n",
       );
+    } else if (group === 'keys' && command === 'update' && rest[0] && !rest[0].startsWith('--')) {
+      const change = parseKeyFlags(rest.slice(1));
+      if (Object.keys(change).length === 0) usage();
+      const updated = await keys.update(rest[0], change);
+      if (!updated) {
+        process.stderr.write(`no key with id ${rest[0]} (keys list shows ids)\n`);
+        process.exitCode = 1;
+      } else process.stdout.write(JSON.stringify(view(updated), null, 2) + '\n');
     } else if (group === 'keys' && command === 'list') {
-      const list = await keys.list();
-      process.stdout.write(JSON.stringify(list.map((k) => ({ id: k.id, name: k.name, prefix: k.prefix, source: k.source, created: new Date(k.createdAtMs).toISOString(), revoked: k.revokedAtMs ? new Date(k.revokedAtMs).toISOString() : null, revoked_by: k.revokedBy })), null, 2) + '\n');
+      process.stdout.write(JSON.stringify((await keys.list()).map(view), null, 2) + '\n');
     } else if (group === 'keys' && command === 'revoke' && rest[0]) {
       const done = await keys.revoke(rest[0]);
       if (!done) {
@@ -64,5 +80,6 @@ async function main(argv: string[]): Promise<void> {
 
 main(process.argv.slice(2)).catch((err: unknown) => {
   process.stderr.write(`${(err as Error).message}\n`);
-  process.exit(1);
+  // A bad option or value is a usage error, like a missing argument.
+  process.exit(isApiError(err) && err.status < 500 ? 2 : 1);
 });

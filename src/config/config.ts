@@ -3,6 +3,7 @@
  * (with process.env); everything else receives the typed `Config`.
  */
 import path from 'node:path';
+import { readKeysConfig, type KeysConfig } from './keys.ts';
 
 export interface Config {
   port: number;
@@ -39,6 +40,8 @@ export interface Config {
   shutdownGraceMs: number;
   jobs: JobsConfig;
   webhooks: WebhooksConfig;
+  /** ADMIN_API_KEYS, KEY_HASH_SECRET, KEY_DEFAULT_* (config/keys.ts). */
+  keys: KeysConfig;
 }
 
 export interface JobsConfig {
@@ -206,5 +209,6 @@ export function readConfig(env: Env, cwd: string = process.cwd()): Config {
       retryBaseMs: intSetting(env, 'WEBHOOK_RETRY_BASE_MS', 5_000, 1, 3_600_000),
       maxAttempts: intSetting(env, 'WEBHOOK_MAX_ATTEMPTS', 18, 1, 100),
     },
+    keys: readKeysConfig(env),
   };
 }

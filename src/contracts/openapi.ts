@@ -3,6 +3,7 @@
  * docs cannot drift from what the server accepts.
  */
 import { generationRequestSchema, generationResponseSchema } from './validate-generation.ts';
+import { adminPaths, adminSchemas } from './openapi-admin.ts';
 
 function strip(schema: Record<string, unknown>): Record<string, unknown> {
   const { $id: _id, ...rest } = schema;
@@ -72,6 +73,7 @@ export function buildOpenApiDocument(publicUrl: string, version: string): Record
         GenerationResponse: strip(generationResponseSchema),
         Error: errorSchema,
         Job: jobSchema,
+        ...adminSchemas,
       },
     },
     paths: {
@@ -89,7 +91,7 @@ export function buildOpenApiDocument(publicUrl: string, version: string): Record
           responses: {
             '200': { description: 'The image', content: { 'application/json': { schema: { $ref: '#/components/schemas/GenerationResponse' } } } },
             '202': { description: 'The job (asynchronous)', content: { 'application/json': { schema: { $ref: '#/components/schemas/Job' } } } },
-            ...errorResponses([400, 401, 404, 409, 413, 415, 422, 499, 502, 503, 504]),
+            ...errorResponses([400, 401, 402, 404, 409, 413, 415, 422, 429, 499, 502, 503, 504]),
           },
         },
       },
@@ -142,7 +144,6 @@ export function buildOpenApiDocument(publicUrl: string, version: string): Record
         },
       },
       '/v1/models': { get: { operationId: 'listModels', summary: 'Public models and the engine behind each', responses: { '200': { description: 'Model list' }, ...errorResponses([401]) } } },
-      '/v1/usage': { get: { operationId: 'getUsage', summary: "The caller's usage totals", responses: { '200': { description: 'Totals' }, ...errorResponses([401]) } } },
       '/v1/watermark/detect': {
         post: {
           operationId: 'detectWatermark',
@@ -150,6 +151,7 @@ export function buildOpenApiDocument(publicUrl: string, version: string): Record
           responses: { '200': { description: '{detected, confidence, payload}' }, ...errorResponses([400, 401, 413, 415]) },
         },
       },
+      ...adminPaths,
       '/healthz': { get: { operationId: 'health', security: [], summary: '200 once the engines are loaded', responses: { '200': { description: 'ok' }, '503': { description: 'loading or draining' } } } },
     },
   };

@@ -7,6 +7,8 @@
 export type ErrorType =
   | 'invalid_request_error'
   | 'authentication_error'
+  | 'permission_error'
+  | 'insufficient_quota'
   | 'not_found_error'
   | 'rate_limit_error'
   | 'server_error'
@@ -33,6 +35,9 @@ export const ERROR_CATALOGUE = {
   method_not_allowed: { status: 405, type: 'invalid_request_error' },
   invalid_api_key: { status: 401, type: 'authentication_error' },
   missing_api_key: { status: 401, type: 'authentication_error' },
+  forbidden: { status: 403, type: 'permission_error' },
+  budget_exceeded: { status: 402, type: 'insufficient_quota' },
+  too_many_concurrent_jobs: { status: 429, type: 'rate_limit_error' },
   queue_full: { status: 503, type: 'service_unavailable' },
   engine_unavailable: { status: 503, type: 'service_unavailable' },
   server_shutting_down: { status: 503, type: 'service_unavailable' },
@@ -56,7 +61,7 @@ export class ApiError extends Error {
   readonly status: number;
   readonly type: ErrorType;
   readonly param: string | null;
-  /** Seconds, sent as `Retry-After` (503 and 429). */
+  /** Seconds, sent as `Retry-After` (503, 429, and 402 until the budget's period resets). */
   readonly retryAfterS: number | undefined;
 
   constructor(

@@ -4,6 +4,7 @@
  */
 import type { RawImage } from './types.ts';
 import type { WebhookEvent } from './jobs.ts';
+import type { KeyLimitSettings, KeyRole } from './key-limits.ts';
 
 // ---------------------------------------------------------------- prompt rewriting (enhance_prompt)
 export interface EnhanceInput {
@@ -92,13 +93,35 @@ export interface ApiKeyRecord {
   revokedBy: 'cli' | 'env' | null;
   /** `env` for keys from API_KEYS, `cli` for keys made by the CLI. */
   source: 'env' | 'cli';
+  /** `admin` keys may use /v1/admin/...; an env key's role follows ADMIN_API_KEYS at every start. */
+  role: KeyRole;
+  /** The key's own limit settings (each a number, null = none, or 'default' = the server's KEY_DEFAULT_*). */
+  limits: KeyLimitSettings;
+}
+
+export interface NewKeyOptions {
+  role?: KeyRole;
+  limits?: Partial<KeyLimitSettings>;
+}
+
+export interface KeyUpdate {
+  name?: string;
+  role?: KeyRole;
+  limits?: Partial<KeyLimitSettings>;
 }
 
 export interface KeyStore {
   /** Returns the record for a presented secret, or null (unknown or revoked). */
   verify(secret: string): Promise<ApiKeyRecord | null>;
-  create(name: string, source: 'env' | 'cli', secret?: string): Promise<{ record: ApiKeyRecord; secret: string }>;
+  create(name: string, source: 'env' | 'cli', secret?: string, options?: NewKeyOptions): Promise<{ record: ApiKeyRecord; secret: string }>;
   list(): Promise<ApiKeyRecord[]>;
+  /** The key with exactly this id (revoked or not); null when there is none. */
+  get(id: string): Promise<ApiKeyRecord | null>;
+  /**
+   * Changes a key's name, role or limits (fields left out stay as they are); null when there is no such key.
+   * An env key's role cannot be changed here (ADMIN_API_KEYS sets it at every start): that throws.
+   */
+  update(id: string, change: KeyUpdate): Promise<ApiKeyRecord | null>;
   /**
    * Revokes the key with exactly this id, for good (API_KEYS cannot bring it back). False when there is no such
    * key or the operator already revoked it. Never by prefix: a prefix can be shared by several keys.

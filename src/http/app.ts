@@ -13,7 +13,7 @@ import type { Engine } from '../domain/types.ts';
 import type { ModelRunStats } from '../jobs/job-runner.ts';
 import type { Config } from '../config/config.ts';
 import { registerErrorHandling } from './plugins/errors.ts';
-import { createAuthenticate } from './plugins/auth.ts';
+import { createAuthenticate, createRequireAdmin } from './plugins/auth.ts';
 import { registerGenerationRoutes } from './routes/generations.ts';
 import { registerJobRoutes, type JobsHttpDeps } from './routes/jobs.ts';
 import { registerWebhookRoutes } from './routes/webhooks.ts';
@@ -23,6 +23,9 @@ import { registerFileRoutes } from './routes/files.ts';
 import { registerHealthRoutes } from './routes/health.ts';
 import { registerDocsRoutes } from './routes/docs.ts';
 import { registerWatermarkRoutes, type WatermarkRouteDeps } from './routes/watermark.ts';
+import { registerAdminRoutes } from './routes/admin-keys.ts';
+import type { KeyLimiter } from '../limits/ports.ts';
+import type { KeyLimits } from '../domain/key-limits.ts';
 
 export interface AppDeps {
   logger: Logger;
@@ -43,6 +46,9 @@ export interface AppDeps {
   /** Webhook URLs may point at private addresses (WEBHOOK_ALLOW_PRIVATE_URLS). */
   allowPrivateWebhooks: boolean;
   watermark: Omit<WatermarkRouteDeps, 'authenticate'> | null;
+  /** Per-key limits (GET /v1/usage shows them) and the defaults of keys that set none. */
+  limiter: Pick<KeyLimiter, 'status'>;
+  defaultLimits: KeyLimits;
 }
 
 /** A caller-supplied x-request-id is kept when it is short and plain; otherwise we make one. */
@@ -111,7 +117,8 @@ export async function buildApp(deps: AppDeps): Promise<FastifyInstance> {
   registerJobRoutes(app, { authenticate, ...deps.jobs });
   registerWebhookRoutes(app, { authenticate, keys: deps.keys, allowPrivate: deps.allowPrivateWebhooks });
   registerModelRoutes(app, { authenticate, engines: deps.engines, runStats: deps.runStats, startedAtS: Math.floor(Date.now() / 1000) });
-  registerUsageRoutes(app, { authenticate, usage: deps.usage });
+  registerUsageRoutes(app, { authenticate, usage: deps.usage, limiter: deps.limiter });
+  registerAdminRoutes(app, { requireAdmin: createRequireAdmin(authenticate), keys: deps.keys, usage: deps.usage, limiter: deps.limiter, defaultLimits: deps.defaultLimits });
   registerFileRoutes(app, { blobs: deps.blobs });
   registerHealthRoutes(app, { isReady: deps.isReady, isDraining: () => draining });
   registerDocsRoutes(app, { openapi: deps.openapi });

@@ -1,7 +1,8 @@
 /**
  * The submit half of a generation: from a validated request to a durable queued job.
- * model and price → webhook target → idempotency → admission (503 when full) → references fetched,
- * decoded and stored as blobs → the job written (with its idempotency record) → enqueued.
+ * model and price → webhook target → idempotency → the key's limits and budgets (429/402) → admission
+ * (503 when full) → references fetched, decoded and stored as blobs → the job written (with its
+ * idempotency record) → enqueued.
  *
  * Everything that can reject the input happens before anything is stored, so a bad request leaves
  * nothing behind; the seed is chosen here so that a job run again after a crash draws the same pixels.
@@ -15,8 +16,9 @@ import type { ImageFetcher } from '../images/fetch-image.ts';
 import type { DecodeLimits } from '../images/decode-image.ts';
 import type { WorkGate } from '../images/work-gate.ts';
 import { fetchReferences } from './fetch-references.ts';
-import type { JobQueue, JobStore } from '../jobs/ports.ts';
+import type { IdempotencyClaim, JobQueue, JobStore } from '../jobs/ports.ts';
 import type { JobRunner } from '../jobs/job-runner.ts';
+import type { KeyLimiter } from '../limits/ports.ts';
 import { validateWebhookUrl } from '../jobs/webhooks/dispatcher.ts';
 import { encodeReference, referenceKey } from './reference-blobs.ts';
 
@@ -34,6 +36,8 @@ export interface SubmitDeps {
   models: ReadonlySet<string>;
   pricesUsd: Record<string, number>;
   allowPrivateWebhooks: boolean;
+  /** Per-key limits and budgets; absent: none. */
+  limiter?: Pick<KeyLimiter, 'admit'>;
   now?: () => number;
   randomSeed?: () => number;
 }
@@ -103,6 +107,22 @@ export function createSubmitGeneration(deps: SubmitDeps) {
       if (existing) return { job: existing, created: false };
     }
 
+    // Before anything is fetched or stored; an idempotent replay above is neither limited nor charged again.
+    const hold = deps.limiter ? await deps.limiter.admit({ keyId: ctx.keyId, model: params.model }) : null;
+    try {
+      return await createJob(params, ctx, webhook, idempotency);
+    } finally {
+      // Once the job is written the store counts it; on failure nothing stays held.
+      hold?.release();
+    }
+  };
+
+  async function createJob(
+    params: GenerationParams,
+    ctx: SubmitContext,
+    webhook: JobWebhook | null,
+    idempotency: IdempotencyClaim | undefined,
+  ): Promise<SubmitOutcome> {
     await deps.runner.admit(params.model);
 
     const references = await fetchReferences(params.imageUrls, { fetcher: deps.fetcher, decodeLimits: deps.decodeLimits, gate: deps.imageGate }, ctx.signal);
@@ -150,7 +170,7 @@ export function createSubmitGeneration(deps: SubmitDeps) {
     await deps.queue.enqueue(jobId, params.model);
     void deps.runner.pump();
     return { job: outcome.job, created: true };
-  };
+  }
 }
 
 export type SubmitGeneration = ReturnType<typeof createSubmitGeneration>;

@@ -30,7 +30,7 @@ function freshDb(): SqliteDatabase {
 describe('per-key webhook settings', () => {
   test('key store: default webhook and signing secret', async () => {
     const db = freshDb();
-    const keys = createSqliteKeyStore(db);
+    const keys = createSqliteKeyStore(db, { hashKey: Buffer.from('webhooks-test-hash-key') });
     try {
       const { record } = await keys.create('test', 'cli');
       assert.deepEqual(await keys.webhookSettings(record.id), { url: null, events: [], hasSecret: false });
@@ -56,7 +56,7 @@ describe('per-key webhook settings', () => {
 
   test('routes: GET, PUT, DELETE /v1/webhooks and POST /v1/webhooks/secret', async () => {
     const db = freshDb();
-    const keys = createSqliteKeyStore(db);
+    const keys = createSqliteKeyStore(db, { hashKey: Buffer.from('webhooks-test-hash-key') });
     const { record, secret: apiKey } = await keys.create('routes', 'cli');
     const app = Fastify({ logger: false });
     app.decorateRequest('apiKey', null);

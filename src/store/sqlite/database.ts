@@ -113,6 +113,17 @@ const MIGRATIONS: string[] = [
   // to 8 characters of an operator-chosen secret, so they are blanked (the key's id names it).
   `ALTER TABLE api_keys ADD COLUMN revoked_by TEXT CHECK (revoked_by IN ('cli', 'env'));
    UPDATE api_keys SET prefix = '' WHERE source = 'env';`,
+  // 4: roles, per-key limits and keyed hashes. Every existing key becomes a 'user' (ADMIN_API_KEYS makes env keys
+  // admins again at the next start). Limits: NULL follows the server's KEY_DEFAULT_* setting, -1 is "no limit".
+  // Hashes written so far are plain SHA-256 ('sha256'); without the secrets they cannot be re-hashed here, so the
+  // key store accepts both and re-hashes a row with HMAC-SHA256 the first time its secret is presented.
+  `ALTER TABLE api_keys ADD COLUMN role TEXT NOT NULL DEFAULT 'user' CHECK (role IN ('admin', 'user'));
+   ALTER TABLE api_keys ADD COLUMN hash_kind TEXT NOT NULL DEFAULT 'sha256' CHECK (hash_kind IN ('sha256', 'hmac-sha256'));
+   ALTER TABLE api_keys ADD COLUMN limit_rpm INTEGER;
+   ALTER TABLE api_keys ADD COLUMN limit_concurrent INTEGER;
+   ALTER TABLE api_keys ADD COLUMN limit_daily_credits INTEGER;
+   ALTER TABLE api_keys ADD COLUMN limit_monthly_credits INTEGER;
+   CREATE INDEX IF NOT EXISTS jobs_key_status ON jobs (key_id, status);`,
 ];
 
 export function openDatabase(file: string): SqliteDatabase {

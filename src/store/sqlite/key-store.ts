@@ -1,10 +1,16 @@
 /**
- * API keys on SQLite, stored only as SHA-256 hashes. Keys are long random secrets (or operator-chosen
- * strings from API_KEYS), so a fast unsalted hash is enough to make a stolen database useless for
- * calling the API, and lets `verify` be one indexed lookup per request.
+ * API keys on SQLite, stored only as keyed hashes: HMAC-SHA256 under a server secret that is not in the
+ * database (KEY_HASH_SECRET, or a file in DATA_DIR: store/key-hash-secret.ts). Generated keys carry 192
+ * random bits, but API_KEYS secrets are operator-chosen and may be guessable; with a keyed hash a copy of
+ * the database alone does not let anyone test guesses offline. Still one indexed lookup per request.
+ *
+ * Rows written before migration 4 hold a plain SHA-256 and cannot be re-hashed without their secret:
+ * `verify` (and syncEnvKeys) accept them and rewrite the row as HMAC the first time the secret is seen.
  */
 import crypto from 'node:crypto';
-import type { ApiKeyRecord, KeyStore } from '../../domain/ports.ts';
+import { ApiError } from '../../domain/errors.ts';
+import type { ApiKeyRecord, KeyStore, KeyUpdate, NewKeyOptions } from '../../domain/ports.ts';
+import { DEFAULT_LIMIT_SETTINGS, type KeyLimitSettings, type KeyRole, type LimitField, type LimitSetting } from '../../domain/key-limits.ts';
 import { WEBHOOK_EVENTS, type WebhookEvent } from '../../domain/jobs.ts';
 // The one definition of the `whsec_` format; a pure function (node:crypto only), so this import
 // brings no job machinery into the store.
@@ -13,8 +19,13 @@ import type { SqliteDatabase } from './database.ts';
 
 export const KEY_PREFIX = 'qis_';
 
-export function hashSecret(secret: string): string {
+/** The scheme of rows written before migration 4; only read, never written. */
+export function legacyHash(secret: string): string {
   return crypto.createHash('sha256').update(secret, 'utf8').digest('hex');
+}
+
+export function keyedHash(hashKey: Buffer, secret: string): string {
+  return crypto.createHmac('sha256', hashKey).update(secret, 'utf8').digest('hex');
 }
 
 export function generateSecret(): string {
@@ -39,13 +50,40 @@ interface Row {
   id: string;
   name: string;
   prefix: string;
+  hash: string;
   source: 'env' | 'cli';
   created_at_ms: number;
   revoked_at_ms: number | null;
   revoked_by: 'cli' | 'env' | null;
+  role: KeyRole;
+  limit_rpm: number | null;
+  limit_concurrent: number | null;
+  limit_daily_credits: number | null;
+  limit_monthly_credits: number | null;
+}
+
+/** Limit columns: NULL follows the server default, -1 is "no limit" (migration 4). */
+const LIMIT_COLUMNS: Record<LimitField, 'limit_rpm' | 'limit_concurrent' | 'limit_daily_credits' | 'limit_monthly_credits'> = {
+  requests_per_minute: 'limit_rpm',
+  max_concurrent_jobs: 'limit_concurrent',
+  daily_credits: 'limit_daily_credits',
+  monthly_credits: 'limit_monthly_credits',
+};
+const NO_LIMIT = -1;
+
+function fromColumn(value: number | null): LimitSetting {
+  if (value === null) return 'default';
+  return value === NO_LIMIT ? null : value;
+}
+
+function toColumn(setting: LimitSetting): number | null {
+  if (setting === 'default') return null;
+  return setting === null ? NO_LIMIT : setting;
 }
 
 function toRecord(row: Row): ApiKeyRecord {
+  const limits = { ...DEFAULT_LIMIT_SETTINGS };
+  for (const [field, column] of Object.entries(LIMIT_COLUMNS) as Array<[LimitField, keyof Row]>) limits[field] = fromColumn(row[column] as number | null);
   return {
     id: row.id,
     name: row.name,
@@ -54,6 +92,8 @@ function toRecord(row: Row): ApiKeyRecord {
     createdAtMs: row.created_at_ms,
     revokedAtMs: row.revoked_at_ms,
     revokedBy: row.revoked_by,
+    role: row.role,
+    limits,
   };
 }
 
@@ -64,17 +104,29 @@ function displayPrefix(secret: string, generated: boolean): string {
 
 export interface SqliteKeyStore extends KeyStore {
   /**
-   * Makes the env-sourced keys exactly `secrets`: adds new ones, revokes env keys no longer listed, and restores
-   * listed ones it had revoked itself. A key the operator revoked (`keys revoke`) stays revoked.
+   * Makes the env-sourced keys exactly `secrets` (role user) and `adminSecrets` (role admin; a secret in both is
+   * an admin): adds new ones, revokes env keys no longer listed, restores listed ones it had revoked itself, and
+   * sets each listed env key's role. A key the operator revoked (`keys revoke`) stays revoked.
    */
-  syncEnvKeys(secrets: string[]): void;
+  syncEnvKeys(secrets: string[], adminSecrets?: string[]): void;
 }
 
-export function createSqliteKeyStore(db: SqliteDatabase): SqliteKeyStore {
+export interface SqliteKeyStoreOptions {
+  /** The HMAC key of the stored hashes (store/key-hash-secret.ts); the server and the CLI must use the same one. */
+  hashKey: Buffer;
+}
+
+export function createSqliteKeyStore(db: SqliteDatabase, options: SqliteKeyStoreOptions): SqliteKeyStore {
+  const hashOf = (secret: string) => keyedHash(options.hashKey, secret);
   const byHash = db.prepare(`SELECT * FROM api_keys WHERE hash = ?`);
+  const byLegacyHash = db.prepare(`SELECT * FROM api_keys WHERE hash = ? AND hash_kind = 'sha256'`);
+  const rehash = db.prepare(`UPDATE api_keys SET hash = ?, hash_kind = 'hmac-sha256' WHERE id = ? AND hash_kind = 'sha256'`);
+  const byId = db.prepare(`SELECT * FROM api_keys WHERE id = ?`);
   const insert = db.prepare(
-    `INSERT INTO api_keys (id, name, prefix, hash, source, created_at_ms, revoked_at_ms) VALUES (?, ?, ?, ?, ?, ?, NULL)`,
+    `INSERT INTO api_keys (id, name, prefix, hash, hash_kind, source, created_at_ms, revoked_at_ms, role, limit_rpm, limit_concurrent, limit_daily_credits, limit_monthly_credits)
+     VALUES (?, ?, ?, ?, 'hmac-sha256', ?, ?, NULL, ?, ?, ?, ?, ?)`,
   );
+  const setEnvRole = db.prepare(`UPDATE api_keys SET role = ? WHERE id = ? AND source = 'env'`);
   const all = db.prepare(`SELECT * FROM api_keys ORDER BY created_at_ms, id`);
   // The operator's revoke also claims a key syncEnvKeys had revoked, so re-adding it to API_KEYS cannot revive it.
   const revokeByOperator = db.prepare(
@@ -94,29 +146,69 @@ export function createSqliteKeyStore(db: SqliteDatabase): SqliteKeyStore {
     return row;
   }
 
-  function insertKey(name: string, source: 'env' | 'cli', secret: string, generated: boolean): ApiKeyRecord {
-    const hash = hashSecret(secret);
-    // Env keys get an id derived from the hash so that restarts keep the same id (and usage history).
+  /** The row of a presented secret, by its keyed hash, or by a pre-migration SHA-256 (re-hashed now). */
+  function findBySecret(secret: string): Row | undefined {
+    const hash = hashOf(secret);
+    const row = byHash.get(hash) as Row | undefined;
+    if (row) return row;
+    const legacy = byLegacyHash.get(legacyHash(secret)) as Row | undefined;
+    if (!legacy) return undefined;
+    rehash.run(hash, legacy.id);
+    return { ...legacy, hash };
+  }
+
+  function insertKey(name: string, source: 'env' | 'cli', secret: string, generated: boolean, options: NewKeyOptions = {}): ApiKeyRecord {
+    const hash = hashOf(secret);
+    // Env keys get an id derived from the (keyed) hash so that restarts keep the same id (and usage history).
+    // Env keys made before migration 4 keep their ids, which came from the plain hash.
     const id = source === 'env' ? `key_env_${hash.slice(0, 12)}` : `key_${crypto.randomBytes(8).toString('hex')}`;
     const prefix = displayPrefix(secret, generated);
+    const limits: KeyLimitSettings = { ...DEFAULT_LIMIT_SETTINGS, ...options.limits };
     const now = Date.now();
-    insert.run(id, name, prefix, hash, source, now);
-    return { id, name, prefix, source, createdAtMs: now, revokedAtMs: null, revokedBy: null };
+    insert.run(
+      id, name, prefix, hash, source, now, options.role ?? 'user',
+      toColumn(limits.requests_per_minute), toColumn(limits.max_concurrent_jobs), toColumn(limits.daily_credits), toColumn(limits.monthly_credits),
+    );
+    return { id, name, prefix, source, createdAtMs: now, revokedAtMs: null, revokedBy: null, role: options.role ?? 'user', limits };
   }
 
   return {
     async verify(secret) {
-      const row = byHash.get(hashSecret(secret)) as Row | undefined;
+      const row = findBySecret(secret);
       if (!row || row.revoked_at_ms !== null) return null;
       return toRecord(row);
     },
-    async create(name, source, secret) {
+    async create(name, source, secret, options) {
       const value = secret ?? generateSecret();
-      if (byHash.get(hashSecret(value))) throw new Error('this key already exists');
-      return { record: insertKey(name, source, value, secret === undefined), secret: value };
+      if (findBySecret(value)) throw new Error('this key already exists');
+      return { record: insertKey(name, source, value, secret === undefined, options), secret: value };
     },
     async list() {
       return (all.all() as Row[]).map(toRecord);
+    },
+    async get(id) {
+      const row = byId.get(id) as Row | undefined;
+      return row ? toRecord(row) : null;
+    },
+    async update(id, change: KeyUpdate) {
+      return db.transaction(() => {
+        const row = byId.get(id) as Row | undefined;
+        if (!row) return null;
+        if (change.role !== undefined && change.role !== row.role && row.source === 'env') {
+          throw new ApiError('invalid_value', `the role of ${id} comes from the environment: list its secret in ADMIN_API_KEYS (admin) or API_KEYS (user) instead`, { param: 'role' });
+        }
+        const sets: string[] = [];
+        const values: Array<string | number | null> = [];
+        if (change.name !== undefined) sets.push('name = ?'), values.push(change.name);
+        if (change.role !== undefined) sets.push('role = ?'), values.push(change.role);
+        for (const [field, setting] of Object.entries(change.limits ?? {}) as Array<[LimitField, LimitSetting | undefined]>) {
+          if (setting === undefined) continue;
+          sets.push(`${LIMIT_COLUMNS[field]} = ?`);
+          values.push(toColumn(setting));
+        }
+        if (sets.length > 0) db.prepare(`UPDATE api_keys SET ${sets.join(', ')} WHERE id = ?`).run(...values, id);
+        return toRecord(byId.get(id) as Row);
+      })();
     },
     async revoke(id) {
       return revokeByOperator.run(Date.now(), id).changes > 0;
@@ -148,17 +240,25 @@ export function createSqliteKeyStore(db: SqliteDatabase): SqliteKeyStore {
       setSecretIfMissing.run(generateWebhookSecret(), keyId);
       return requireWebhookRow(keyId).webhook_secret!;
     },
-    syncEnvKeys(secrets) {
+    syncEnvKeys(secrets, adminSecrets = []) {
       db.transaction(() => {
-        const wanted = new Set(secrets.map(hashSecret));
+        const listed = new Map<string, { name: string; role: KeyRole }>();
+        secrets.forEach((secret, i) => listed.set(secret, { name: `API_KEYS[${i}]`, role: 'user' }));
+        adminSecrets.forEach((secret, i) => listed.set(secret, { name: listed.get(secret)?.name ?? `ADMIN_API_KEYS[${i}]`, role: 'admin' }));
+        // Looking each listed secret up first re-hashes its pre-migration row, so the comparison below is on keyed hashes.
+        const existing = new Map([...listed.keys()].map((secret) => [secret, findBySecret(secret)] as const));
+        const wanted = new Set([...listed.keys()].map(hashOf));
         for (const row of db.prepare(`SELECT id, hash FROM api_keys WHERE source = 'env' AND revoked_at_ms IS NULL`).all() as Array<{ id: string; hash: string }>) {
           if (!wanted.has(row.hash)) revokeBySync.run(Date.now(), row.id);
         }
-        secrets.forEach((secret, i) => {
-          const existing = byHash.get(hashSecret(secret)) as (Row & { hash: string }) | undefined;
-          if (!existing) insertKey(`API_KEYS[${i}]`, 'env', secret, false);
-          else if (existing.source === 'env') unrevokeSynced.run(existing.hash);
-        });
+        for (const [secret, { name, role }] of listed) {
+          const row = existing.get(secret);
+          if (!row) insertKey(name, 'env', secret, false, { role });
+          else if (row.source === 'env') {
+            unrevokeSynced.run(row.hash);
+            setEnvRole.run(role, row.id);
+          }
+        }
       })();
     },
   };

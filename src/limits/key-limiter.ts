@@ -1,0 +1,153 @@
+/**
+ * The in-process KeyLimiter. Requests per minute: a sliding log in memory (sliding-window.ts). Concurrency and
+ * budgets: counted from the database (jobs queued or running; credits in the ledger since the start of the UTC
+ * day / month) plus what this process has admitted but not yet written as a job. The prices of queued and running
+ * jobs count against the budgets too, so a burst of async submits cannot overspend before any of them is charged.
+ *
+ * Admits of one key run one at a time (a promise chain per key), so two concurrent requests cannot both take the
+ * last slot or the last credits. Across processes the database counts agree, but the per-minute log and the
+ * admitted-not-yet-written holds are per process: that is what a Redis implementation of the port adds.
+ */
+import { ApiError } from '../domain/errors.ts';
+import type { KeyLimits } from '../domain/key-limits.ts';
+import type { AdmitRequest, CreditPeriodStatus, KeyLimiter, KeyLimitStatus, LimitHold, LimitUsageSource } from './ports.ts';
+import { createSlidingWindow } from './sliding-window.ts';
+import { utcDayStart, utcMonthStart, utcNextDayStart, utcNextMonthStart } from './utc-periods.ts';
+
+export interface KeyLimiterDeps {
+  usage: LimitUsageSource;
+  /** The limits in force for a key (its own settings over the server's defaults). */
+  limitsOf(keyId: string): Promise<KeyLimits>;
+  /** Credits one image of the model costs (what the ledger will be charged). */
+  priceCredits(model: string): number;
+  /** Retry-After of the concurrency limit: about how long one of the key's jobs takes, s. */
+  jobRetryAfterS(model: string): Promise<number>;
+  /** The clock of the per-minute window and of the budget periods; tests inject one. */
+  now?: () => number;
+  /** The "minute", ms. */
+  windowMs?: number;
+}
+
+const round6 = (n: number) => Math.round(n * 1e6) / 1e6;
+
+interface Pending {
+  jobs: number;
+  credits: number;
+}
+
+export function createKeyLimiter(deps: KeyLimiterDeps): KeyLimiter {
+  const now = deps.now ?? Date.now;
+  const windowMs = deps.windowMs ?? 60_000;
+  const window = createSlidingWindow(windowMs);
+  const pending = new Map<string, Pending>();
+  const chains = new Map<string, Promise<void>>();
+
+  function oneAtATime<T>(keyId: string, fn: () => Promise<T>): Promise<T> {
+    const run = (chains.get(keyId) ?? Promise.resolve()).then(fn);
+    const tail = run.then(() => undefined, () => undefined);
+    chains.set(keyId, tail);
+    void tail.then(() => {
+      if (chains.get(keyId) === tail) chains.delete(keyId);
+    });
+    return run;
+  }
+
+  async function inFlight(keyId: string): Promise<{ jobs: number; heldCredits: number }> {
+    const own = pending.get(keyId) ?? { jobs: 0, credits: 0 };
+    let jobs = own.jobs;
+    let heldCredits = own.credits;
+    for (const { model, count } of await deps.usage.jobsInFlight(keyId)) {
+      jobs += count;
+      heldCredits += count * deps.priceCredits(model);
+    }
+    return { jobs, heldCredits: round6(heldCredits) };
+  }
+
+  async function period(keyId: string, limit: number | null, startMs: number, resetsAtMs: number, heldCredits: number): Promise<CreditPeriodStatus> {
+    const used = round6(await deps.usage.creditsSince(keyId, startMs));
+    return { used, held: heldCredits, remaining: limit === null ? null : Math.max(0, round6(limit - used - heldCredits)), resetsAtMs };
+  }
+
+  function budgetError(keyId: string, which: 'daily' | 'monthly', limit: number, state: CreditPeriodStatus, price: number, nowMs: number): ApiError {
+    const held = state.held > 0 ? ` (${state.held} more are held by its queued or running jobs)` : '';
+    return new ApiError(
+      'budget_exceeded',
+      `key ${keyId} has ${state.remaining} of its ${limit} ${which} credits left${held}; this request costs ${price} credits. ` +
+        `The ${which} budget resets at ${new Date(state.resetsAtMs).toISOString()}`,
+      { retryAfterS: Math.max(1, Math.ceil((state.resetsAtMs - nowMs) / 1000)) },
+    );
+  }
+
+  function hold(keyId: string, credits: number): LimitHold {
+    const entry = pending.get(keyId) ?? { jobs: 0, credits: 0 };
+    entry.jobs += 1;
+    entry.credits += credits;
+    pending.set(keyId, entry);
+    let released = false;
+    return {
+      release() {
+        if (released) return;
+        released = true;
+        entry.jobs -= 1;
+        entry.credits = round6(entry.credits - credits);
+        if (entry.jobs === 0 && pending.get(keyId) === entry) pending.delete(keyId);
+      },
+    };
+  }
+
+  return {
+    admit({ keyId, model }: AdmitRequest) {
+      return oneAtATime(keyId, async () => {
+        const limits = await deps.limitsOf(keyId);
+        const nowMs = now();
+        const rpm = limits.requests_per_minute;
+        if (rpm !== null) {
+          const waitMs = window.waitMs(keyId, rpm, nowMs);
+          if (waitMs > 0) {
+            const retryAfterS = Math.max(1, Math.ceil(waitMs / 1000));
+            throw new ApiError('rate_limited', `key ${keyId} is limited to ${rpm} requests per minute; retry in ${retryAfterS} s`, { retryAfterS });
+          }
+        }
+        const price = round6(deps.priceCredits(model));
+        const daily = limits.daily_credits;
+        const monthly = limits.monthly_credits;
+        const maxJobs = limits.max_concurrent_jobs;
+        if (maxJobs !== null || daily !== null || monthly !== null) {
+          const flight = await inFlight(keyId);
+          if (maxJobs !== null && flight.jobs >= maxJobs) {
+            throw new ApiError(
+              'too_many_concurrent_jobs',
+              `key ${keyId} is limited to ${maxJobs} concurrent jobs and has ${flight.jobs} queued or running; retry when one of them ends`,
+              { retryAfterS: await deps.jobRetryAfterS(model) },
+            );
+          }
+          if (daily !== null) {
+            const state = await period(keyId, daily, utcDayStart(nowMs), utcNextDayStart(nowMs), flight.heldCredits);
+            if (state.used + state.held + price > daily) throw budgetError(keyId, 'daily', daily, state, price, nowMs);
+          }
+          if (monthly !== null) {
+            const state = await period(keyId, monthly, utcMonthStart(nowMs), utcNextMonthStart(nowMs), flight.heldCredits);
+            if (state.used + state.held + price > monthly) throw budgetError(keyId, 'monthly', monthly, state, price, nowMs);
+          }
+        }
+        if (rpm !== null) window.record(keyId, rpm, nowMs);
+        return hold(keyId, price);
+      });
+    },
+
+    async status(keyId: string): Promise<KeyLimitStatus> {
+      const limits = await deps.limitsOf(keyId);
+      const nowMs = now();
+      const rpm = limits.requests_per_minute;
+      const used = window.count(keyId, nowMs);
+      const flight = await inFlight(keyId);
+      return {
+        limits,
+        requestsPerMinute: { used, remaining: rpm === null ? null : Math.max(0, rpm - used), resetInS: Math.ceil(window.resetInMs(keyId, nowMs) / 1000) },
+        concurrentJobs: { inUse: flight.jobs, remaining: limits.max_concurrent_jobs === null ? null : Math.max(0, limits.max_concurrent_jobs - flight.jobs) },
+        dailyCredits: await period(keyId, limits.daily_credits, utcDayStart(nowMs), utcNextDayStart(nowMs), flight.heldCredits),
+        monthlyCredits: await period(keyId, limits.monthly_credits, utcMonthStart(nowMs), utcNextMonthStart(nowMs), flight.heldCredits),
+      };
+    },
+  };
+}
