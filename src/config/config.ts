@@ -37,6 +37,15 @@ export interface Config {
   shutdownGraceMs: number;
   jobs: JobsConfig;
   webhooks: WebhooksConfig;
+  metrics: MetricsConfig;
+}
+
+export interface MetricsConfig {
+  /** Bearer token GET /metrics requires; unset: the API port serves no metrics. */
+  token: string | undefined;
+  /** A second listener serving only GET /metrics (no auth unless `token` is set); undefined: none. */
+  port: number | undefined;
+  host: string;
 }
 
 export interface JobsConfig {
@@ -186,6 +195,11 @@ export function readConfig(env: Env, cwd: string = process.cwd()): Config {
       timeoutMs: intSetting(env, 'WEBHOOK_TIMEOUT_MS', 10_000, 100, 120_000),
       retryBaseMs: intSetting(env, 'WEBHOOK_RETRY_BASE_MS', 5_000, 1, 3_600_000),
       maxAttempts: intSetting(env, 'WEBHOOK_MAX_ATTEMPTS', 18, 1, 100),
+    },
+    metrics: {
+      token: env.METRICS_TOKEN || undefined,
+      port: env.METRICS_PORT ? intSetting(env, 'METRICS_PORT', 0, 0, 65535) : undefined,
+      host: env.METRICS_HOST || '127.0.0.1',
     },
   };
 }

@@ -22,6 +22,7 @@ import { registerFileRoutes } from './routes/files.ts';
 import { registerHealthRoutes } from './routes/health.ts';
 import { registerDocsRoutes } from './routes/docs.ts';
 import { registerWatermarkRoutes, type WatermarkRouteDeps } from './routes/watermark.ts';
+import { registerMetricsHttp, type MetricsHttpOptions } from '../observability/metrics-http.ts';
 
 export interface AppDeps {
   logger: Logger;
@@ -41,6 +42,8 @@ export interface AppDeps {
   /** Webhook URLs may point at private addresses (WEBHOOK_ALLOW_PRIVATE_URLS). */
   allowPrivateWebhooks: boolean;
   watermark: Omit<WatermarkRouteDeps, 'authenticate'> | null;
+  /** Request counts and latency for every route, and GET /metrics when a token is set. */
+  metrics?: MetricsHttpOptions;
 }
 
 /** A caller-supplied x-request-id is kept when it is short and plain; otherwise we make one. */
@@ -76,6 +79,7 @@ export async function buildApp(deps: AppDeps): Promise<FastifyInstance> {
     if (draining) reply.header('connection', 'close');
   });
   registerErrorHandling(app, deps.maxBodyBytes);
+  if (deps.metrics) registerMetricsHttp(app, deps.metrics);
 
   const authenticate = createAuthenticate(deps.keys);
   registerGenerationRoutes(app, {
