@@ -18,6 +18,7 @@
  * qis_generations_total. Exits 1 when the reconciliation fails or a 503 lacked Retry-After.
  */
 import { spawn } from 'node:child_process';
+import { setMaxListeners } from 'node:events';
 import fs from 'node:fs';
 import net from 'node:net';
 import os from 'node:os';
@@ -78,13 +79,16 @@ function memoryOf(pid: number): { rssKb: number; hwmKb: number } | null {
 }
 
 const mb = (kb: number) => `${(kb / 1024).toFixed(0)} MB`;
+/** Resolves after `ms`, or at once when `signal` fires (the end of the load). */
 const sleep = (ms: number, signal?: AbortSignal) =>
   new Promise<void>((resolve) => {
-    const timer = setTimeout(resolve, ms);
-    signal?.addEventListener('abort', () => {
+    const done = () => {
       clearTimeout(timer);
+      signal?.removeEventListener('abort', done);
       resolve();
-    }, { once: true });
+    };
+    const timer = setTimeout(done, ms);
+    signal?.addEventListener('abort', done, { once: true });
   });
 
 function percentile(sorted: number[], p: number): number {
@@ -140,7 +144,16 @@ async function main(): Promise<void> {
     const stopSignal = new AbortController();
     const startedAt = performance.now();
     const deadline = startedAt + SECONDS * 1000;
-    const hardStop = AbortSignal.timeout(SECONDS * 1000 + REQUEST_TIMEOUT_MS);
+    // One controller per call, aborted together at the hard stop: a fetch given one long-lived signal
+    // leaves a listener on it per call (thousands of 503s), so no signal is shared between calls.
+    const inFlight = new Set<AbortController>();
+    let abandoned = false;
+    const hardStopTimer = setTimeout(() => {
+      abandoned = true;
+      for (const c of inFlight) c.abort();
+    }, SECONDS * 1000 + REQUEST_TIMEOUT_MS);
+    setMaxListeners(CLIENTS + 10, stopSignal.signal);
+    const loadAtStart = os.loadavg()[0]!;
 
     async function client(index: number): Promise<void> {
       let n = 0;
@@ -153,12 +166,14 @@ async function main(): Promise<void> {
         };
         n += 1;
         const t = performance.now();
+        const call = new AbortController();
+        inFlight.add(call);
         try {
           const res = await fetch(`${url}/v1/images/generations`, {
             method: 'POST',
             headers: { authorization: `Bearer ${KEY}`, 'content-type': 'application/json' },
             body: JSON.stringify(body),
-            signal: hardStop,
+            signal: call.signal,
           });
           await res.arrayBuffer();
           const ms = performance.now() - t;
@@ -174,7 +189,9 @@ async function main(): Promise<void> {
             }
           }
         } catch (err) {
-          count(hardStop.aborted ? 'abandoned' : `error ${(err as Error).name}`);
+          count(abandoned ? 'abandoned' : `error ${(err as Error).name}`);
+        } finally {
+          inFlight.delete(call);
         }
       }
     }
@@ -183,6 +200,8 @@ async function main(): Promise<void> {
     const endTimer = setTimeout(() => stopSignal.abort(), SECONDS * 1000);
     await Promise.all(Array.from({ length: CLIENTS }, (_, i) => client(i)));
     clearTimeout(endTimer);
+    clearTimeout(hardStopTimer);
+    const loadAtEnd = os.loadavg()[0]!;
     const wallS = (performance.now() - startedAt) / 1000;
     clearInterval(sampler);
     const afterLoad = memoryOf(pid);
@@ -210,7 +229,7 @@ async function main(): Promise<void> {
       `503s with Retry-After: ${unavailableWithRetryAfter}/${unavailable}${retryAfterValues.size ? ` (values seen: ${[...retryAfterValues].sort((a, b) => Number(a) - Number(b)).join(', ')} s)` : ''}`,
       `server RSS: before ${before ? mb(before.rssKb) : '?'}, peak ${mb(peakRssKb)} sampled / ${afterLoad ? mb(afterLoad.hwmKb) : '?'} VmHWM, after ${afterLoad ? mb(afterLoad.rssKb) : '?'}`,
       `reconciliation: ledger rows ${ledgerRows}, successes ${successes}, stored images ${storedImages}, jobs succeeded ${jobsSucceeded}, qis_generations_total{outcome="succeeded"} ${generationsMetric}`,
-      `server exit code after SIGTERM: ${exitCode}`,
+      `server exit code after SIGTERM: ${exitCode}; 1-minute load average ${loadAtStart.toFixed(1)} at the start, ${loadAtEnd.toFixed(1)} at the end (${os.cpus().length} cores)`,
     ];
     process.stdout.write(`${lines.join('\n')}\n`);
     const reconciled = ledgerRows === successes && storedImages === successes && jobsSucceeded === successes && generationsMetric === successes;
