@@ -42,6 +42,7 @@ import type { JobEvents } from '../src/jobs/ports.ts';
 import { createRunGeneration, type RunGeneration } from '../src/pipeline/run-generation.ts';
 import { createSubmitGeneration } from '../src/pipeline/submit-generation.ts';
 import { startServer } from '../src/main.ts';
+import { createWorkGate } from '../src/images/work-gate.ts';
 
 const args = process.argv.slice(2);
 const opt = (name: string, fallback: string) => {
@@ -195,6 +196,7 @@ async function buildInProcess(full: boolean, maxQueued: number): Promise<Stack> 
     onStateChange: () => webhooks.kick(),
   });
   const submitGeneration = createSubmitGeneration({
+    imageGate: createWorkGate({ concurrency: 2, maxQueue: 16, what: 'decoding images' }),
     store,
     queue,
     runner,

@@ -34,6 +34,8 @@ import { createWatermarker } from './images/watermark/index.ts';
 import { buildModelEngines } from './engines/registry.ts';
 import { loadBackendsConfig, defaultBackendsConfig } from './config/backends.ts';
 import { buildApp } from './http/app.ts';
+import { createWorkGate } from './images/work-gate.ts';
+import { prepareDataDir } from './store/data-dir.ts';
 import { createMetrics } from './observability/metrics.ts';
 import { startMetricsListener, type MetricsListener } from './observability/metrics-http.ts';
 
@@ -58,6 +60,7 @@ export interface RunningServer {
 
 export async function startServer(config: Config, options: StartOptions = {}): Promise<RunningServer> {
   const logger = options.logger ?? pino({ level: config.logLevel, base: { service: 'qwen-image-server' } });
+  prepareDataDir(config.dataDir, ['images']);
   const db = openDatabase(path.join(config.dataDir, 'server.sqlite'));
   const keys = createSqliteKeyStore(db);
   keys.syncEnvKeys(config.apiKeys);
@@ -147,6 +150,8 @@ export async function startServer(config: Config, options: StartOptions = {}): P
     intervalMs: Math.min(10 * 60_000, Math.max(1000, Math.round(config.jobs.retentionMs / 10))),
     logger,
   });
+  // One gate for every decode a request asks for: references of edits and uploads to detect.
+  const imageGate = createWorkGate({ concurrency: config.image.decodeConcurrency, maxQueue: config.image.decodeMaxQueue, what: 'decoding images' });
   const submitGeneration = createSubmitGeneration({
     store: jobStore,
     queue: jobQueue,
@@ -155,6 +160,7 @@ export async function startServer(config: Config, options: StartOptions = {}): P
     blobs,
     fetcher,
     decodeLimits,
+    imageGate,
     models: new Set(models.keys()),
     pricesUsd: config.pricesUsd,
     allowPrivateWebhooks: config.webhooks.allowPrivate,
@@ -172,6 +178,7 @@ export async function startServer(config: Config, options: StartOptions = {}): P
     submitGeneration,
     jobs: jobsHttp,
     requestTimeoutMs: config.requestTimeoutMs,
+    http: config.http,
     engines: models,
     runStats: (model) => runner.stats(model),
     openapi: buildOpenApiDocument(config.publicUrl ?? '/', VERSION),
@@ -182,6 +189,7 @@ export async function startServer(config: Config, options: StartOptions = {}): P
       fetcher,
       // Detection looks at the image as given, up to the pixel cap: no downscale before it.
       decodeLimits: { maxPixels: config.image.maxPixels, maxSidePx: 8192 },
+      imageGate,
       maxUploadBytes: config.image.maxBytes,
     },
     metrics: { metrics, token: config.metrics.token },

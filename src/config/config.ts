@@ -26,6 +26,8 @@ export interface Config {
   engineMaxQueue: number;
   /** Whole-request time limit for a generation. */
   requestTimeoutMs: number;
+  /** Socket-level limits on how a client sends its request (not on how long the answer takes). */
+  http: { headersTimeoutMs: number; bodyTimeoutMs: number; keepAliveTimeoutMs: number; timeoutCheckIntervalMs: number };
   /** Largest JSON body we accept (data: URIs of three images must fit). */
   maxBodyBytes: number;
   image: ImageInputConfig;
@@ -72,6 +74,9 @@ export interface ImageInputConfig {
   maxRedirects: number;
   /** Reference images larger than this on their longest side are scaled down before the engine sees them. */
   maxSidePx: number;
+  /** Image decodes (references, watermark uploads) running at once, and waiting, before a 503. */
+  decodeConcurrency: number;
+  decodeMaxQueue: number;
 }
 
 export interface EnhancerConfig {
@@ -168,6 +173,18 @@ export function readConfig(env: Env, cwd: string = process.cwd()): Config {
     engineConcurrency: intSetting(env, 'ENGINE_CONCURRENCY', 1, 1, 1024),
     engineMaxQueue: intSetting(env, 'ENGINE_MAX_QUEUE', 16, 0, 100_000),
     requestTimeoutMs: intSetting(env, 'REQUEST_TIMEOUT_MS', 120_000, 100, 3_600_000),
+    http: (() => {
+      const headersTimeoutMs = intSetting(env, 'HEADERS_TIMEOUT_MS', 15_000, 100, 600_000);
+      const bodyTimeoutMs = intSetting(env, 'BODY_TIMEOUT_MS', 60_000, 100, 3_600_000);
+      // Node requires the headers' limit to be within the whole request's.
+      if (headersTimeoutMs > bodyTimeoutMs) throw new Error(`HEADERS_TIMEOUT_MS (${headersTimeoutMs}) must not exceed BODY_TIMEOUT_MS (${bodyTimeoutMs})`);
+      return {
+        headersTimeoutMs,
+        bodyTimeoutMs,
+        keepAliveTimeoutMs: intSetting(env, 'KEEP_ALIVE_TIMEOUT_MS', 72_000, 100, 3_600_000),
+        timeoutCheckIntervalMs: intSetting(env, 'TIMEOUT_CHECK_INTERVAL_MS', 5_000, 10, 60_000),
+      };
+    })(),
     maxBodyBytes: intSetting(env, 'MAX_BODY_BYTES', 32 * 1024 * 1024, 1024, 1024 * 1024 * 1024),
     image: {
       allowPrivateUrls: boolSetting(env, 'ALLOW_PRIVATE_IMAGE_URLS', false),
@@ -176,6 +193,8 @@ export function readConfig(env: Env, cwd: string = process.cwd()): Config {
       maxPixels: intSetting(env, 'MAX_IMAGE_PIXELS', 40_000_000, 1, 1_000_000_000),
       maxRedirects: intSetting(env, 'IMAGE_FETCH_MAX_REDIRECTS', 3, 0, 20),
       maxSidePx: intSetting(env, 'REFERENCE_MAX_SIDE_PX', 1536, 64, 8192),
+      decodeConcurrency: intSetting(env, 'IMAGE_DECODE_CONCURRENCY', 2, 1, 256),
+      decodeMaxQueue: intSetting(env, 'IMAGE_DECODE_MAX_QUEUE', 16, 0, 100_000),
     },
     enhancer: {
       url: env.PROMPT_ENHANCER_URL || undefined,

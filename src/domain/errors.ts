@@ -45,6 +45,7 @@ export const ERROR_CATALOGUE = {
   job_finished: { status: 409, type: 'invalid_request_error' },
   job_canceled: { status: 409, type: 'invalid_request_error' },
   job_interrupted: { status: 503, type: 'service_unavailable' },
+  insufficient_storage: { status: 507, type: 'server_error' },
   internal_error: { status: 500, type: 'server_error' },
 } as const satisfies Record<string, CatalogueEntry>;
 
@@ -79,6 +80,19 @@ export class ApiError extends Error {
 
 export function isApiError(err: unknown): err is ApiError {
   return err instanceof ApiError;
+}
+
+/**
+ * A full disk, from the filesystem (ENOSPC, EDQUOT) or SQLite (SQLITE_FULL), as the 507 the client
+ * should see; null for any other error.
+ */
+export function storageFullError(err: unknown): ApiError | null {
+  if (isApiError(err)) return err.code === 'insufficient_storage' ? err : null;
+  const code = (err as { code?: unknown } | null)?.code;
+  if (code === 'ENOSPC' || code === 'EDQUOT' || code === 'SQLITE_FULL') {
+    return new ApiError('insufficient_storage', 'the server has no space left to store this request; try again later', { cause: err });
+  }
+  return null;
 }
 
 /** True for the error an aborted fetch / AbortSignal produces. */

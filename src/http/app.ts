@@ -3,7 +3,7 @@
  * Bodies are parsed as JSON by Fastify and validated by our own Ajv instance (no coercion), so
  * Fastify's schema compiler is not used for request bodies.
  */
-import Fastify, { LogController, type FastifyBaseLogger, type FastifyInstance } from 'fastify';
+import Fastify, { LogController, type FastifyBaseLogger, type FastifyInstance, type FastifyRequest } from 'fastify';
 import crypto from 'node:crypto';
 import type { Logger } from 'pino';
 import type { KeyStore, UsageStore, BlobStore } from '../domain/ports.ts';
@@ -11,6 +11,7 @@ import type { ValidateFn } from '../contracts/validate-generation.ts';
 import type { SubmitGeneration } from '../pipeline/submit-generation.ts';
 import type { Engine } from '../domain/types.ts';
 import type { ModelRunStats } from '../jobs/job-runner.ts';
+import type { Config } from '../config/config.ts';
 import { registerErrorHandling } from './plugins/errors.ts';
 import { createAuthenticate } from './plugins/auth.ts';
 import { registerGenerationRoutes } from './routes/generations.ts';
@@ -35,6 +36,7 @@ export interface AppDeps {
   jobs: JobsHttpDeps;
   /** Limit of a synchronous generation call. */
   requestTimeoutMs: number;
+  http: Config['http'];
   engines: Map<string, Engine>;
   runStats: (model: string) => Promise<ModelRunStats>;
   openapi: Record<string, unknown>;
@@ -54,6 +56,12 @@ export async function buildApp(deps: AppDeps): Promise<FastifyInstance> {
   const app: FastifyInstance = Fastify({
     loggerInstance: deps.logger as unknown as FastifyBaseLogger,
     bodyLimit: deps.maxBodyBytes,
+    // A client gets HEADERS_TIMEOUT_MS for its headers and BODY_TIMEOUT_MS for the whole request
+    // (checked every TIMEOUT_CHECK_INTERVAL_MS), then the socket is closed: a trickled body cannot
+    // hold a descriptor forever. Neither limit covers the answer, which REQUEST_TIMEOUT_MS bounds.
+    requestTimeout: deps.http.bodyTimeoutMs,
+    keepAliveTimeout: deps.http.keepAliveTimeoutMs,
+    http: { headersTimeout: deps.http.headersTimeoutMs, connectionsCheckingInterval: deps.http.timeoutCheckIntervalMs },
     requestIdHeader: false,
     genReqId: (req) => {
       const given = req.headers['x-request-id'];
@@ -81,7 +89,22 @@ export async function buildApp(deps: AppDeps): Promise<FastifyInstance> {
   registerErrorHandling(app, deps.maxBodyBytes);
   if (deps.metrics) registerMetricsHttp(app, deps.metrics);
 
-  const authenticate = createAuthenticate(deps.keys);
+  // Every /v1/ route needs a key, and it is checked in onRequest, before a body is read: an
+  // unauthenticated client cannot make the server buffer 32 MB. A refused request with a body still
+  // coming gets `Connection: close`, so its socket does not stay to be drained.
+  const verifyKey = createAuthenticate(deps.keys);
+  app.addHook('onRequest', async (request, reply) => {
+    if (!request.url.startsWith('/v1/')) return;
+    try {
+      await verifyKey(request);
+    } catch (err) {
+      if (request.headers['content-length'] !== undefined || request.headers['transfer-encoding'] !== undefined) reply.header('connection', 'close');
+      throw err;
+    }
+  });
+  const authenticate = async (request: FastifyRequest): Promise<void> => {
+    if (!request.apiKey) await verifyKey(request);
+  };
   registerGenerationRoutes(app, {
     authenticate,
     validateGeneration: deps.validateGeneration,

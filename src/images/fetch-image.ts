@@ -107,7 +107,13 @@ export function createImageFetcher(config: ImageInputConfig): ImageFetcher {
           throw new ApiError('image_fetch_failed', `${param} could not be fetched: more than ${config.maxRedirects} redirects`, { param });
         }
         const location = Array.isArray(res.headers.location) ? res.headers.location[0]! : res.headers.location;
-        url = checkUrl(new URL(location, url).toString(), param);
+        let next: string;
+        try {
+          next = new URL(location, url).toString();
+        } catch {
+          throw new ApiError('image_fetch_failed', `${param} could not be fetched: the server redirected to an invalid URL`, { param });
+        }
+        url = checkUrl(next, param);
         continue;
       }
       if (res.statusCode !== 200) {

@@ -10,7 +10,7 @@
  * "succeeded"), then announced on JobEvents. At start, `recover()` puts jobs interrupted by a crash
  * back in the queue (or fails them after `maxAttempts`) and deletes images no job points to.
  */
-import { ApiError, isApiError } from '../domain/errors.ts';
+import { ApiError, isApiError, storageFullError } from '../domain/errors.ts';
 import type { JobError, JobRecord } from '../domain/jobs.ts';
 import type { BlobStore } from '../domain/ports.ts';
 import type { Engine, EngineProgress, RawImage } from '../domain/types.ts';
@@ -242,7 +242,7 @@ export function createJobRunner(deps: JobRunnerDeps) {
         ? cause.error
         : isApiError(err)
           ? err
-          : new ApiError('internal_error', `internal error while generating (job ${job.id})`);
+          : (storageFullError(err) ?? new ApiError('internal_error', `internal error while generating (job ${job.id})`));
     if (error.status >= 500 && !isApiError(err) && cause === null) log.error({ err }, 'job failed with an unexpected error');
     else log.info({ code: error.code, status: error.status }, error.message);
     if (await deps.store.fail(job.id, toJobError(error), now())) {

@@ -12,7 +12,9 @@ import type { JobRecord, JobWebhook } from '../domain/jobs.ts';
 import type { BlobStore, KeyStore } from '../domain/ports.ts';
 import type { GenerationParams } from '../contracts/validate-generation.ts';
 import type { ImageFetcher } from '../images/fetch-image.ts';
-import { decodeImage, type DecodeLimits } from '../images/decode-image.ts';
+import type { DecodeLimits } from '../images/decode-image.ts';
+import type { WorkGate } from '../images/work-gate.ts';
+import { fetchReferences } from './fetch-references.ts';
 import type { JobQueue, JobStore } from '../jobs/ports.ts';
 import type { JobRunner } from '../jobs/job-runner.ts';
 import { validateWebhookUrl } from '../jobs/webhooks/dispatcher.ts';
@@ -26,6 +28,8 @@ export interface SubmitDeps {
   blobs: BlobStore;
   fetcher: ImageFetcher;
   decodeLimits: DecodeLimits;
+  /** Admission for decoding references (shared with watermark detection). */
+  imageGate: WorkGate;
   /** Models served here. */
   models: ReadonlySet<string>;
   pricesUsd: Record<string, number>;
@@ -101,13 +105,7 @@ export function createSubmitGeneration(deps: SubmitDeps) {
 
     await deps.runner.admit(params.model);
 
-    const references = await Promise.all(
-      params.imageUrls.map(async (url, i) => {
-        const param = `image_urls[${i}]`;
-        const bytes = await deps.fetcher.fetchBytes(url, param, ctx.signal);
-        return decodeImage(bytes, deps.decodeLimits, param);
-      }),
-    );
+    const references = await fetchReferences(params.imageUrls, { fetcher: deps.fetcher, decodeLimits: deps.decodeLimits, gate: deps.imageGate }, ctx.signal);
     ctx.signal.throwIfAborted();
 
     const jobId = `job_${crypto.randomUUID()}`;

@@ -83,6 +83,9 @@ describe('failures name the item and the reason', () => {
   test('redirect loop', async () => {
     assertItemError(await edit([`${images.url}/redirect-loop`]), 'image_urls[0]', 'image_fetch_failed', /more than 3 redirects/);
   });
+  test('redirect to a URL that does not parse', async () => {
+    assertItemError(await edit([`${images.url}/redirect-invalid`]), 'image_urls[0]', 'image_fetch_failed', /redirected to an invalid URL/);
+  });
   test('redirect to file://', async () => {
     assertItemError(await edit([`${images.url}/redirect-file`]), 'image_urls[0]', 'image_url_forbidden', /only http and https/);
   });

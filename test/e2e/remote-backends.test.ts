@@ -103,3 +103,24 @@ test('GET /v1/models shows the two backends and their health', async () => {
   assert.deepEqual(model.backends.map((b: any) => b.id), ['gpu-a', 'gpu-b']);
   assert.equal(model.engine.kind, 'router');
 });
+
+test('GET /v1/models does not tell tenants where the backends are, even when one is down', async () => {
+  const down = await startFakeOpenaiImages();
+  const address = new URL(down.url).host;
+  await down.close();
+  const dir = fs.mkdtempSync(path.join(os.tmpdir(), 'qis-backends-'));
+  const file = path.join(dir, 'backends.yaml');
+  fs.writeFileSync(file, ['models:', '  alibaba/qwen-image-2-0:', '    backends:', `      - { id: gpu-a, type: openai, url: "${primary.url}" }`, `      - { id: gpu-down, type: openai, url: "${down.url}" }`, ''].join('\n'));
+  const other = await startTestServer({ BACKENDS_CONFIG: file });
+  try {
+    const res = await other.get('/v1/models');
+    assert.equal(res.status, 200);
+    const text = JSON.stringify(res.json);
+    const model = res.json.data.find((m: any) => m.id === MODEL);
+    assert.equal(model.backends.find((b: any) => b.id === 'gpu-down').healthy, false);
+    for (const host of [new URL(primary.url).host, address, '127.0.0.1']) assert.ok(!text.includes(host), `${host} in ${text}`);
+    assert.match(text, /<address>/);
+  } finally {
+    await other.close();
+  }
+});

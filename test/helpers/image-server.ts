@@ -81,6 +81,10 @@ export async function startImageServer(options: { maxBytesHint?: number } = {}):
       case '/redirect':
         res.writeHead(302, { location: '/red.png' });
         return res.end();
+      case '/redirect-invalid':
+        // An unterminated IPv6 literal: no URL parser accepts it.
+        res.writeHead(302, { location: 'http://[::1' });
+        return res.end();
       case '/redirect-loop':
         res.writeHead(302, { location: '/redirect-loop' });
         return res.end();

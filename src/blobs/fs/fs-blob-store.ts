@@ -1,7 +1,13 @@
 /** Generated images on the local filesystem, under DATA_DIR/images. Keys are relative paths. */
 import fs from 'node:fs/promises';
 import path from 'node:path';
+import { ApiError } from '../../domain/errors.ts';
 import type { BlobStore } from '../../domain/ports.ts';
+
+/** Errors that mean "there is no such file" for a key that passed SAFE_KEY (a path through a file, a name the filesystem refuses). */
+const ABSENT = new Set(['ENOENT', 'ENOTDIR', 'EISDIR', 'ENAMETOOLONG']);
+/** Errors that mean "the disk cannot take it": answered 507, and the partial file is removed. */
+const NO_SPACE = new Set(['ENOSPC', 'EDQUOT']);
 
 const SAFE_KEY = /^[A-Za-z0-9][A-Za-z0-9._-]*(\/[A-Za-z0-9][A-Za-z0-9._-]*)*$/;
 
@@ -14,8 +20,17 @@ export function createFsBlobStore(root: string): BlobStore {
       await fs.mkdir(path.dirname(file), { recursive: true });
       // Write then rename: a reader never sees a half-written PNG.
       const tmp = `${file}.${process.pid}.tmp`;
-      await fs.writeFile(tmp, data);
-      await fs.rename(tmp, file);
+      try {
+        await fs.writeFile(tmp, data);
+        await fs.rename(tmp, file);
+      } catch (err) {
+        // A half-written temporary file would keep a full disk full.
+        await fs.rm(tmp, { force: true }).catch(() => undefined);
+        if (NO_SPACE.has((err as NodeJS.ErrnoException).code ?? '')) {
+          throw new ApiError('insufficient_storage', 'the server has no space left to store the image; try again later', { cause: err });
+        }
+        throw err;
+      }
     },
     async get(key) {
       const file = resolve(key);
@@ -24,7 +39,7 @@ export function createFsBlobStore(root: string): BlobStore {
         const data = await fs.readFile(file);
         return { data, contentType: key.endsWith('.png') ? 'image/png' : 'application/octet-stream' };
       } catch (err) {
-        if ((err as NodeJS.ErrnoException).code === 'ENOENT') return null;
+        if (ABSENT.has((err as NodeJS.ErrnoException).code ?? '')) return null;
         throw err;
       }
     },

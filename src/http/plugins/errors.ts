@@ -4,7 +4,7 @@
  * anything else is a 500 whose details stay in the log.
  */
 import type { FastifyError, FastifyInstance, FastifyReply } from 'fastify';
-import { ApiError, isApiError } from '../../domain/errors.ts';
+import { ApiError, isApiError, storageFullError } from '../../domain/errors.ts';
 
 function fromFastifyError(err: FastifyError, maxBodyBytes: number): ApiError | null {
   switch (err.code) {
@@ -20,6 +20,10 @@ function fromFastifyError(err: FastifyError, maxBodyBytes: number): ApiError | n
       return new ApiError('invalid_json', 'Content-Length does not match the body');
     default:
       break;
+  }
+  // @fastify/multipart's parser (busboy) reports a broken multipart body with plain Errors.
+  if (/^Multipart: |unexpected end of multipart data|Malformed part header|Unexpected end of form/i.test(err.message ?? '')) {
+    return new ApiError('invalid_value', `multipart body could not be read: ${err.message}`);
   }
   if (err instanceof SyntaxError || err.name === 'SyntaxError') {
     return new ApiError('invalid_json', `request body is not valid JSON: ${err.message}`);
@@ -37,7 +41,7 @@ export function sendApiError(reply: FastifyReply, err: ApiError): FastifyReply {
 
 export function registerErrorHandling(app: FastifyInstance, maxBodyBytes: number): void {
   app.setErrorHandler((err: FastifyError, request, reply) => {
-    const mapped = isApiError(err) ? err : fromFastifyError(err, maxBodyBytes);
+    const mapped = isApiError(err) ? err : (storageFullError(err) ?? fromFastifyError(err, maxBodyBytes));
     if (mapped) {
       // 503s (queue full, no backend up, draining) are the server saying "busy", not a fault: no stack.
       if (mapped.status >= 500 && mapped.status !== 503) request.log.error({ err, code: mapped.code }, mapped.message);

@@ -3,25 +3,41 @@
  * {"image_url": "<http(s) URL or data: URI>"} (same fetch rules as image_urls) or a multipart upload
  * with the file in field "image".
  */
-import type { FastifyInstance, preHandlerHookHandler } from 'fastify';
+import type { FastifyInstance, FastifyRequest, preHandlerHookHandler } from 'fastify';
 import multipart from '@fastify/multipart';
 import { ApiError } from '../../domain/errors.ts';
 import type { Watermarker } from '../../domain/ports.ts';
 import type { ImageFetcher } from '../../images/fetch-image.ts';
 import { decodeImage, type DecodeLimits } from '../../images/decode-image.ts';
+import type { WorkGate } from '../../images/work-gate.ts';
 
 export interface WatermarkRouteDeps {
   authenticate: preHandlerHookHandler;
   watermarker: Watermarker;
   fetcher: ImageFetcher;
   decodeLimits: DecodeLimits;
+  imageGate: WorkGate;
   maxUploadBytes: number;
 }
 
 export async function registerWatermarkRoutes(app: FastifyInstance, deps: WatermarkRouteDeps): Promise<void> {
   await app.register(async (scope) => {
     await scope.register(multipart, { limits: { files: 1, fileSize: deps.maxUploadBytes, fields: 4 } });
-    scope.post('/v1/watermark/detect', { preHandler: deps.authenticate }, async (request) => {
+    scope.post('/v1/watermark/detect', { preHandler: deps.authenticate }, async (request, reply) => {
+      // A client that leaves stops the work: a decode still waiting for the gate never starts.
+      const clientGone = new AbortController();
+      const onClose = () => {
+        if (!reply.raw.writableEnded) clientGone.abort(new ApiError('client_closed_request', 'the client closed the connection'));
+      };
+      reply.raw.on('close', onClose);
+      try {
+        return await detectIn(request, clientGone.signal);
+      } finally {
+        reply.raw.off('close', onClose);
+      }
+    });
+
+    async function detectIn(request: FastifyRequest, signal: AbortSignal) {
       let bytes: Buffer;
       let param: string;
       if (request.isMultipart()) {
@@ -42,15 +58,15 @@ export async function registerWatermarkRoutes(app: FastifyInstance, deps: Waterm
         if (url === undefined) throw new ApiError('missing_field', 'image_url is required', { param });
         if (typeof url !== 'string') throw new ApiError('invalid_value', 'image_url must be a string (http(s) URL or data: URI)', { param });
         if (!/^(https?:\/\/|data:)/i.test(url)) throw new ApiError('invalid_value', 'image_url must be an http(s) URL or a data: URI', { param });
-        bytes = await deps.fetcher.fetchBytes(url, param);
+        bytes = await deps.fetcher.fetchBytes(url, param, signal);
       }
-      const image = await decodeImage(bytes, deps.decodeLimits, param);
-      const result = deps.watermarker.detect(image);
+      // Decode and detection both hold the decoded pixels: both run inside the gate.
+      const result = await deps.imageGate.run(async () => deps.watermarker.detect(await decodeImage(bytes, deps.decodeLimits, param)), signal);
       return {
         detected: result.detected,
         confidence: result.confidence,
         payload: result.payload ? { issuer_id: result.payload.issuerId, generation_id: result.payload.generationId } : null,
       };
-    });
+    }
   });
 }
