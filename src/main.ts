@@ -40,6 +40,8 @@ import { loadBackendsConfig, defaultBackendsConfig } from './config/backends.ts'
 import { buildApp } from './http/app.ts';
 import { createWorkGate } from './images/work-gate.ts';
 import { prepareDataDir } from './store/data-dir.ts';
+import { createMetrics } from './observability/metrics.ts';
+import { startMetricsListener, type MetricsListener } from './observability/metrics-http.ts';
 
 const require = createRequire(import.meta.url);
 const VERSION = (require('../package.json') as { version: string }).version;
@@ -55,6 +57,8 @@ export interface StartOptions {
 
 export interface RunningServer {
   url: string;
+  /** Base URL of the separate metrics listener (METRICS_PORT); undefined when there is none. */
+  metricsUrl?: string;
   config: Config;
   /** Stops accepting, drains in-flight requests, closes engines and the database. */
   close(): Promise<void>;
@@ -69,6 +73,7 @@ export async function startServer(config: Config, options: StartOptions = {}): P
   const usage = createSqliteUsageStore(db);
   const blobs = createFsBlobStore(path.join(config.dataDir, 'images'));
   const fetcher = createImageFetcher(config.image);
+  const metrics = createMetrics();
 
   // No routing file: the builtin engine alone serves alibaba/qwen-image-2-0. The enhancer writes for a real
   // Qwen-Image; only the builtin engine, once the router has chosen it, maps the prompt onto its model's words.
@@ -87,14 +92,14 @@ export async function startServer(config: Config, options: StartOptions = {}): P
     models.set(modelId, options.wrapEngine ? options.wrapEngine(engine, modelId) : engine);
   }
 
-  const enhancer = createPromptEnhancer({
+  const enhancer = metrics.instrumentEnhancer(createPromptEnhancer({
     llm: config.enhancer.url && config.enhancer.model
       ? { url: config.enhancer.url, model: config.enhancer.model, apiKey: config.enhancer.apiKey, timeoutMs: config.enhancer.timeoutMs }
       : undefined,
     cache: createSqlitePromptCache(db),
     logger,
-  });
-  const watermarker: Watermarker = createWatermarker(config.watermark.key ? { key: config.watermark.key } : {});
+  }));
+  const watermarker: Watermarker = metrics.instrumentWatermarker(createWatermarker(config.watermark.key ? { key: config.watermark.key } : {}));
   const decodeLimits = { maxPixels: config.image.maxPixels, maxSidePx: config.image.maxSidePx };
 
   let publicUrl = config.publicUrl ?? '';
@@ -139,7 +144,10 @@ export async function startServer(config: Config, options: StartOptions = {}): P
     logger,
     encodePreview: (image) => encodePreviewDataUri(image),
     onStateChange: () => webhooks.kick(),
+    observer: metrics.jobs,
   });
+  // The routers as built (a test's wrapEngine may hide describe()), for in-flight and circuit gauges.
+  metrics.watch({ engines, runStats: (model) => runner.stats(model) });
   const retention = createRetentionSweeper({
     store: jobStore,
     blobs,
@@ -204,6 +212,7 @@ export async function startServer(config: Config, options: StartOptions = {}): P
       imageGate,
       maxUploadBytes: config.image.maxBytes,
     },
+    metrics: { metrics, token: config.metrics.token },
   });
 
   await app.listen({ port: config.port, host: config.host });
@@ -212,6 +221,16 @@ export async function startServer(config: Config, options: StartOptions = {}): P
   const listenHost = config.host === '0.0.0.0' || config.host === '::' ? '127.0.0.1' : config.host;
   const url = `http://${listenHost.includes(':') ? `[${listenHost}]` : listenHost}:${port}`;
   publicUrl = config.publicUrl ?? url;
+  let metricsListener: MetricsListener | undefined;
+  if (config.metrics.port !== undefined) {
+    metricsListener = await startMetricsListener({
+      metrics,
+      token: config.metrics.token,
+      host: config.metrics.host,
+      port: config.metrics.port,
+      onError: (err) => logger.error({ err }, 'could not collect the metrics'),
+    });
+  }
 
   // Engines load after the socket is open so /healthz can say "loading" meanwhile. Jobs accepted
   // before a crash run once they have: the runner starts after recovery.
@@ -226,6 +245,7 @@ export async function startServer(config: Config, options: StartOptions = {}): P
   let closing: Promise<void> | null = null;
   return {
     url,
+    metricsUrl: metricsListener?.url,
     config,
     close() {
       closing ??= (async () => {
@@ -233,6 +253,8 @@ export async function startServer(config: Config, options: StartOptions = {}): P
         // still running; queued jobs stay in the database for the next start.
         await app.close();
         await runner.close();
+        // Scrapable while the drain runs.
+        await metricsListener?.close();
         await retention.close();
         await webhooks.close();
         await Promise.all([...models.values()].map((engine) => engine.close().catch((err: Error) => logger.warn({ err }, 'engine close failed'))));

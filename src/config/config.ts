@@ -42,6 +42,15 @@ export interface Config {
   webhooks: WebhooksConfig;
   /** ADMIN_API_KEYS, KEY_HASH_SECRET, KEY_DEFAULT_* (config/keys.ts). */
   keys: KeysConfig;
+  metrics: MetricsConfig;
+}
+
+export interface MetricsConfig {
+  /** Bearer token GET /metrics requires; unset: the API port serves no metrics. */
+  token: string | undefined;
+  /** A second listener serving only GET /metrics (no auth unless `token` is set); undefined: none. */
+  port: number | undefined;
+  host: string;
 }
 
 export interface JobsConfig {
@@ -210,5 +219,10 @@ export function readConfig(env: Env, cwd: string = process.cwd()): Config {
       maxAttempts: intSetting(env, 'WEBHOOK_MAX_ATTEMPTS', 18, 1, 100),
     },
     keys: readKeysConfig(env),
+    metrics: {
+      token: env.METRICS_TOKEN || undefined,
+      port: env.METRICS_PORT ? intSetting(env, 'METRICS_PORT', 0, 0, 65535) : undefined,
+      host: env.METRICS_HOST || '127.0.0.1',
+    },
   };
 }

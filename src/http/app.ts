@@ -26,6 +26,7 @@ import { registerWatermarkRoutes, type WatermarkRouteDeps } from './routes/water
 import { registerAdminRoutes } from './routes/admin-keys.ts';
 import type { KeyLimiter } from '../limits/ports.ts';
 import type { KeyLimits } from '../domain/key-limits.ts';
+import { registerMetricsHttp, type MetricsHttpOptions } from '../observability/metrics-http.ts';
 
 export interface AppDeps {
   logger: Logger;
@@ -49,6 +50,8 @@ export interface AppDeps {
   /** Per-key limits (GET /v1/usage shows them) and the defaults of keys that set none. */
   limiter: Pick<KeyLimiter, 'status'>;
   defaultLimits: KeyLimits;
+  /** Request counts and latency for every route, and GET /metrics when a token is set. */
+  metrics?: MetricsHttpOptions;
 }
 
 /** A caller-supplied x-request-id is kept when it is short and plain; otherwise we make one. */
@@ -90,6 +93,7 @@ export async function buildApp(deps: AppDeps): Promise<FastifyInstance> {
     if (draining) reply.header('connection', 'close');
   });
   registerErrorHandling(app, deps.maxBodyBytes);
+  if (deps.metrics) registerMetricsHttp(app, deps.metrics);
 
   // Every /v1/ route needs a key, and it is checked in onRequest, before a body is read: an
   // unauthenticated client cannot make the server buffer 32 MB. A refused request with a body still

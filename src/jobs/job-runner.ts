@@ -14,7 +14,7 @@ import { ApiError, isApiError, storageFullError } from '../domain/errors.ts';
 import type { JobError, JobRecord } from '../domain/jobs.ts';
 import type { BlobStore } from '../domain/ports.ts';
 import type { Engine, EngineProgress, RawImage } from '../domain/types.ts';
-import type { RunGeneration } from '../pipeline/run-generation.ts';
+import type { RunGeneration, RunOutcome } from '../pipeline/run-generation.ts';
 import { jobIdOfReference } from '../pipeline/reference-blobs.ts';
 import type { JobEvents, JobQueue, JobStore } from './ports.ts';
 
@@ -46,7 +46,18 @@ export interface JobRunnerDeps {
   encodePreview?: (image: RawImage) => Promise<string>;
   /** Called after every state change the store may have written a webhook delivery for. */
   onStateChange?: () => void;
+  /** Told when a job starts and when it ends (metrics). */
+  observer?: JobObserver;
   now?: () => number;
+}
+
+/** How a job ended, as the observer hears it: once per job that reached a terminal state here. */
+export type JobEnd = { status: 'succeeded'; outcome: RunOutcome } | { status: 'failed'; code: string } | { status: 'canceled' };
+
+export interface JobObserver {
+  /** The runner started it (startedAtMs is set). */
+  started(job: JobRecord): void;
+  ended(job: JobRecord, end: JobEnd): void;
 }
 
 export interface ModelRunStats {
@@ -162,6 +173,7 @@ export function createJobRunner(deps: JobRunnerDeps) {
     running.set(job.id, entry);
     runningByModel.set(job.model, runningOf(job.model) + 1);
     deps.events.publish({ type: 'running', jobId: job.id, attempt: job.attempts });
+    deps.observer?.started(job);
     deps.onStateChange?.();
     void execute(entry).finally(() => {
       running.delete(job.id);
@@ -195,6 +207,7 @@ export function createJobRunner(deps: JobRunnerDeps) {
         // Canceled while the last stage ran: the image is nobody's.
         await Promise.all(outcome.outputKeys.map((k) => deps.blobs.delete(k)));
         deps.events.publish({ type: 'canceled', jobId: job.id });
+        deps.observer?.ended(job, { status: 'canceled' });
         return;
       }
       recordRunTime(job.model, performance.now() - startedAt);
@@ -203,6 +216,7 @@ export function createJobRunner(deps: JobRunnerDeps) {
         'image generated',
       );
       deps.events.publish({ type: 'succeeded', jobId: job.id });
+      deps.observer?.ended(job, { status: 'succeeded', outcome });
     } catch (err) {
       await settleFailure(entry, err, log);
     } finally {
@@ -220,6 +234,7 @@ export function createJobRunner(deps: JobRunnerDeps) {
       // The store was marked canceled by cancel(); here the engine has stopped.
       log.info({ model: job.model }, 'job canceled while running');
       deps.events.publish({ type: 'canceled', jobId: job.id });
+      deps.observer?.ended(job, { status: 'canceled' });
       return;
     }
     const error =
@@ -230,7 +245,10 @@ export function createJobRunner(deps: JobRunnerDeps) {
           : (storageFullError(err) ?? new ApiError('internal_error', `internal error while generating (job ${job.id})`));
     if (error.status >= 500 && !isApiError(err) && cause === null) log.error({ err }, 'job failed with an unexpected error');
     else log.info({ code: error.code, status: error.status }, error.message);
-    if (await deps.store.fail(job.id, toJobError(error), now())) deps.events.publish({ type: 'failed', jobId: job.id });
+    if (await deps.store.fail(job.id, toJobError(error), now())) {
+      deps.events.publish({ type: 'failed', jobId: job.id });
+      deps.observer?.ended(job, { status: 'failed', code: error.code });
+    }
   }
 
   function abortRun(entry: Running, cause: AbortCause): void {
@@ -317,6 +335,7 @@ export function createJobRunner(deps: JobRunnerDeps) {
     else changed = (await deps.store.cancel(jobId, now()))?.status === 'canceled';
     if (changed) {
       deps.events.publish({ type: error ? 'failed' : 'canceled', jobId });
+      deps.observer?.ended(job, error ? { status: 'failed', code: error.code } : { status: 'canceled' });
       await deleteReferences(job);
       deps.onStateChange?.();
       void announcePositions();
@@ -331,7 +350,10 @@ export function createJobRunner(deps: JobRunnerDeps) {
     for (const job of await deps.store.listByStatus('running')) {
       if (job.attempts >= deps.maxAttempts) {
         const error = new ApiError('job_interrupted', `the server stopped while this job was running, ${job.attempts} time(s); it was not retried again`);
-        if (await deps.store.fail(job.id, toJobError(error), now())) failed++;
+        if (await deps.store.fail(job.id, toJobError(error), now())) {
+          failed++;
+          deps.observer?.ended(job, { status: 'failed', code: error.code });
+        }
         await deleteReferences(job);
       } else if (await deps.store.requeue(job.id)) {
         await deps.queue.enqueue(job.id, job.model);
