@@ -21,6 +21,7 @@ import { assertExactSize, decodeBackendImage, encodePng } from '../router/kit/im
 import { silentLogger, type EngineLogger } from '../router/kit/logger.ts';
 import { ComfyClient, type ComfyHistoryEntry, type ComfyImageRef } from './comfyui-client.ts';
 import { ComfySocket, ComfySocketClosedError } from './comfyui-socket.ts';
+import { findMissing, requiredClasses } from './workflow-requirements.ts';
 import { fillWorkflow, parseWorkflowTemplate, WorkflowTemplateError, type WorkflowTemplate } from './workflow-template.ts';
 
 export interface ComfyuiEngineOptions {
@@ -99,9 +100,20 @@ export class ComfyuiEngine implements Engine {
     return this.options.edit === false ? 0 : (this.edit?.imageSlots ?? 3);
   }
 
+  /**
+   * Up when ComfyUI answers and has what the workflows need: every node class, and every model
+   * file the loaders name (workflow-requirements.ts). A missing file makes the backend unhealthy
+   * even if only the edit workflow needs it, so the problem shows before the first request fails.
+   */
   async health(): Promise<EngineHealth> {
     try {
-      const stats = await this.client.systemStats(this.controlTimeoutMs);
+      const templates = [this.textToImage, this.edit].filter((t): t is WorkflowTemplate => t !== undefined);
+      const [stats, info] = await Promise.all([
+        this.client.systemStats(this.controlTimeoutMs),
+        this.client.objectInfo(requiredClasses(templates), this.controlTimeoutMs),
+      ]);
+      const problems = findMissing(templates, info);
+      if (problems.length > 0) return { ok: false, detail: problems.join('; ') };
       const device = stats.devices?.[0];
       const vram = device?.vram_free !== undefined ? `, ${Math.round(device.vram_free / 2 ** 20)} MiB VRAM free` : '';
       return { ok: true, detail: `ComfyUI ${stats.system?.comfyui_version ?? '?'} on ${device?.name ?? 'unknown device'}${vram}` };
