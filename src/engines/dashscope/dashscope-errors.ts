@@ -26,6 +26,16 @@ const QUOTA_RETRY_S = 60;
 /** Codes that mean our account or key is the problem; grouped so the message can say what to fix. */
 const ACCOUNT_CODES = new Set(['InvalidApiKey', 'Arrearage', 'AccessDenied', 'AccessDenied.Unpurchased', 'Model.AccessDenied', 'ModelNotFound', 'Model.NotFound']);
 
+/** The `code` of a DashScope error body; '' when there is none. */
+export function dashscopeErrorCode(body: Buffer): string {
+  try {
+    const code = (JSON.parse(body.toString('utf8')) as DashscopeErrorBody).code;
+    return typeof code === 'string' ? code : '';
+  } catch {
+    return '';
+  }
+}
+
 export function dashscopeFailure(
   backendId: string,
   result: Pick<HttpResult, 'status' | 'headers' | 'body'>,
