@@ -105,6 +105,7 @@ export function buildModelEngines(options: BuildModelEnginesOptions): Map<string
         backends,
         healthCheck: { ...BACKEND_DEFAULTS.healthCheck, ...config.healthCheck },
         circuitBreaker: { ...BACKEND_DEFAULTS.circuitBreaker, ...config.circuitBreaker },
+        overloadRetry: { ...BACKEND_DEFAULTS.overloadRetry, ...config.overloadRetry },
         logger,
         random: options.random,
       }),

@@ -78,7 +78,7 @@ export class DashscopeEngine implements Engine {
 
   /**
    * Confirms the key with the cheapest authenticated call DashScope has: a task query
-   * (GET /api/v1/tasks/{task_id}, free, 20 QPS) for an id that cannot exist, which a valid key
+   * (GET /api/v1/tasks/{task_id}, not billed) for an id that cannot exist, which a valid key
    * gets answered with task_status UNKNOWN ("invalid or expired task ID") and a bad key with
    * 401 InvalidApiKey. Throttling proves the key was accepted. The key is scrubbed from every
    * detail (the client's `secrets`), since the router logs it.

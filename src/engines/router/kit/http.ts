@@ -277,8 +277,10 @@ export function httpStatusFailure(
   const reason = redactSecrets(extractErrorReason(result.body), options.secrets ?? []);
   const status = result.status;
   if (status === 429 || status === 503) {
-    const retryAfterS = parseRetryAfter(result.headers.get('retry-after')) ?? options.retryAfterS;
-    return unavailableFailure(backendId, `${options.what} answered HTTP ${status} (${reason})`, retryAfterS);
+    const hinted = parseRetryAfter(result.headers.get('retry-after'));
+    return unavailableFailure(backendId, `${options.what} answered HTTP ${status} (${reason})`, hinted ?? options.retryAfterS, {
+      overload: { status, retryAfterS: hinted },
+    });
   }
   if (status === 401 || status === 403) {
     return backendErrorFailure(backendId, `${options.what} refused our credentials (HTTP ${status}: ${reason})`, { retryable: true });
