@@ -10,13 +10,13 @@
  * execution_success, or it never came), /history is polled with a bounded backoff while it still
  * answers `{}`.
  */
-import { createHash, randomUUID } from 'node:crypto';
+import { randomBytes, randomUUID } from 'node:crypto';
 import { readFile } from 'node:fs/promises';
 import { fileURLToPath } from 'node:url';
 import type { ComfyuiWorkflowConfig } from '../../config/backends.ts';
 import type { Engine, EngineHealth, EngineProgress, EngineRequest, EngineResult, RawImage } from '../../domain/types.ts';
 import { backendErrorFailure, rejectedFailure, sleep, throwIfAborted } from '../router/kit/errors.ts';
-import { BackendHttpClient } from '../router/kit/http.ts';
+import { BackendHttpClient, REMOTE_CONTROL_TIMEOUT_MS, REMOTE_REQUEST_TIMEOUT_MS } from '../router/kit/http.ts';
 import { assertExactSize, decodeBackendImage, encodePng } from '../router/kit/images.ts';
 import { silentLogger, type EngineLogger } from '../router/kit/logger.ts';
 import { ComfyClient, type ComfyHistoryEntry, type ComfyImageRef } from './comfyui-client.ts';
@@ -34,9 +34,9 @@ export interface ComfyuiEngineOptions {
   edit?: ComfyuiWorkflowConfig | false;
   /** Remove finished prompts from ComfyUI's in-memory history. Default true. */
   deleteHistory?: boolean;
-  /** Budget of each short call (upload, queue, history, view). */
+  /** Budget of each short call (upload, queue, history, view). Default REMOTE_REQUEST_TIMEOUT_MS. */
   requestTimeoutMs?: number;
-  /** Budget of health checks and of the cancel calls made after an abort. */
+  /** Budget of health checks and of the cancel calls made after an abort. Default REMOTE_CONTROL_TIMEOUT_MS. */
   controlTimeoutMs?: number;
   connectTimeoutMs?: number;
   retryAfterS?: number;
@@ -48,7 +48,17 @@ export interface ComfyuiEngineOptions {
   logger?: EngineLogger;
 }
 
-/** Reference images go below ComfyUI's input directory, in a folder of their own. */
+/**
+ * Reference images go below ComfyUI's input directory, in a folder of their own. ComfyUI has no
+ * route that deletes an input file (server.py serves /upload/image, /upload/mask and /view; the
+ * DELETE routes are for the user directory), so instead of accumulating one file per image, the
+ * names are reused: `<process tag>-s<slot>-<n>.png`, where the slot is held by one job of this
+ * engine at a time and n is the reference's position. A job overwrites its slot's files
+ * (`overwrite=true`), so the folder holds at most (jobs in flight at once) × (references per job)
+ * files per process start. LoadImage hashes the file's content for its cache key, so a reused name
+ * with new content is loaded again. The per-process tag keeps two servers sharing one ComfyUI off
+ * each other's files.
+ */
 const UPLOAD_SUBFOLDER = 'qwen-image-api';
 
 /** Backoff between history reads that found `{}`: doubling from the first, capped at the last. */
@@ -69,6 +79,9 @@ export class ComfyuiEngine implements Engine {
   private readonly logger: EngineLogger;
   private readonly controlTimeoutMs: number;
   private readonly pendingCleanups = new Set<Promise<void>>();
+  /** Upload slots held by running jobs (see UPLOAD_SUBFOLDER). */
+  private readonly uploadSlots = new Set<number>();
+  private readonly uploadTag = randomBytes(4).toString('hex');
   private textToImage: WorkflowTemplate | undefined;
   private edit: WorkflowTemplate | undefined;
 
@@ -76,14 +89,14 @@ export class ComfyuiEngine implements Engine {
     this.id = options.id;
     this.options = options;
     this.logger = options.logger ?? silentLogger;
-    this.controlTimeoutMs = options.controlTimeoutMs ?? 3000;
+    this.controlTimeoutMs = options.controlTimeoutMs ?? REMOTE_CONTROL_TIMEOUT_MS;
     const http = new BackendHttpClient({
       backendId: options.id,
       baseUrl: options.url,
       connectTimeoutMs: options.connectTimeoutMs,
       retryAfterS: options.retryAfterS,
     });
-    this.client = new ComfyClient(http, options.requestTimeoutMs ?? 30_000);
+    this.client = new ComfyClient(http, options.requestTimeoutMs ?? REMOTE_REQUEST_TIMEOUT_MS);
     this.description = `ComfyUI at ${new URL(http.baseUrl).host} (Qwen-Image workflows)`;
   }
 
@@ -125,6 +138,21 @@ export class ComfyuiEngine implements Engine {
   async generate(request: EngineRequest, signal: AbortSignal, onProgress?: (progress: EngineProgress) => void): Promise<EngineResult> {
     throwIfAborted(signal);
     const template = this.templateFor(request);
+    const slot = this.takeUploadSlot();
+    try {
+      return await this.run(request, template, slot, signal, onProgress);
+    } finally {
+      this.uploadSlots.delete(slot);
+    }
+  }
+
+  private async run(
+    request: EngineRequest,
+    template: WorkflowTemplate,
+    slot: number,
+    signal: AbortSignal,
+    onProgress?: (progress: EngineProgress) => void,
+  ): Promise<EngineResult> {
     const clientId = randomUUID().replace(/-/g, '');
     const socket = await ComfySocket.connect(this.id, this.socketUrl(clientId), {
       signal,
@@ -138,7 +166,7 @@ export class ComfyuiEngine implements Engine {
     let finished = false;
     try {
       const images: string[] = [];
-      for (const reference of request.referenceImages) images.push(await this.upload(reference, signal));
+      for (const [index, reference] of request.referenceImages.entries()) images.push(await this.upload(reference, slot, index, signal));
       const workflow = fillWorkflow(template, {
         prompt: request.prompt,
         negativePrompt: request.negativePrompt,
@@ -198,11 +226,17 @@ export class ComfyuiEngine implements Engine {
     return url.toString();
   }
 
-  /** Content-addressed names: re-sending the same reference overwrites one file instead of adding one. */
-  private async upload(image: RawImage, signal: AbortSignal): Promise<string> {
+  /** The lowest upload slot no running job holds. */
+  private takeUploadSlot(): number {
+    let slot = 0;
+    while (this.uploadSlots.has(slot)) slot += 1;
+    this.uploadSlots.add(slot);
+    return slot;
+  }
+
+  private async upload(image: RawImage, slot: number, index: number, signal: AbortSignal): Promise<string> {
     const png = await encodePng(image);
-    const name = `ref-${createHash('sha256').update(png).digest('hex').slice(0, 24)}.png`;
-    return this.client.uploadImage(png, name, UPLOAD_SUBFOLDER, signal);
+    return this.client.uploadImage(png, `${this.uploadTag}-s${slot}-${index + 1}.png`, UPLOAD_SUBFOLDER, signal);
   }
 
   /**
