@@ -42,8 +42,8 @@ export const BUNDLED_MODEL_FILES: Readonly<Record<ModelFolder, readonly string[]
     'qwen_image_2.1_bf16.safetensors',
     'qwen_image_2.1_turbo_bf16.safetensors',
   ],
-  text_encoders: ['qwen_2.5_vl_7b_fp8_scaled.safetensors', 'qwen_3_vl_8b_fp8_scaled.safetensors'],
-  vae: ['qwen_image_vae.safetensors', 'qwen_image_2.1_vae.safetensors'],
+  text_encoders: ['qwen_2.5_vl_7b_fp8_scaled.safetensors', 'qwen3vl_8b_bf16.safetensors'],
+  vae: ['qwen_image_vae.safetensors', 'qwen_image_2.1_vae_bf16.safetensors'],
   checkpoints: ['qwen.safetensors'],
   loras: [],
 };

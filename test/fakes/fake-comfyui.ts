@@ -439,7 +439,15 @@ export async function startFakeComfyui(options: FakeComfyOptions = {}): Promise<
     const sampler = Object.values(wf).find((n) => n.class_type.startsWith('KSampler'));
     const positive = node(sampler?.inputs.positive);
     const latent = node(sampler?.inputs.latent_image);
-    const images = ['image1', 'image2', 'image3']
+    // TextEncodeQwenImage21 encodes both prompts in one node: output 1 is the negative conditioning.
+    const negativeLink = sampler?.inputs.negative;
+    const negativeNode = node(negativeLink);
+    const negativeText =
+      Array.isArray(negativeLink) && Number(negativeLink[1]) === 1 && typeof negativeNode?.inputs.negative_prompt === 'string'
+        ? negativeNode.inputs.negative_prompt
+        : text(negativeNode);
+    // Edit-2509's TextEncodeQwenImageEditPlus names them image1..3; 2.1's v3 node images.image_1..
+    const images = ['image1', 'image2', 'image3', ...Array.from({ length: 10 }, (_, i) => `images.image_${i + 1}`)]
       .map((k) => node(positive?.inputs[k]))
       .filter((n): n is Node => n?.class_type === 'LoadImage')
       .map((n) => String(n.inputs.image));
@@ -448,7 +456,7 @@ export async function startFakeComfyui(options: FakeComfyOptions = {}): Promise<
       clientId,
       workflow: wf,
       prompt: text(positive),
-      negativePrompt: text(node(sampler?.inputs.negative)),
+      negativePrompt: negativeText,
       seed: typeof sampler?.inputs.seed === 'number' ? sampler.inputs.seed : undefined,
       width: typeof latent?.inputs.width === 'number' ? latent.inputs.width : undefined,
       height: typeof latent?.inputs.height === 'number' ? latent.inputs.height : undefined,

@@ -66,7 +66,14 @@ const HISTORY_RETRY_FIRST_MS = 20;
 const HISTORY_RETRY_MAX_MS = 1000;
 
 /** The templates shipped in workflows/comfyui/, located relative to this file (no cwd assumptions). */
-export function bundledWorkflowPath(name: 'qwen-image-t2i.json' | 'qwen-image-edit-2509.json'): string {
+export type BundledWorkflow =
+  | 'qwen-image-t2i.json'
+  | 'qwen-image-edit-2509.json'
+  | 'qwen-image-2.1-t2i.json'
+  | 'qwen-image-2.1-edit.json'
+  | 'qwen-image-2.1-turbo-t2i.json';
+
+export function bundledWorkflowPath(name: BundledWorkflow): string {
   return fileURLToPath(new URL(`../../../workflows/comfyui/${name}`, import.meta.url));
 }
 
