@@ -120,6 +120,8 @@ export interface BackendsConfig {
   models: Record<string, ModelBackendsConfig>;
   healthCheck?: { intervalMs?: number; timeoutMs?: number };
   circuitBreaker?: { failureThreshold?: number; resetMs?: number };
+  /** Same-backend retries of a 429/503 answer before failing over; waits honour Retry-After. */
+  overloadRetry?: { retries?: number; maxDelayMs?: number; baseDelayMs?: number };
 }
 
 /** Defaults written once. Concurrency 1: a GPU server runs one diffusion job at a time anyway. */
@@ -132,6 +134,8 @@ export const BACKEND_DEFAULTS = {
   maxReferenceImages: 3,
   healthCheck: { intervalMs: 15_000, timeoutMs: 3_000 },
   circuitBreaker: { failureThreshold: 3, resetMs: 30_000 },
+  /** Retry-After capped at 10 s: a backend asking for longer is better failed over. */
+  overloadRetry: { retries: 2, maxDelayMs: 10_000, baseDelayMs: 250 },
 } as const;
 
 export const DEFAULT_MODEL_ID = 'alibaba/qwen-image-2-0';
@@ -366,6 +370,15 @@ const configSchema = {
       type: 'object',
       additionalProperties: false,
       properties: { failureThreshold: { type: 'integer', minimum: 1 }, resetMs: { type: 'integer', minimum: 10 } },
+    },
+    overloadRetry: {
+      type: 'object',
+      additionalProperties: false,
+      properties: {
+        retries: { type: 'integer', minimum: 0, maximum: 10 },
+        maxDelayMs: { type: 'integer', minimum: 0, maximum: 120_000 },
+        baseDelayMs: { type: 'integer', minimum: 0, maximum: 60_000 },
+      },
     },
   },
 };

@@ -44,9 +44,8 @@ interface FactoryContext {
 
 type FactoryFor<T extends BackendType> = (config: Extract<BackendConfig, { type: T }>, context: FactoryContext) => Engine;
 
-/** Budget of short control calls (health, cancel, upload, download). */
-const CONTROL_TIMEOUT_MS = 3_000;
-const REQUEST_TIMEOUT_MS = 60_000;
+// Short-call budgets (upload, health, cancel, download) are not set here: every remote engine
+// defaults to REMOTE_REQUEST_TIMEOUT_MS / REMOTE_CONTROL_TIMEOUT_MS (router/kit/http.ts), written once.
 
 const BACKEND_FACTORIES: { readonly [T in BackendType]: FactoryFor<T> } = {
   builtin: (config, context) => context.createBuiltin({ backendId: config.id, model: context.model }),
@@ -57,16 +56,12 @@ const BACKEND_FACTORIES: { readonly [T in BackendType]: FactoryFor<T> } = {
       textToImage: config.workflows?.textToImage,
       edit: config.workflows?.edit,
       deleteHistory: config.deleteHistory,
-      requestTimeoutMs: REQUEST_TIMEOUT_MS,
-      controlTimeoutMs: CONTROL_TIMEOUT_MS,
       logger: context.logger,
     }),
   openai: (config, context) =>
     new OpenaiEngine({
       ...config,
       apiKey: config.apiKeyEnv ? requireEnv(config.apiKeyEnv, config.id, context.env) : undefined,
-      requestTimeoutMs: REQUEST_TIMEOUT_MS,
-      controlTimeoutMs: CONTROL_TIMEOUT_MS,
       logger: context.logger,
     }),
   dashscope: (config, context) =>
@@ -76,8 +71,6 @@ const BACKEND_FACTORIES: { readonly [T in BackendType]: FactoryFor<T> } = {
       model: config.model,
       apiKey: requireEnv(config.apiKeyEnv, config.id, context.env),
       apiKeyEnv: config.apiKeyEnv,
-      requestTimeoutMs: REQUEST_TIMEOUT_MS,
-      controlTimeoutMs: CONTROL_TIMEOUT_MS,
       logger: context.logger,
     }),
 };
@@ -105,6 +98,7 @@ export function buildModelEngines(options: BuildModelEnginesOptions): Map<string
         backends,
         healthCheck: { ...BACKEND_DEFAULTS.healthCheck, ...config.healthCheck },
         circuitBreaker: { ...BACKEND_DEFAULTS.circuitBreaker, ...config.circuitBreaker },
+        overloadRetry: { ...BACKEND_DEFAULTS.overloadRetry, ...config.overloadRetry },
         logger,
         random: options.random,
       }),

@@ -11,6 +11,9 @@
  * out first; the history entry is written `historyDelayMs` later (GET /history/{id} answers `{}`
  * meanwhile), then `status`, then `executing` with `node: null`. It caches nothing, like a server
  * started with --cache-none: `execution_cached` always lists no nodes.
+ *
+ * Its node catalogue (GET /object_info, loaders' installed files) lives in
+ * fake-comfyui-object-info.ts; POST /prompt rejects a loader file that is not installed.
  */
 import { randomUUID } from 'node:crypto';
 import type { IncomingMessage, ServerResponse } from 'node:http';
@@ -28,6 +31,7 @@ import {
   type StartedServer,
 } from '../../src/engines/testing/fake-http.ts';
 import type { BackendObserver } from '../../src/engines/testing/conformance.ts';
+import { catalogueClasses, createFakeObjectInfo, loaderValueError, objectInfoFor, type FakeObjectInfo } from './fake-comfyui-object-info.ts';
 
 export type FakeComfyFailure =
   | 'none'
@@ -100,6 +104,8 @@ export interface FakeComfyui {
   /** Gap between execution_success (or the error event) and the history entry being written. */
   historyDelayMs: number;
   previews: FakeComfyPreviews;
+  /** GET /object_info: installed model files, missing node classes, combo shape. */
+  readonly objectInfo: FakeObjectInfo;
   readonly prompts: FakeComfyPrompt[];
   /** Every GET /history/{id}, and whether the entry was there or the answer was `{}`. */
   readonly historyReads: Array<{ promptId: string; found: boolean }>;
@@ -155,6 +161,7 @@ export async function startFakeComfyui(options: FakeComfyOptions = {}): Promise<
     stepDelayMs: options.stepDelayMs ?? 5,
     historyDelayMs: options.historyDelayMs ?? 5,
     previews: options.previews ?? 'none',
+    objectInfo: createFakeObjectInfo(),
     prompts: [],
     historyReads: [],
     uploads: [],
@@ -189,6 +196,7 @@ export async function startFakeComfyui(options: FakeComfyOptions = {}): Promise<
       fake.stepDelayMs = options.stepDelayMs ?? 5;
       fake.historyDelayMs = options.historyDelayMs ?? 5;
       fake.previews = options.previews ?? 'none';
+      fake.objectInfo.reset();
       fake.prompts.length = 0;
       fake.historyReads.length = 0;
       fake.uploads.length = 0;
@@ -394,6 +402,15 @@ export async function startFakeComfyui(options: FakeComfyOptions = {}): Promise<
     const wf = workflow as Workflow;
     for (const [id, node] of Object.entries(wf)) {
       if (!node || typeof node.class_type !== 'string') return fail('invalid_prompt', `Cannot execute because node ${id} has no class_type`);
+      if (fake.objectInfo.missingClasses.has(node.class_type)) {
+        return fail('invalid_prompt', `Cannot execute because node ${node.class_type} does not exist.`, `Node ID '#${id}'`);
+      }
+      const notInstalled = loaderValueError(fake.objectInfo, node.class_type, node.inputs ?? {});
+      if (notInstalled) {
+        return fail('prompt_outputs_failed_validation', 'Prompt outputs failed validation', '', {
+          [id]: { errors: [notInstalled], dependent_outputs: [], class_type: node.class_type },
+        });
+      }
       for (const [input, value] of Object.entries(node.inputs ?? {})) {
         if (Array.isArray(value) && value.length === 2 && !wf[String(value[0])]) {
           return fail('prompt_outputs_failed_validation', 'Prompt outputs failed validation', '', {
@@ -422,7 +439,15 @@ export async function startFakeComfyui(options: FakeComfyOptions = {}): Promise<
     const sampler = Object.values(wf).find((n) => n.class_type.startsWith('KSampler'));
     const positive = node(sampler?.inputs.positive);
     const latent = node(sampler?.inputs.latent_image);
-    const images = ['image1', 'image2', 'image3']
+    // TextEncodeQwenImage21 encodes both prompts in one node: output 1 is the negative conditioning.
+    const negativeLink = sampler?.inputs.negative;
+    const negativeNode = node(negativeLink);
+    const negativeText =
+      Array.isArray(negativeLink) && Number(negativeLink[1]) === 1 && typeof negativeNode?.inputs.negative_prompt === 'string'
+        ? negativeNode.inputs.negative_prompt
+        : text(negativeNode);
+    // Edit-2509's TextEncodeQwenImageEditPlus names them image1..3; 2.1's v3 node images.image_1..
+    const images = ['image1', 'image2', 'image3', ...Array.from({ length: 10 }, (_, i) => `images.image_${i + 1}`)]
       .map((k) => node(positive?.inputs[k]))
       .filter((n): n is Node => n?.class_type === 'LoadImage')
       .map((n) => String(n.inputs.image));
@@ -431,7 +456,7 @@ export async function startFakeComfyui(options: FakeComfyOptions = {}): Promise<
       clientId,
       workflow: wf,
       prompt: text(positive),
-      negativePrompt: text(node(sampler?.inputs.negative)),
+      negativePrompt: negativeText,
       seed: typeof sampler?.inputs.seed === 'number' ? sampler.inputs.seed : undefined,
       width: typeof latent?.inputs.width === 'number' ? latent.inputs.width : undefined,
       height: typeof latent?.inputs.height === 'number' ? latent.inputs.height : undefined,
@@ -450,6 +475,23 @@ export async function startFakeComfyui(options: FakeComfyOptions = {}): Promise<
         system: { os: 'posix', comfyui_version: '0.3.60-fake', python_version: '3.12', pytorch_version: '2.8.0', embedded_python: false, argv: ['main.py'] },
         devices: [{ name: 'cuda:0 NVIDIA Fake GPU', type: 'cuda', index: 0, vram_total: 24 * 2 ** 30, vram_free: 20 * 2 ** 30, torch_vram_total: 0, torch_vram_free: 0 }],
       });
+      return;
+    }
+    if (req.method === 'GET' && (path === '/object_info' || path.startsWith('/object_info/'))) {
+      const one = path.startsWith('/object_info/') ? decodeURIComponent(path.slice('/object_info/'.length)) : undefined;
+      fake.objectInfo.reads.push(one ?? '*');
+      if (one !== undefined && !fake.objectInfo.perClassRoute) {
+        res.writeHead(404, { 'content-type': 'text/plain' }).end('404: Not Found');
+        return;
+      }
+      const classes = one !== undefined ? [one] : catalogueClasses(fake.objectInfo);
+      const body: Record<string, unknown> = {};
+      for (const c of classes) {
+        const entry = objectInfoFor(fake.objectInfo, c, [...inputs.keys()]);
+        if (entry) body[c] = entry;
+      }
+      // server.py answers `{}` for a class it does not have.
+      sendJson(res, 200, body);
       return;
     }
     if (req.method === 'POST' && path === '/upload/image') {

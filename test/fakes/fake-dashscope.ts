@@ -2,6 +2,7 @@
  * A fake DashScope (Model Studio) multimodal-generation endpoint:
  *   POST /api/v1/services/aigc/multimodal-generation/generation  (Bearer key)
  *   -> {output: {choices: [{finish_reason, message: {role, content: [{image: <url>}]}}]}, usage, request_id}
+ *   GET /api/v1/tasks/{task_id}  (Bearer key) -> {request_id, output: {task_id, task_status}}
  * Errors are `{request_id, code, message}` with DashScope's codes and statuses. The result URL
  * points back at this server (standing in for OSS) and is served without authentication.
  */
@@ -52,6 +53,8 @@ export interface FakeDashscope {
   readonly requests: FakeDashscopeRequest[];
   cancels: number;
   downloads: number;
+  /** GET /api/v1/tasks/{id} calls (what the health check makes). */
+  taskQueries: number;
   cancelCount(): number;
   waitForRequest(timeoutMs?: number): Promise<void>;
   reset(): void;
@@ -72,6 +75,7 @@ export async function startFakeDashscope(options: { apiKey?: string } = {}): Pro
     requests: [],
     cancels: 0,
     downloads: 0,
+    taskQueries: 0,
     cancelCount: () => fake.cancels,
     waitForRequest: (timeoutMs = 120_000) =>
       new Promise<void>((resolve, reject) => {
@@ -87,6 +91,7 @@ export async function startFakeDashscope(options: { apiKey?: string } = {}): Pro
       fake.requests.length = 0;
       fake.cancels = 0;
       fake.downloads = 0;
+      fake.taskQueries = 0;
       arrivals = [];
     },
     close: () => started.close(),
@@ -106,6 +111,18 @@ export async function startFakeDashscope(options: { apiKey?: string } = {}): Pro
       const file = files.get(url.pathname.slice('/oss/'.length));
       if (!file) res.writeHead(404).end();
       else sendBytes(res, 200, file, 'image/png');
+      return;
+    }
+    if (req.method === 'GET' && url.pathname.startsWith('/api/v1/tasks/')) {
+      // Task query (Model Studio "Query task result"): authenticated, free; an id that does not
+      // exist or has expired answers 200 with task_status UNKNOWN.
+      fake.taskQueries += 1;
+      if (req.headers.authorization !== `Bearer ${fake.apiKey}`) {
+        error(res, 401, 'InvalidApiKey', 'Invalid API-key provided.');
+        return;
+      }
+      const taskId = decodeURIComponent(url.pathname.slice('/api/v1/tasks/'.length));
+      sendJson(res, 200, { request_id: randomUUID(), output: { task_id: taskId, task_status: 'UNKNOWN' } });
       return;
     }
     if (req.method === 'GET' && url.pathname === '/') {

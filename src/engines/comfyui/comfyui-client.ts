@@ -12,11 +12,13 @@
  *                        the body and interrupt whatever runs, so callers check first)
  *   POST /history        {delete: [prompt_id]}
  *   GET  /system_stats   {system: {comfyui_version, ...}, devices: [{name, vram_free, ...}]}
+ *   GET  /object_info/{Class}  {Class: {input: {required, optional}, ...}}, `{}` for an unknown class
  */
 import { FormData } from 'undici';
 import { backendErrorFailure, type BackendFailure } from '../router/kit/errors.ts';
 import { BackendHttpClient, extractErrorReason, httpStatusFailure, parseJsonBody } from '../router/kit/http.ts';
 import type { ComfyWorkflow } from './workflow-template.ts';
+import type { ComfyObjectInfo } from './workflow-requirements.ts';
 
 export interface ComfyImageRef {
   filename: string;
@@ -133,6 +135,31 @@ export class ComfyClient {
 
   async deleteHistory(promptId: string, timeoutMs: number): Promise<void> {
     await this.http.callOk('POST', '/history', { json: { delete: [promptId] }, timeoutMs });
+  }
+
+  /**
+   * The node classes' descriptions, from GET /object_info/{Class} (one call per class; a server
+   * answers `{}` for a class it lacks, here undefined). A server older than that route (404) is
+   * asked GET /object_info once for everything.
+   */
+  async objectInfo(classes: readonly string[], timeoutMs: number): Promise<Map<string, ComfyObjectInfo | undefined>> {
+    const found = new Map<string, ComfyObjectInfo | undefined>();
+    const answers = await Promise.all(
+      classes.map((c) => this.http.call('GET', `/object_info/${encodeURIComponent(c)}`, { timeoutMs })),
+    );
+    if (answers.some((a) => a.status === 404)) {
+      const all = await this.http.callJson<Record<string, ComfyObjectInfo>>('GET', '/object_info', { timeoutMs });
+      for (const c of classes) found.set(c, all[c]);
+      return found;
+    }
+    answers.forEach((answer, i) => {
+      const c = classes[i]!;
+      if (answer.status < 200 || answer.status >= 300) {
+        throw httpStatusFailure(this.backendId, answer, { retryAfterS: 5, what: `GET /object_info/${c}` });
+      }
+      found.set(c, parseJsonBody<Record<string, ComfyObjectInfo>>(this.backendId, answer.body, `GET /object_info/${c}`)[c]);
+    });
+    return found;
   }
 
   async systemStats(timeoutMs: number): Promise<ComfySystemStats> {

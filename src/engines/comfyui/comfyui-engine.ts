@@ -10,17 +10,18 @@
  * execution_success, or it never came), /history is polled with a bounded backoff while it still
  * answers `{}`.
  */
-import { createHash, randomUUID } from 'node:crypto';
+import { randomBytes, randomUUID } from 'node:crypto';
 import { readFile } from 'node:fs/promises';
 import { fileURLToPath } from 'node:url';
 import type { ComfyuiWorkflowConfig } from '../../config/backends.ts';
 import type { Engine, EngineHealth, EngineProgress, EngineRequest, EngineResult, RawImage } from '../../domain/types.ts';
 import { backendErrorFailure, rejectedFailure, sleep, throwIfAborted } from '../router/kit/errors.ts';
-import { BackendHttpClient } from '../router/kit/http.ts';
+import { BackendHttpClient, REMOTE_CONTROL_TIMEOUT_MS, REMOTE_REQUEST_TIMEOUT_MS } from '../router/kit/http.ts';
 import { assertExactSize, decodeBackendImage, encodePng } from '../router/kit/images.ts';
 import { silentLogger, type EngineLogger } from '../router/kit/logger.ts';
 import { ComfyClient, type ComfyHistoryEntry, type ComfyImageRef } from './comfyui-client.ts';
 import { ComfySocket, ComfySocketClosedError } from './comfyui-socket.ts';
+import { findMissing, requiredClasses } from './workflow-requirements.ts';
 import { fillWorkflow, parseWorkflowTemplate, WorkflowTemplateError, type WorkflowTemplate } from './workflow-template.ts';
 
 export interface ComfyuiEngineOptions {
@@ -33,9 +34,9 @@ export interface ComfyuiEngineOptions {
   edit?: ComfyuiWorkflowConfig | false;
   /** Remove finished prompts from ComfyUI's in-memory history. Default true. */
   deleteHistory?: boolean;
-  /** Budget of each short call (upload, queue, history, view). */
+  /** Budget of each short call (upload, queue, history, view). Default REMOTE_REQUEST_TIMEOUT_MS. */
   requestTimeoutMs?: number;
-  /** Budget of health checks and of the cancel calls made after an abort. */
+  /** Budget of health checks and of the cancel calls made after an abort. Default REMOTE_CONTROL_TIMEOUT_MS. */
   controlTimeoutMs?: number;
   connectTimeoutMs?: number;
   retryAfterS?: number;
@@ -47,7 +48,17 @@ export interface ComfyuiEngineOptions {
   logger?: EngineLogger;
 }
 
-/** Reference images go below ComfyUI's input directory, in a folder of their own. */
+/**
+ * Reference images go below ComfyUI's input directory, in a folder of their own. ComfyUI has no
+ * route that deletes an input file (server.py serves /upload/image, /upload/mask and /view; the
+ * DELETE routes are for the user directory), so instead of accumulating one file per image, the
+ * names are reused: `<process tag>-s<slot>-<n>.png`, where the slot is held by one job of this
+ * engine at a time and n is the reference's position. A job overwrites its slot's files
+ * (`overwrite=true`), so the folder holds at most (jobs in flight at once) × (references per job)
+ * files per process start. LoadImage hashes the file's content for its cache key, so a reused name
+ * with new content is loaded again. The per-process tag keeps two servers sharing one ComfyUI off
+ * each other's files.
+ */
 const UPLOAD_SUBFOLDER = 'qwen-image-api';
 
 /** Backoff between history reads that found `{}`: doubling from the first, capped at the last. */
@@ -55,7 +66,14 @@ const HISTORY_RETRY_FIRST_MS = 20;
 const HISTORY_RETRY_MAX_MS = 1000;
 
 /** The templates shipped in workflows/comfyui/, located relative to this file (no cwd assumptions). */
-export function bundledWorkflowPath(name: 'qwen-image-t2i.json' | 'qwen-image-edit-2509.json'): string {
+export type BundledWorkflow =
+  | 'qwen-image-t2i.json'
+  | 'qwen-image-edit-2509.json'
+  | 'qwen-image-2.1-t2i.json'
+  | 'qwen-image-2.1-edit.json'
+  | 'qwen-image-2.1-turbo-t2i.json';
+
+export function bundledWorkflowPath(name: BundledWorkflow): string {
   return fileURLToPath(new URL(`../../../workflows/comfyui/${name}`, import.meta.url));
 }
 
@@ -68,6 +86,9 @@ export class ComfyuiEngine implements Engine {
   private readonly logger: EngineLogger;
   private readonly controlTimeoutMs: number;
   private readonly pendingCleanups = new Set<Promise<void>>();
+  /** Upload slots held by running jobs (see UPLOAD_SUBFOLDER). */
+  private readonly uploadSlots = new Set<number>();
+  private readonly uploadTag = randomBytes(4).toString('hex');
   private textToImage: WorkflowTemplate | undefined;
   private edit: WorkflowTemplate | undefined;
 
@@ -75,14 +96,14 @@ export class ComfyuiEngine implements Engine {
     this.id = options.id;
     this.options = options;
     this.logger = options.logger ?? silentLogger;
-    this.controlTimeoutMs = options.controlTimeoutMs ?? 3000;
+    this.controlTimeoutMs = options.controlTimeoutMs ?? REMOTE_CONTROL_TIMEOUT_MS;
     const http = new BackendHttpClient({
       backendId: options.id,
       baseUrl: options.url,
       connectTimeoutMs: options.connectTimeoutMs,
       retryAfterS: options.retryAfterS,
     });
-    this.client = new ComfyClient(http, options.requestTimeoutMs ?? 30_000);
+    this.client = new ComfyClient(http, options.requestTimeoutMs ?? REMOTE_REQUEST_TIMEOUT_MS);
     this.description = `ComfyUI at ${new URL(http.baseUrl).host} (Qwen-Image workflows)`;
   }
 
@@ -99,9 +120,20 @@ export class ComfyuiEngine implements Engine {
     return this.options.edit === false ? 0 : (this.edit?.imageSlots ?? 3);
   }
 
+  /**
+   * Up when ComfyUI answers and has what the workflows need: every node class, and every model
+   * file the loaders name (workflow-requirements.ts). A missing file makes the backend unhealthy
+   * even if only the edit workflow needs it, so the problem shows before the first request fails.
+   */
   async health(): Promise<EngineHealth> {
     try {
-      const stats = await this.client.systemStats(this.controlTimeoutMs);
+      const templates = [this.textToImage, this.edit].filter((t): t is WorkflowTemplate => t !== undefined);
+      const [stats, info] = await Promise.all([
+        this.client.systemStats(this.controlTimeoutMs),
+        this.client.objectInfo(requiredClasses(templates), this.controlTimeoutMs),
+      ]);
+      const problems = findMissing(templates, info);
+      if (problems.length > 0) return { ok: false, detail: problems.join('; ') };
       const device = stats.devices?.[0];
       const vram = device?.vram_free !== undefined ? `, ${Math.round(device.vram_free / 2 ** 20)} MiB VRAM free` : '';
       return { ok: true, detail: `ComfyUI ${stats.system?.comfyui_version ?? '?'} on ${device?.name ?? 'unknown device'}${vram}` };
@@ -113,6 +145,21 @@ export class ComfyuiEngine implements Engine {
   async generate(request: EngineRequest, signal: AbortSignal, onProgress?: (progress: EngineProgress) => void): Promise<EngineResult> {
     throwIfAborted(signal);
     const template = this.templateFor(request);
+    const slot = this.takeUploadSlot();
+    try {
+      return await this.run(request, template, slot, signal, onProgress);
+    } finally {
+      this.uploadSlots.delete(slot);
+    }
+  }
+
+  private async run(
+    request: EngineRequest,
+    template: WorkflowTemplate,
+    slot: number,
+    signal: AbortSignal,
+    onProgress?: (progress: EngineProgress) => void,
+  ): Promise<EngineResult> {
     const clientId = randomUUID().replace(/-/g, '');
     const socket = await ComfySocket.connect(this.id, this.socketUrl(clientId), {
       signal,
@@ -126,7 +173,7 @@ export class ComfyuiEngine implements Engine {
     let finished = false;
     try {
       const images: string[] = [];
-      for (const reference of request.referenceImages) images.push(await this.upload(reference, signal));
+      for (const [index, reference] of request.referenceImages.entries()) images.push(await this.upload(reference, slot, index, signal));
       const workflow = fillWorkflow(template, {
         prompt: request.prompt,
         negativePrompt: request.negativePrompt,
@@ -186,11 +233,17 @@ export class ComfyuiEngine implements Engine {
     return url.toString();
   }
 
-  /** Content-addressed names: re-sending the same reference overwrites one file instead of adding one. */
-  private async upload(image: RawImage, signal: AbortSignal): Promise<string> {
+  /** The lowest upload slot no running job holds. */
+  private takeUploadSlot(): number {
+    let slot = 0;
+    while (this.uploadSlots.has(slot)) slot += 1;
+    this.uploadSlots.add(slot);
+    return slot;
+  }
+
+  private async upload(image: RawImage, slot: number, index: number, signal: AbortSignal): Promise<string> {
     const png = await encodePng(image);
-    const name = `ref-${createHash('sha256').update(png).digest('hex').slice(0, 24)}.png`;
-    return this.client.uploadImage(png, name, UPLOAD_SUBFOLDER, signal);
+    return this.client.uploadImage(png, `${this.uploadTag}-s${slot}-${index + 1}.png`, UPLOAD_SUBFOLDER, signal);
   }
 
   /**

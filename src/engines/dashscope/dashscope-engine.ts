@@ -11,14 +11,17 @@
  */
 import type { Engine, EngineHealth, EngineRequest, EngineResult, RawImage } from '../../domain/types.ts';
 import { backendErrorFailure, throwIfAborted } from '../router/kit/errors.ts';
-import { BackendHttpClient, parseJsonBody } from '../router/kit/http.ts';
+import { BackendHttpClient, parseJsonBody, REMOTE_CONTROL_TIMEOUT_MS, REMOTE_REQUEST_TIMEOUT_MS } from '../router/kit/http.ts';
 import { assertExactSize, decodeBackendImage, encodeJpeg, encodePng } from '../router/kit/images.ts';
-import { silentLogger, type EngineLogger } from '../router/kit/logger.ts';
-import { dashscopeFailure } from './dashscope-errors.ts';
+import { redactSecrets, silentLogger, type EngineLogger } from '../router/kit/logger.ts';
+import { dashscopeErrorCode, dashscopeFailure } from './dashscope-errors.ts';
 
 export const DASHSCOPE_DEFAULT_URL = 'https://dashscope-intl.aliyuncs.com';
 export const DASHSCOPE_DEFAULT_MODEL = 'qwen-image-2.0';
 export const DASHSCOPE_GENERATION_PATH = '/api/v1/services/aigc/multimodal-generation/generation';
+export const DASHSCOPE_TASKS_PATH = '/api/v1/tasks';
+/** A well-formed task id no task has: the health check's query costs nothing and finds nothing. */
+const HEALTH_PROBE_TASK_ID = '00000000-0000-0000-0000-000000000000';
 
 /** DashScope's per-image input limit is 10 MB; stay clear of it after base64 inflation. */
 const MAX_INLINE_IMAGE_BYTES = 7 * 1024 * 1024;
@@ -74,18 +77,29 @@ export class DashscopeEngine implements Engine {
   }
 
   /**
-   * DashScope has no health route; any HTTP answer from the API host proves it is reachable.
-   * The key is not sent, so health checks cost nothing and cannot leak it.
+   * Confirms the key with the cheapest authenticated call DashScope has: a task query
+   * (GET /api/v1/tasks/{task_id}, not billed) for an id that cannot exist, which a valid key
+   * gets answered with task_status UNKNOWN ("invalid or expired task ID") and a bad key with
+   * 401 InvalidApiKey. Throttling proves the key was accepted. The key is scrubbed from every
+   * detail (the client's `secrets`), since the router logs it.
    */
   async health(): Promise<EngineHealth> {
-    const probe = new BackendHttpClient({ backendId: this.id, baseUrl: this.http.baseUrl });
     try {
-      const result = await probe.call('GET', '/', { timeoutMs: this.options.controlTimeoutMs ?? 3000 });
-      return { ok: true, detail: `reachable (HTTP ${result.status} on /)` };
+      const result = await this.http.call('GET', `${DASHSCOPE_TASKS_PATH}/${HEALTH_PROBE_TASK_ID}`, {
+        timeoutMs: this.options.controlTimeoutMs ?? REMOTE_CONTROL_TIMEOUT_MS,
+      });
+      if (result.status >= 200 && result.status < 300) return { ok: true, detail: `API key accepted by ${new URL(this.http.baseUrl).host}` };
+      const secrets = { secrets: [this.options.apiKey], apiKeyEnv: this.options.apiKeyEnv };
+      const failure = dashscopeFailure(this.id, result, secrets);
+      const code = dashscopeErrorCode(result.body);
+      if (result.status === 401 || code === 'InvalidApiKey') {
+        const hint = this.options.apiKeyEnv ? ` (check ${this.options.apiKeyEnv})` : '';
+        return { ok: false, detail: `API key rejected${hint}: ${redactSecrets(code || `HTTP ${result.status}`, [this.options.apiKey])}` };
+      }
+      if (result.status === 429 || code.startsWith('Throttling')) return { ok: true, detail: 'API key accepted (throttled right now)' };
+      return { ok: false, detail: failure.message };
     } catch (err) {
-      return { ok: false, detail: (err as Error).message };
-    } finally {
-      await probe.close();
+      return { ok: false, detail: redactSecrets((err as Error).message, [this.options.apiKey]) };
     }
   }
 
@@ -142,7 +156,7 @@ export class DashscopeEngine implements Engine {
     }
     const client = new BackendHttpClient({ backendId: this.id, baseUrl: origin });
     try {
-      const result = await client.call('GET', '', { absoluteUrl: url, signal, timeoutMs: this.options.requestTimeoutMs ?? 60_000 });
+      const result = await client.call('GET', '', { absoluteUrl: url, signal, timeoutMs: this.options.requestTimeoutMs ?? REMOTE_REQUEST_TIMEOUT_MS });
       if (result.status < 200 || result.status >= 300) {
         throw backendErrorFailure(this.id, `downloading the result image answered HTTP ${result.status}`, { retryable: false });
       }

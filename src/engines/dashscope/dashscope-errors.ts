@@ -26,6 +26,16 @@ const QUOTA_RETRY_S = 60;
 /** Codes that mean our account or key is the problem; grouped so the message can say what to fix. */
 const ACCOUNT_CODES = new Set(['InvalidApiKey', 'Arrearage', 'AccessDenied', 'AccessDenied.Unpurchased', 'Model.AccessDenied', 'ModelNotFound', 'Model.NotFound']);
 
+/** The `code` of a DashScope error body; '' when there is none. */
+export function dashscopeErrorCode(body: Buffer): string {
+  try {
+    const code = (JSON.parse(body.toString('utf8')) as DashscopeErrorBody).code;
+    return typeof code === 'string' ? code : '';
+  } catch {
+    return '';
+  }
+}
+
 export function dashscopeFailure(
   backendId: string,
   result: Pick<HttpResult, 'status' | 'headers' | 'body'>,
@@ -52,8 +62,11 @@ export function dashscopeFailure(
   }
   if (code.startsWith('Throttling') || status === 429) {
     const fallback = code === 'Throttling.AllocationQuota' ? QUOTA_RETRY_S : THROTTLE_RETRY_S;
-    const retryAfterS = parseRetryAfter(result.headers.get('retry-after')) ?? fallback;
-    return unavailableFailure(backendId, `DashScope is throttling us (${label})`, retryAfterS);
+    const hinted = parseRetryAfter(result.headers.get('retry-after'));
+    // A used-up quota window will not clear within a same-backend retry: no overload mark, so the
+    // router fails over at once.
+    const overload = code === 'Throttling.AllocationQuota' ? undefined : { status: 429, retryAfterS: hinted };
+    return unavailableFailure(backendId, `DashScope is throttling us (${label})`, hinted ?? fallback, { overload });
   }
   if (ACCOUNT_CODES.has(code) || code.startsWith('AccessDenied') || status === 403 || status === 404) {
     return backendErrorFailure(backendId, `DashScope account or model problem: ${label}`, { retryable: true });
@@ -65,7 +78,8 @@ export function dashscopeFailure(
     return rejectedFailure(backendId, label);
   }
   if (status === 503 || code === 'ServiceUnavailable') {
-    return unavailableFailure(backendId, label, parseRetryAfter(result.headers.get('retry-after')) ?? THROTTLE_RETRY_S);
+    const hinted = parseRetryAfter(result.headers.get('retry-after'));
+    return unavailableFailure(backendId, label, hinted ?? THROTTLE_RETRY_S, { overload: { status: 503, retryAfterS: hinted } });
   }
   return backendErrorFailure(backendId, label, { retryable: true });
 }

@@ -8,7 +8,7 @@ import { FormData } from 'undici';
 import type { OpenaiBackendConfig } from '../../config/backends.ts';
 import type { Engine, EngineHealth, EngineRequest, EngineResult } from '../../domain/types.ts';
 import { backendErrorFailure, rejectedFailure, throwIfAborted } from '../router/kit/errors.ts';
-import { BackendHttpClient } from '../router/kit/http.ts';
+import { BackendHttpClient, REMOTE_CONTROL_TIMEOUT_MS, REMOTE_REQUEST_TIMEOUT_MS } from '../router/kit/http.ts';
 import { assertExactSize, decodeBackendImage, encodePng } from '../router/kit/images.ts';
 import { silentLogger, type EngineLogger } from '../router/kit/logger.ts';
 import { composePrompt, extraFieldValues, OPENAI_DIALECTS, type OpenaiDialect } from './openai-dialect.ts';
@@ -82,7 +82,7 @@ export class OpenaiEngine implements Engine {
 
   async health(): Promise<EngineHealth> {
     try {
-      await this.http.callOk('GET', this.dialect.healthPath, { timeoutMs: this.options.controlTimeoutMs ?? 3000 });
+      await this.http.callOk('GET', this.dialect.healthPath, { timeoutMs: this.options.controlTimeoutMs ?? REMOTE_CONTROL_TIMEOUT_MS });
       return { ok: true, detail: `GET ${this.dialect.healthPath} ok` };
     } catch (err) {
       return { ok: false, detail: (err as Error).message };
@@ -140,7 +140,7 @@ export class OpenaiEngine implements Engine {
       const sameOrigin = new URL(target).origin === new URL(this.http.baseUrl).origin;
       this.logger.debug({ backend: this.id, sameOrigin }, 'downloading result image');
       const result = sameOrigin
-        ? await this.http.callOk('GET', '', { absoluteUrl: target, signal, timeoutMs: this.options.requestTimeoutMs ?? 60_000 })
+        ? await this.http.callOk('GET', '', { absoluteUrl: target, signal, timeoutMs: this.options.requestTimeoutMs ?? REMOTE_REQUEST_TIMEOUT_MS })
         : await this.downloadForeign(target, signal);
       return result.body;
     }
@@ -151,7 +151,7 @@ export class OpenaiEngine implements Engine {
   private async downloadForeign(target: string, signal: AbortSignal): Promise<{ body: Buffer }> {
     const anonymous = new BackendHttpClient({ backendId: this.id, baseUrl: new URL(target).origin });
     try {
-      return await anonymous.callOk('GET', '', { absoluteUrl: target, signal, timeoutMs: this.options.requestTimeoutMs ?? 60_000 });
+      return await anonymous.callOk('GET', '', { absoluteUrl: target, signal, timeoutMs: this.options.requestTimeoutMs ?? REMOTE_REQUEST_TIMEOUT_MS });
     } finally {
       await anonymous.close();
     }

@@ -12,7 +12,8 @@
  *
  * Failover: a failure is retried on the next candidate when the backend returned no result and the
  * failure says nothing about the caller's input: unreachable, timeout, 429/503 overload, 5xx, a
- * ComfyUI execution error. This holds even after progress was reported, because the client only
+ * ComfyUI execution error. A 429/503 answer is first asked again on the same backend, after its
+ * Retry-After (`overloadRetry`, kit/retry.ts), and fails over when that did not help. This holds even after progress was reported, because the client only
  * ever sees the final image and the deadline still bounds the total time. Never retried: 4xx
  * rejections of the input (backend_rejected), output that came back broken or at the wrong size
  * (a configuration error that a second GPU run would repeat), and the caller's abort.
@@ -24,6 +25,7 @@ import { CircuitBreaker } from './circuit-breaker.ts';
 import { abortErrorFrom, isBackendFailure, throwIfAborted } from './kit/errors.ts';
 import { assertExactSize } from './kit/images.ts';
 import { silentLogger, type EngineLogger } from './kit/logger.ts';
+import { retryOnOverload, type OverloadRetryOptions } from './kit/retry.ts';
 import { generateWithDeadline } from './timeout-engine.ts';
 import type { DescribableEngine, RouterDescription } from './types.ts';
 
@@ -35,6 +37,11 @@ export interface RouterEngineOptions {
   backends: RouterBackendSpec[];
   healthCheck: { intervalMs: number; timeoutMs: number };
   circuitBreaker: { failureThreshold: number; resetMs: number };
+  /**
+   * A backend answering 429/503 is asked again (same backend, after Retry-After) this many times
+   * before the next backend is tried (kit/retry.ts). Absent: no same-backend retry.
+   */
+  overloadRetry?: Omit<OverloadRetryOptions, 'onRetry'>;
   logger?: EngineLogger;
   /** [0, 1) source for weighted choice; inject a seeded one for deterministic tests. */
   random?: () => number;
@@ -76,6 +83,7 @@ export class RouterEngine implements Engine, DescribableEngine {
   private readonly model: string;
   private readonly states: BackendState[];
   private readonly healthCheck: { intervalMs: number; timeoutMs: number };
+  private readonly overloadRetry: Omit<OverloadRetryOptions, 'onRetry'>;
   private readonly logger: EngineLogger;
   private readonly random: () => number;
   private readonly now: () => number;
@@ -89,6 +97,7 @@ export class RouterEngine implements Engine, DescribableEngine {
     this.model = options.model;
     this.id = `router:${options.model}`;
     this.healthCheck = options.healthCheck;
+    this.overloadRetry = options.overloadRetry ?? { retries: 0, maxDelayMs: 0, baseDelayMs: 0 };
     this.logger = options.logger ?? silentLogger;
     this.random = options.random ?? Math.random;
     this.now = options.now ?? Date.now;
@@ -269,7 +278,19 @@ export class RouterEngine implements Engine, DescribableEngine {
     state.requests += 1;
     const startedAt = this.now();
     try {
-      const result = await generateWithDeadline(state.spec.engine, state.id, state.spec.timeoutMs, request, signal, onProgress);
+      // Each try has the backend's own deadline; the waits between them end with the caller's signal.
+      const result = await retryOnOverload(
+        () => generateWithDeadline(state.spec.engine, state.id, state.spec.timeoutMs, request, signal, onProgress),
+        signal,
+        {
+          ...this.overloadRetry,
+          onRetry: ({ retry, delayMs, error }) =>
+            this.logger.info(
+              { requestId: request.requestId, model: this.model, backend: state.id, retry, delayMs, err: error.message },
+              'backend is busy; asking it again',
+            ),
+        },
+      );
       assertExactSize(state.id, result.image, request.width, request.height);
       state.successes += 1;
       state.recordLatency(this.now() - startedAt);

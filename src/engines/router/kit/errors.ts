@@ -15,8 +15,16 @@ export interface BackendFailureOptions {
   /** The backend could not be reached at all: the router marks it down until the next health check. */
   unreachable?: boolean;
   retryAfterS?: number;
+  /** The backend answered 429 or 503: busy, throttling or warming up, worth asking again soon. */
+  overload?: OverloadInfo;
   param?: string | null;
   cause?: unknown;
+}
+
+export interface OverloadInfo {
+  status: number;
+  /** The backend's own Retry-After in seconds; undefined when it sent none. */
+  retryAfterS: number | undefined;
 }
 
 export class BackendFailure extends ApiError {
@@ -24,6 +32,7 @@ export class BackendFailure extends ApiError {
   readonly retryable: boolean;
   readonly countsAsFailure: boolean;
   readonly unreachable: boolean;
+  readonly overload: OverloadInfo | undefined;
 
   constructor(code: ErrorCode, message: string, options: BackendFailureOptions) {
     super(code, message, { param: options.param, retryAfterS: options.retryAfterS, cause: options.cause });
@@ -32,6 +41,7 @@ export class BackendFailure extends ApiError {
     this.retryable = options.retryable;
     this.countsAsFailure = options.countsAsFailure;
     this.unreachable = options.unreachable ?? false;
+    this.overload = options.overload;
   }
 }
 
@@ -44,7 +54,7 @@ export function unavailableFailure(
   backendId: string,
   reason: string,
   retryAfterS: number,
-  extra: { unreachable?: boolean; cause?: unknown } = {},
+  extra: { unreachable?: boolean; overload?: OverloadInfo; cause?: unknown } = {},
 ): BackendFailure {
   return new BackendFailure('engine_unavailable', `backend ${backendId} is unavailable: ${reason}`, {
     backendId,
@@ -52,6 +62,7 @@ export function unavailableFailure(
     countsAsFailure: true,
     retryAfterS: Math.max(1, Math.ceil(retryAfterS)),
     unreachable: extra.unreachable,
+    overload: extra.overload,
     cause: extra.cause,
   });
 }

@@ -31,6 +31,15 @@ export interface HttpClientOptions {
   maxResponseBytes?: number;
 }
 
+/**
+ * Defaults written once for every remote engine. A short call (upload, queue, history, view, the
+ * download of a result image) gets a minute: a 1440×1440 PNG over a slow link, or a ComfyUI busy
+ * loading a model, can take tens of seconds. Control calls (health checks, the cancellations sent
+ * after an abort) get 3 s: they must not hold up a health round or a shutdown.
+ */
+export const REMOTE_REQUEST_TIMEOUT_MS = 60_000;
+export const REMOTE_CONTROL_TIMEOUT_MS = 3_000;
+
 /** A 1440×1440 PNG is under 10 MB; base64 JSON around it under 14 MB. 128 MiB is generous. */
 const DEFAULT_MAX_RESPONSE_BYTES = 128 * 2 ** 20;
 
@@ -268,8 +277,10 @@ export function httpStatusFailure(
   const reason = redactSecrets(extractErrorReason(result.body), options.secrets ?? []);
   const status = result.status;
   if (status === 429 || status === 503) {
-    const retryAfterS = parseRetryAfter(result.headers.get('retry-after')) ?? options.retryAfterS;
-    return unavailableFailure(backendId, `${options.what} answered HTTP ${status} (${reason})`, retryAfterS);
+    const hinted = parseRetryAfter(result.headers.get('retry-after'));
+    return unavailableFailure(backendId, `${options.what} answered HTTP ${status} (${reason})`, hinted ?? options.retryAfterS, {
+      overload: { status, retryAfterS: hinted },
+    });
   }
   if (status === 401 || status === 403) {
     return backendErrorFailure(backendId, `${options.what} refused our credentials (HTTP ${status}: ${reason})`, { retryable: true });
