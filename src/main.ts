@@ -160,7 +160,7 @@ export async function startServer(config: Config, options: StartOptions = {}): P
     keys,
     usage,
     blobs,
-    validateGeneration: createGenerationValidator(),
+    validateGeneration: createGenerationValidator({ maxImagesPerRequest: config.maxImagesPerRequest }),
     submitGeneration,
     jobs: jobsHttp,
     requestTimeoutMs: config.requestTimeoutMs,

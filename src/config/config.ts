@@ -28,6 +28,8 @@ export interface Config {
   requestTimeoutMs: number;
   /** Largest JSON body we accept (data: URIs of three images must fit). */
   maxBodyBytes: number;
+  /** Largest `n` (images per request, each charged). */
+  maxImagesPerRequest: number;
   image: ImageInputConfig;
   enhancer: EnhancerConfig;
   /** issuerId goes into every mark; key seeds the mark's patterns (marks from another key are invisible). */
@@ -160,6 +162,7 @@ export function readConfig(env: Env, cwd: string = process.cwd()): Config {
     engineMaxQueue: intSetting(env, 'ENGINE_MAX_QUEUE', 16, 0, 100_000),
     requestTimeoutMs: intSetting(env, 'REQUEST_TIMEOUT_MS', 120_000, 100, 3_600_000),
     maxBodyBytes: intSetting(env, 'MAX_BODY_BYTES', 32 * 1024 * 1024, 1024, 1024 * 1024 * 1024),
+    maxImagesPerRequest: intSetting(env, 'MAX_IMAGES_PER_REQUEST', 4, 1, 10),
     image: {
       allowPrivateUrls: boolSetting(env, 'ALLOW_PRIVATE_IMAGE_URLS', false),
       fetchTimeoutMs: intSetting(env, 'IMAGE_FETCH_TIMEOUT_MS', 10_000, 100, 600_000),

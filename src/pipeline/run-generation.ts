@@ -1,6 +1,6 @@
 /**
  * The run half of a generation: from a claimed job to the outcome the job store commits (the image
- * stored, the response body, the ledger entry). enhance → engine → watermark → encode → store.
+ * stored, the response body, the ledger entry). enhance → (engine → watermark → encode → store) × n.
  * Charging is not done here: the job store writes the ledger row in the same transaction that marks
  * the job succeeded, so a job that fails or is canceled at any point before leaves no row.
  */
@@ -9,7 +9,7 @@ import { ApiError } from '../domain/errors.ts';
 import type { JobRecord, GenerationResponseBody } from '../domain/jobs.ts';
 import type { BlobStore, PromptEnhancer, UsageEntry, Watermarker } from '../domain/ports.ts';
 import type { Engine, EngineProgress, RawImage } from '../domain/types.ts';
-import { aiGeneratedXmp, encodePng, TRAINED_ALGORITHMIC_MEDIA, type PngTextEntry } from '../images/png.ts';
+import { encodeOutput } from '../images/encode-output.ts';
 import { decodeReference } from './reference-blobs.ts';
 
 export interface RunGenerationDeps {
@@ -40,6 +40,20 @@ export interface RunOutcome {
   usage: UsageEntry;
   timings: Record<string, number>;
   engineInfo: Record<string, string | number | boolean>;
+}
+
+/** Seeds are 0..2^31−1, as in the seed's schema. */
+const MAX_SEED = 2147483647;
+
+/** Stage times summed over the n images, ms with two decimals. */
+function addTime(timings: Record<string, number>, name: string, since: number): void {
+  timings[name] = Math.round(((timings[name] ?? 0) + performance.now() - since) * 100) / 100;
+}
+
+/** Image `index` of `count`: its steps continue the job's count, so progress runs once from 0 to the end. */
+function progressOfImage(onProgress: RunContext['onProgress'], index: number, count: number): RunContext['onProgress'] {
+  if (!onProgress || count === 1) return onProgress;
+  return (p) => onProgress({ ...p, step: index * p.totalSteps + p.step, totalSteps: count * p.totalSteps });
 }
 
 /** 32 bits identifying a generation by its parameters, so the same request carries the same mark. */
@@ -81,76 +95,87 @@ export function createRunGeneration(deps: RunGenerationDeps) {
     if (params.enhancePrompt) ctx.log.info({ enhanceSource: enhanced.source, fallbackReason: (enhanced as { fallbackReason?: string }).fallbackReason }, 'prompt enhanced');
     signal.throwIfAborted();
 
-    t = performance.now();
-    const drawn = await engine.generate(
-      {
-        requestId: job.requestId,
-        model: params.model,
-        prompt: enhanced.prompt,
-        negativePrompt: params.negativePrompt,
-        width: params.width,
-        height: params.height,
-        seed: params.seed,
-        referenceImages: references,
-        // enhance_prompt false promises the prompt is drawn as given; true lets the chosen engine adapt it.
-        mayAdaptPrompt: params.enhancePrompt,
-      },
-      signal,
-      ctx.onProgress,
-    );
-    mark('engine_ms', t);
-    // What the engine drew with: the enhanced prompt, or the builtin engine's rewording of it into its vocabulary.
-    const drawnPrompt = drawn.drawnPrompt ?? enhanced.prompt;
-    let image = drawn.image;
-    if (image.width !== params.width || image.height !== params.height || image.data.length !== params.width * params.height * 3) {
-      throw new ApiError('backend_error', `engine ${engine.id} returned ${image.width}x${image.height}, asked for ${params.width}x${params.height}`);
-    }
-    signal.throwIfAborted();
-
-    t = performance.now();
-    if (params.watermark) {
-      if (!deps.watermarker) throw new ApiError('engine_unavailable', 'watermarking is not available on this server');
-      const generationId = generationIdOf([params.model, drawnPrompt, params.negativePrompt, params.seed, params.width, params.height], references);
-      image = deps.watermarker.embed(image, { issuerId: deps.watermarkIssuerId, generationId });
-    }
-    mark('watermark_ms', t);
-
-    t = performance.now();
-    const text: PngTextEntry[] = [
-      { keyword: 'Software', text: deps.software },
-      { keyword: 'Model', text: params.model },
-      { keyword: 'Prompt', text: drawnPrompt },
-      ...(params.prompt !== drawnPrompt ? [{ keyword: 'Original prompt', text: params.prompt }] : []),
-      ...(params.negativePrompt ? [{ keyword: 'Negative prompt', text: params.negativePrompt }] : []),
-      { keyword: 'Seed', text: String(params.seed) },
-      { keyword: 'Size', text: `${params.width}x${params.height}` },
-      { keyword: 'Engine', text: engine.id },
-      { keyword: 'Watermark', text: params.watermark ? 'invisible' : 'none' },
-      { keyword: 'DigitalSourceType', text: TRAINED_ALGORITHMIC_MEDIA },
-      { keyword: 'XML:com.adobe.xmp', text: aiGeneratedXmp(deps.software) },
-    ];
-    const png = await encodePng(image, text);
-    mark('encode_ms', t);
-    signal.throwIfAborted();
-
-    const createdMs = now();
-    t = performance.now();
+    const count = params.n ?? 1;
+    const items: GenerationResponseBody['data'] = [];
     const outputKeys: string[] = [];
-    let item: GenerationResponseBody['data'][number];
-    if (params.responseFormat === 'url') {
-      const key = `generations/${createdMs}-${crypto.randomUUID()}.png`;
-      await deps.blobs.put(key, png, 'image/png');
-      outputKeys.push(key);
-      item = { url: `${deps.publicUrl()}/files/${key}`, seed: params.seed, revised_prompt: drawnPrompt };
-    } else {
-      item = { b64_json: png.toString('base64'), seed: params.seed, revised_prompt: drawnPrompt };
-    }
-    mark('store_ms', t);
+    let engineInfo: Record<string, string | number | boolean> = {};
+    const createdMs = now();
+    for (let index = 0; index < count; index++) {
+      // n images: seeds seed, seed+1, ... (wrapping inside the seed range), drawn one after the other.
+      const seed = (params.seed + index) % (MAX_SEED + 1);
+      t = performance.now();
+      const drawn = await engine.generate(
+        {
+          requestId: job.requestId,
+          model: params.model,
+          prompt: enhanced.prompt,
+          negativePrompt: params.negativePrompt,
+          width: params.width,
+          height: params.height,
+          seed,
+          referenceImages: references,
+          // enhance_prompt false promises the prompt is drawn as given; true lets the chosen engine adapt it.
+          mayAdaptPrompt: params.enhancePrompt,
+          ...(params.quality && params.quality !== 'auto' ? { quality: params.quality } : {}),
+        },
+        signal,
+        progressOfImage(ctx.onProgress, index, count),
+      );
+      addTime(timings, 'engine_ms', t);
+      engineInfo = drawn.info ?? {};
+      // What the engine drew with: the enhanced prompt, or the builtin engine's rewording of it into its vocabulary.
+      const drawnPrompt = drawn.drawnPrompt ?? enhanced.prompt;
+      let image = drawn.image;
+      if (image.width !== params.width || image.height !== params.height || image.data.length !== params.width * params.height * 3) {
+        throw new ApiError('backend_error', `engine ${engine.id} returned ${image.width}x${image.height}, asked for ${params.width}x${params.height}`);
+      }
+      signal.throwIfAborted();
 
-    const usd = priceUsd;
+      t = performance.now();
+      if (params.watermark) {
+        if (!deps.watermarker) throw new ApiError('engine_unavailable', 'watermarking is not available on this server');
+        const generationId = generationIdOf([params.model, drawnPrompt, params.negativePrompt, seed, params.width, params.height], references);
+        image = deps.watermarker.embed(image, { issuerId: deps.watermarkIssuerId, generationId });
+      }
+      addTime(timings, 'watermark_ms', t);
+
+      t = performance.now();
+      const file = await encodeOutput(
+        image,
+        {
+          software: deps.software,
+          model: params.model,
+          prompt: drawnPrompt,
+          ...(params.prompt !== drawnPrompt ? { originalPrompt: params.prompt } : {}),
+          negativePrompt: params.negativePrompt,
+          seed,
+          width: params.width,
+          height: params.height,
+          engine: engine.id,
+          watermarked: params.watermark,
+        },
+        { format: params.outputFormat ?? 'png', compression: params.outputCompression },
+      );
+      addTime(timings, 'encode_ms', t);
+      signal.throwIfAborted();
+
+      t = performance.now();
+      if (params.responseFormat === 'url') {
+        const key = `generations/${createdMs}-${crypto.randomUUID()}.${file.extension}`;
+        await deps.blobs.put(key, file.data, file.contentType);
+        outputKeys.push(key);
+        items.push({ url: `${deps.publicUrl()}/files/${key}`, seed, revised_prompt: drawnPrompt });
+      } else {
+        items.push({ b64_json: file.data.toString('base64'), seed, revised_prompt: drawnPrompt });
+      }
+      addTime(timings, 'store_ms', t);
+    }
+
+    // One job, one ledger row: n images cost n times the price.
+    const usd = Math.round(priceUsd * count * 1e9) / 1e9;
     const credits = Math.round(usd * deps.creditsPerUsd * 1e6) / 1e6;
     return {
-      result: { created: createdMs, data: [item], meta: { usage: { credits_used: credits, usd_spent: usd } } },
+      result: { created: createdMs, data: items, meta: { usage: { credits_used: credits, usd_spent: usd } } },
       outputKeys,
       usage: {
         keyId: job.keyId,
@@ -164,7 +189,7 @@ export function createRunGeneration(deps: RunGenerationDeps) {
         createdAtMs: createdMs,
       },
       timings,
-      engineInfo: drawn.info ?? {},
+      engineInfo: { ...engineInfo, ...(count > 1 ? { images: count } : {}) },
     };
   };
 }

@@ -3,6 +3,9 @@ import fs from 'node:fs/promises';
 import path from 'node:path';
 import type { BlobStore } from '../../domain/ports.ts';
 
+/** Content types by file extension: the generated images' formats (output_format). */
+const CONTENT_TYPES: Record<string, string> = { png: 'image/png', jpg: 'image/jpeg', webp: 'image/webp' };
+
 const SAFE_KEY = /^[A-Za-z0-9][A-Za-z0-9._-]*(\/[A-Za-z0-9][A-Za-z0-9._-]*)*$/;
 
 export function createFsBlobStore(root: string): BlobStore {
@@ -22,7 +25,7 @@ export function createFsBlobStore(root: string): BlobStore {
       if (!file) return null;
       try {
         const data = await fs.readFile(file);
-        return { data, contentType: key.endsWith('.png') ? 'image/png' : 'application/octet-stream' };
+        return { data, contentType: CONTENT_TYPES[path.extname(key).slice(1)] ?? 'application/octet-stream' };
       } catch (err) {
         if ((err as NodeJS.ErrnoException).code === 'ENOENT') return null;
         throw err;
