@@ -169,6 +169,7 @@ export async function startServer(config: Config, options: StartOptions = {}): P
     openapi: buildOpenApiDocument(config.publicUrl ?? '/', VERSION),
     isReady: () => ready,
     allowPrivateWebhooks: config.webhooks.allowPrivate,
+    maxImageBytes: config.image.maxBytes,
     watermark: {
       watermarker,
       fetcher,

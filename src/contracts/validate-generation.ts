@@ -25,6 +25,8 @@ export interface GenerationParams {
   model: string;
   prompt: string;
   imageUrls: string[];
+  /** Reference images uploaded as files (POST /v1/images/edits), in order; [] on the JSON endpoint. */
+  imageFiles: Buffer[];
   width: number;
   height: number;
   /** The preset name when one was given, else null. */
@@ -240,6 +242,7 @@ export function createGenerationValidator(validatorOptions: ValidatorOptions = {
       model: b.model as string,
       prompt: b.prompt as string,
       imageUrls,
+      imageFiles: [],
       width: dims.width,
       height: dims.height,
       sizePreset: preset,

@@ -14,6 +14,7 @@ import type { ModelRunStats } from '../jobs/job-runner.ts';
 import { registerErrorHandling } from './plugins/errors.ts';
 import { createAuthenticate } from './plugins/auth.ts';
 import { registerGenerationRoutes } from './routes/generations.ts';
+import { registerEditRoutes } from './routes/edits.ts';
 import { registerJobRoutes, type JobsHttpDeps } from './routes/jobs.ts';
 import { registerWebhookRoutes } from './routes/webhooks.ts';
 import { registerModelRoutes } from './routes/models.ts';
@@ -41,6 +42,8 @@ export interface AppDeps {
   /** Webhook URLs may point at private addresses (WEBHOOK_ALLOW_PRIVATE_URLS). */
   allowPrivateWebhooks: boolean;
   watermark: Omit<WatermarkRouteDeps, 'authenticate'> | null;
+  /** Largest uploaded reference image (POST /v1/images/edits). */
+  maxImageBytes: number;
 }
 
 /** A caller-supplied x-request-id is kept when it is short and plain; otherwise we make one. */
@@ -78,13 +81,15 @@ export async function buildApp(deps: AppDeps): Promise<FastifyInstance> {
   registerErrorHandling(app, deps.maxBodyBytes);
 
   const authenticate = createAuthenticate(deps.keys);
-  registerGenerationRoutes(app, {
+  const generationDeps = {
     authenticate,
     validateGeneration: deps.validateGeneration,
     submitGeneration: deps.submitGeneration,
     jobs: deps.jobs,
     requestTimeoutMs: deps.requestTimeoutMs,
-  });
+  };
+  registerGenerationRoutes(app, generationDeps);
+  await registerEditRoutes(app, { ...generationDeps, maxImageBytes: deps.maxImageBytes });
   registerJobRoutes(app, { authenticate, ...deps.jobs });
   registerWebhookRoutes(app, { authenticate, keys: deps.keys, allowPrivate: deps.allowPrivateWebhooks });
   registerModelRoutes(app, { authenticate, engines: deps.engines, runStats: deps.runStats, startedAtS: Math.floor(Date.now() / 1000) });

@@ -131,3 +131,16 @@ export async function readOutputXmp(file: Buffer): Promise<Record<string, string
   if (desc) out.description = unescape(desc[1]!);
   return out;
 }
+
+/**
+ * A streaming caller's partial image: an engine preview (the denoiser's estimate at its own small
+ * resolution) scaled to the requested size, so a client can show it where the final image will go,
+ * in the requested format. No metadata: it is not the image that was charged for.
+ */
+export async function encodePartialImage(preview: RawImage, width: number, height: number, options: OutputOptions): Promise<EncodedOutput> {
+  const { data, info } = await sharp(preview.data, { raw: { width: preview.width, height: preview.height, channels: 3 } })
+    .resize(width, height, { fit: 'fill', kernel: 'cubic' })
+    .raw()
+    .toBuffer({ resolveWithObject: true });
+  return encodeOutput({ width: info.width, height: info.height, data: new Uint8Array(data.buffer, data.byteOffset, data.byteLength) }, null, options);
+}

@@ -101,13 +101,15 @@ export function createSubmitGeneration(deps: SubmitDeps) {
 
     await deps.runner.admit(params.model);
 
-    const references = await Promise.all(
-      params.imageUrls.map(async (url, i) => {
+    const references = await Promise.all([
+      ...params.imageUrls.map(async (url, i) => {
         const param = `image_urls[${i}]`;
         const bytes = await deps.fetcher.fetchBytes(url, param, ctx.signal);
         return decodeImage(bytes, deps.decodeLimits, param);
       }),
-    );
+      // Uploaded files (POST /v1/images/edits): the same decoding and limits as fetched ones.
+      ...params.imageFiles.map((bytes, i) => decodeImage(bytes, deps.decodeLimits, params.imageFiles.length === 1 ? 'image' : `image[${i}]`)),
+    ]);
     ctx.signal.throwIfAborted();
 
     const jobId = `job_${crypto.randomUUID()}`;
