@@ -191,6 +191,9 @@ export function createGenerationValidator(validatorOptions: ValidatorOptions = {
     if (body === null || typeof body !== 'object' || Array.isArray(body)) {
       throw new ApiError('invalid_value', `request body must be a JSON object, got ${describe(body)}`, { param: null });
     }
+    if (endpoint === 'edits' && (body as Record<string, unknown>).image_urls !== undefined) {
+      throw invalid('image_urls', 'image_urls is not taken by /v1/images/edits: send the images as files in image (one) or image[] (up to 3)');
+    }
     if (!check(body)) {
       const err = pickError(check.errors ?? [], body);
       const { param, message, code } = messageFor(err, body);
@@ -203,9 +206,6 @@ export function createGenerationValidator(validatorOptions: ValidatorOptions = {
         throw new ApiError('invalid_value', `image_urls[${i}] must be an http(s) URL or a data: URI, got a ${url.split(':')[0]}: URL`, { param: `image_urls[${i}]` });
       }
     });
-    if (endpoint === 'edits' && b.image_urls !== undefined) {
-      throw invalid('image_urls', 'image_urls is not taken by /v1/images/edits: send the images as files in image (one) or image[] (up to 3)');
-    }
     if (b.size !== undefined && b.image_size !== undefined) {
       throw invalid('size', 'size and image_size give the same thing: send one of them, not both');
     }
