@@ -25,7 +25,7 @@ async function postForm(parts: Part[]): Promise<{ status: number; json: any }> {
   const form = new FormData();
   for (const [name, value] of parts) {
     if (typeof value === 'string') form.append(name, value);
-    else form.append(name, new Blob([value]), 'blob');
+    else form.append(name, new Blob([new Uint8Array(value)]), 'blob');
   }
   const res = await fetch(`${server.url}/v1/images/edits`, { method: 'POST', headers: { authorization: `Bearer ${TEST_KEY}` }, body: form });
   return { status: res.status, json: await res.json() };
@@ -98,7 +98,7 @@ describe('edits: accepted forms', () => {
       form.append('prompt', 'make it night');
       form.append('seed', '4');
       form.append('size', '512x512');
-      form.append('image', new Blob([image]), 'blob');
+      form.append('image', new Blob([new Uint8Array(image)]), 'blob');
       const res = await fetch(`${server.url}/v1/images/edits`, { method: 'POST', headers: { authorization: `Bearer ${TEST_KEY}`, 'idempotency-key': 'edit-1' }, body: form });
       return { status: res.status, replayed: res.headers.get('idempotent-replayed'), json: await res.json() };
     };
