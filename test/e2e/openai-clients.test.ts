@@ -15,6 +15,8 @@ import { startTestServer, MODEL, TEST_KEY, type TestServer } from '../helpers/se
 import { readPngText } from '../../src/images/png.ts';
 import { readOutputXmp } from '../../src/images/encode-output.ts';
 import { makeTestImages } from '../helpers/image-server.ts';
+import { ApiError } from '../../src/domain/errors.ts';
+import type { Engine, EngineProgress, EngineRequest } from '../../src/domain/types.ts';
 
 let server: TestServer;
 let client: OpenAI;
@@ -240,5 +242,60 @@ describe('AI SDK, @ai-sdk/openai', () => {
   test('errors are APICallErrors', async () => {
     const bad = createOpenAI({ baseURL: `${server.url}/v1`, apiKey: 'nope' });
     await assert.rejects(generateImage({ model: bad.image(MODEL), prompt: 'x', maxRetries: 0 }), (err: unknown) => APICallError.isInstance(err) && err.statusCode === 401);
+  });
+});
+
+describe('streams that do not finish', () => {
+  // An engine that draws (with its previews), then holds the result until the run is aborted, or
+  // fails on request: what a slow or broken backend looks like to the stream.
+  let held: TestServer;
+  let heldClient: OpenAI;
+  before(async () => {
+    held = await startTestServer({}, {
+      wrapEngine: (engine): Engine => ({
+        id: engine.id,
+        kind: engine.kind,
+        description: engine.description,
+        load: () => engine.load(),
+        health: () => engine.health(),
+        close: () => engine.close(),
+        async generate(request: EngineRequest, signal: AbortSignal, onProgress?: (p: EngineProgress) => void) {
+          const result = await engine.generate(request, signal, onProgress);
+          if (request.prompt.includes('fail here')) throw new ApiError('backend_error', 'the backend broke while drawing');
+          await new Promise((_, reject) => signal.addEventListener('abort', () => reject(Object.assign(new Error('aborted'), { name: 'AbortError' })), { once: true }));
+          return result;
+        },
+      }),
+    });
+    heldClient = new OpenAI({ baseURL: `${held.url}/v1`, apiKey: TEST_KEY, maxRetries: 0 });
+  });
+  after(async () => {
+    await held.close();
+  });
+
+  test('a failure ends the stream with an error event, which openai-node raises as an APIError', async () => {
+    const stream = await heldClient.images.generate({ model: MODEL, prompt: 'fail here', stream: true, enhance_prompt: false } as OpenAI.ImageGenerateParamsStreaming);
+    await assert.rejects(
+      (async () => {
+        for await (const _event of stream);
+      })(),
+      (err: unknown) => err instanceof OpenAI.APIError && /the backend broke/.test(err.message),
+    );
+  });
+
+  test('a caller that goes away after a partial image cancels the job, which is not charged', async () => {
+    const before = (await held.get('/v1/usage')).json;
+    const controller = new AbortController();
+    const stream = await heldClient.images.generate({ model: MODEL, prompt: 'a tree', stream: true, partial_images: 1, size: '512x512' }, { signal: controller.signal });
+    for await (const event of stream) {
+      assert.equal(event.type, 'image_generation.partial_image');
+      controller.abort();
+    }
+    const [job] = (await held.get('/v1/jobs?limit=1')).json.data;
+    // Follow the job to its end (its event stream ends with the terminal state).
+    const events = await (await fetch(`${held.url}/v1/jobs/${job.id}/events`, { headers: { authorization: `Bearer ${TEST_KEY}` } })).text();
+    assert.match(events, /event: canceled/);
+    const afterUsage = (await held.get('/v1/usage')).json;
+    assert.equal(afterUsage.generations, before.generations);
   });
 });

@@ -104,7 +104,7 @@ export async function answerGeneration(
     });
     if (!created) reply.header('idempotent-replayed', 'true');
     request.log.info({ jobId: job.id, created, mode: params.stream ? 'stream' : isSync ? 'sync' : 'async' }, 'job submitted');
-    if (params.stream) return await streamGeneration(deps, request, reply, job, { kind, created, clientGone: clientGone.signal, params });
+    if (params.stream) return await streamGeneration(deps, request, reply, job, { kind, created, params });
 
     const waitMs = isSync ? deps.requestTimeoutMs : Math.min((prefer.waitS ?? 0) * 1000, deps.requestTimeoutMs);
     // Read again even without waiting: the runner may have started it meanwhile (no queue position then).

@@ -27,7 +27,6 @@ export interface StreamOptions {
   kind: StreamKind;
   created: boolean;
   params: GenerationParams;
-  clientGone: AbortSignal;
 }
 
 const HEARTBEAT_MS = 15_000;
