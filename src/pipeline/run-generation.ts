@@ -9,6 +9,7 @@ import { ApiError } from '../domain/errors.ts';
 import type { JobRecord, GenerationResponseBody } from '../domain/jobs.ts';
 import type { BlobStore, PromptEnhancer, UsageEntry, Watermarker } from '../domain/ports.ts';
 import type { Engine, EngineProgress, RawImage } from '../domain/types.ts';
+import type { EnhanceResult } from '../domain/ports.ts';
 import { encodeOutput } from '../images/encode-output.ts';
 import { decodeReference } from './reference-blobs.ts';
 
@@ -45,15 +46,22 @@ export interface RunOutcome {
 /** Seeds are 0..2^31−1, as in the seed's schema. */
 const MAX_SEED = 2147483647;
 
-/** Stage times summed over the n images, ms with two decimals. */
-function addTime(timings: Record<string, number>, name: string, since: number): void {
-  timings[name] = Math.round(((timings[name] ?? 0) + performance.now() - since) * 100) / 100;
-}
-
 /** Image `index` of `count`: its steps continue the job's count, so progress runs once from 0 to the end. */
 function progressOfImage(onProgress: RunContext['onProgress'], index: number, count: number): RunContext['onProgress'] {
   if (!onProgress || count === 1) return onProgress;
   return (p) => onProgress({ ...p, step: index * p.totalSteps + p.step, totalSteps: count * p.totalSteps });
+}
+
+/** What drawImage needs from the job's run: the inputs read once for all n images. */
+interface ImageRun {
+  index: number;
+  count: number;
+  engine: Engine;
+  enhanced: Pick<EnhanceResult, 'prompt'>;
+  references: RawImage[];
+  createdMs: number;
+  /** Adds a stage's time since `since` (summed over the images). */
+  mark: (name: string, since: number) => void;
 }
 
 /** 32 bits identifying a generation by its parameters, so the same request carries the same mark. */
@@ -75,7 +83,7 @@ export function createRunGeneration(deps: RunGenerationDeps) {
     if (priceUsd === undefined) throw new ApiError('model_not_found', `model "${params.model}" has no price configured`, { param: 'model' });
     const { signal } = ctx;
     const timings: Record<string, number> = {};
-    const mark = (name: string, since: number) => (timings[name] = Math.round((performance.now() - since) * 100) / 100);
+    const mark = (name: string, since: number) => (timings[name] = Math.round(((timings[name] ?? 0) + performance.now() - since) * 100) / 100);
 
     let t = performance.now();
     const references = await Promise.all(
@@ -96,87 +104,18 @@ export function createRunGeneration(deps: RunGenerationDeps) {
     signal.throwIfAborted();
 
     const count = params.n ?? 1;
-    const items: GenerationResponseBody['data'] = [];
-    const outputKeys: string[] = [];
-    let engineInfo: Record<string, string | number | boolean> = {};
     const createdMs = now();
+    const images: Array<Awaited<ReturnType<typeof drawImage>>> = [];
     for (let index = 0; index < count; index++) {
-      // n images: seeds seed, seed+1, ... (wrapping inside the seed range), drawn one after the other.
-      const seed = (params.seed + index) % (MAX_SEED + 1);
-      t = performance.now();
-      const drawn = await engine.generate(
-        {
-          requestId: job.requestId,
-          model: params.model,
-          prompt: enhanced.prompt,
-          negativePrompt: params.negativePrompt,
-          width: params.width,
-          height: params.height,
-          seed,
-          referenceImages: references,
-          // enhance_prompt false promises the prompt is drawn as given; true lets the chosen engine adapt it.
-          mayAdaptPrompt: params.enhancePrompt,
-          ...(params.quality && params.quality !== 'auto' ? { quality: params.quality } : {}),
-        },
-        signal,
-        progressOfImage(ctx.onProgress, index, count),
-      );
-      addTime(timings, 'engine_ms', t);
-      engineInfo = drawn.info ?? {};
-      // What the engine drew with: the enhanced prompt, or the builtin engine's rewording of it into its vocabulary.
-      const drawnPrompt = drawn.drawnPrompt ?? enhanced.prompt;
-      let image = drawn.image;
-      if (image.width !== params.width || image.height !== params.height || image.data.length !== params.width * params.height * 3) {
-        throw new ApiError('backend_error', `engine ${engine.id} returned ${image.width}x${image.height}, asked for ${params.width}x${params.height}`);
-      }
-      signal.throwIfAborted();
-
-      t = performance.now();
-      if (params.watermark) {
-        if (!deps.watermarker) throw new ApiError('engine_unavailable', 'watermarking is not available on this server');
-        const generationId = generationIdOf([params.model, drawnPrompt, params.negativePrompt, seed, params.width, params.height], references);
-        image = deps.watermarker.embed(image, { issuerId: deps.watermarkIssuerId, generationId });
-      }
-      addTime(timings, 'watermark_ms', t);
-
-      t = performance.now();
-      const file = await encodeOutput(
-        image,
-        {
-          software: deps.software,
-          model: params.model,
-          prompt: drawnPrompt,
-          ...(params.prompt !== drawnPrompt ? { originalPrompt: params.prompt } : {}),
-          negativePrompt: params.negativePrompt,
-          seed,
-          width: params.width,
-          height: params.height,
-          engine: engine.id,
-          watermarked: params.watermark,
-        },
-        { format: params.outputFormat ?? 'png', compression: params.outputCompression },
-      );
-      addTime(timings, 'encode_ms', t);
-      signal.throwIfAborted();
-
-      t = performance.now();
-      if (params.responseFormat === 'url') {
-        const key = `generations/${createdMs}-${crypto.randomUUID()}.${file.extension}`;
-        await deps.blobs.put(key, file.data, file.contentType);
-        outputKeys.push(key);
-        items.push({ url: `${deps.publicUrl()}/files/${key}`, seed, revised_prompt: drawnPrompt });
-      } else {
-        items.push({ b64_json: file.data.toString('base64'), seed, revised_prompt: drawnPrompt });
-      }
-      addTime(timings, 'store_ms', t);
+      images.push(await drawImage(job, ctx, { index, count, engine, enhanced, references, createdMs, mark }));
     }
 
     // One job, one ledger row: n images cost n times the price.
     const usd = Math.round(priceUsd * count * 1e9) / 1e9;
     const credits = Math.round(usd * deps.creditsPerUsd * 1e6) / 1e6;
     return {
-      result: { created: createdMs, data: items, meta: { usage: { credits_used: credits, usd_spent: usd } } },
-      outputKeys,
+      result: { created: createdMs, data: images.map((i) => i.item), meta: { usage: { credits_used: credits, usd_spent: usd } } },
+      outputKeys: images.flatMap((i) => i.outputKeys),
       usage: {
         keyId: job.keyId,
         requestId: job.requestId,
@@ -189,9 +128,85 @@ export function createRunGeneration(deps: RunGenerationDeps) {
         createdAtMs: createdMs,
       },
       timings,
-      engineInfo: { ...engineInfo, ...(count > 1 ? { images: count } : {}) },
+      engineInfo: { ...(images.at(-1)?.engineInfo ?? {}), ...(count > 1 ? { images: count } : {}) },
     };
   };
+
+  /** One of the job's n images, seed + index (wrapping inside the seed range): engine → watermark → encode → store. */
+  async function drawImage(job: JobRecord, ctx: RunContext, run: ImageRun) {
+    const params = job.params;
+    const { signal } = ctx;
+    const { engine, enhanced, references, createdMs, mark } = run;
+    const seed = (params.seed + run.index) % (MAX_SEED + 1);
+    let t = performance.now();
+    const drawn = await engine.generate(
+      {
+        requestId: job.requestId,
+        model: params.model,
+        prompt: enhanced.prompt,
+        negativePrompt: params.negativePrompt,
+        width: params.width,
+        height: params.height,
+        seed,
+        referenceImages: references,
+        // enhance_prompt false promises the prompt is drawn as given; true lets the chosen engine adapt it.
+        mayAdaptPrompt: params.enhancePrompt,
+        ...(params.quality && params.quality !== 'auto' ? { quality: params.quality } : {}),
+      },
+      signal,
+      progressOfImage(ctx.onProgress, run.index, run.count),
+    );
+    mark('engine_ms', t);
+    // What the engine drew with: the enhanced prompt, or the builtin engine's rewording of it into its vocabulary.
+    const drawnPrompt = drawn.drawnPrompt ?? enhanced.prompt;
+    let image = drawn.image;
+    if (image.width !== params.width || image.height !== params.height || image.data.length !== params.width * params.height * 3) {
+      throw new ApiError('backend_error', `engine ${engine.id} returned ${image.width}x${image.height}, asked for ${params.width}x${params.height}`);
+    }
+    signal.throwIfAborted();
+
+    t = performance.now();
+    if (params.watermark) {
+      if (!deps.watermarker) throw new ApiError('engine_unavailable', 'watermarking is not available on this server');
+      const generationId = generationIdOf([params.model, drawnPrompt, params.negativePrompt, seed, params.width, params.height], references);
+      image = deps.watermarker.embed(image, { issuerId: deps.watermarkIssuerId, generationId });
+    }
+    mark('watermark_ms', t);
+
+    t = performance.now();
+    const file = await encodeOutput(
+      image,
+      {
+        software: deps.software,
+        model: params.model,
+        prompt: drawnPrompt,
+        ...(params.prompt !== drawnPrompt ? { originalPrompt: params.prompt } : {}),
+        negativePrompt: params.negativePrompt,
+        seed,
+        width: params.width,
+        height: params.height,
+        engine: engine.id,
+        watermarked: params.watermark,
+      },
+      { format: params.outputFormat ?? 'png', compression: params.outputCompression },
+    );
+    mark('encode_ms', t);
+    signal.throwIfAborted();
+
+    t = performance.now();
+    const outputKeys: string[] = [];
+    let item: GenerationResponseBody['data'][number];
+    if (params.responseFormat === 'url') {
+      const key = `generations/${createdMs}-${crypto.randomUUID()}.${file.extension}`;
+      await deps.blobs.put(key, file.data, file.contentType);
+      outputKeys.push(key);
+      item = { url: `${deps.publicUrl()}/files/${key}`, seed, revised_prompt: drawnPrompt };
+    } else {
+      item = { b64_json: file.data.toString('base64'), seed, revised_prompt: drawnPrompt };
+    }
+    mark('store_ms', t);
+    return { item, outputKeys, engineInfo: drawn.info ?? {} };
+  }
 }
 
 export type RunGeneration = ReturnType<typeof createRunGeneration>;
