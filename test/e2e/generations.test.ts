@@ -137,6 +137,8 @@ describe('OpenAI fields on the JSON endpoint', () => {
     assert.equal(readPngText(b!).Seed, '42');
     const after = (await server.get('/v1/usage')).json;
     assert.equal(after.generations - before.generations, 1, 'one job, one ledger row');
+    const [job] = (await server.get('/v1/jobs?limit=1')).json.data;
+    assert.equal(job.input.n, 2);
     assert.equal(Math.round((after.usd_spent - before.usd_spent) * 1e6) / 1e6, 0.091);
     // The same request with n: 1 draws the first of those pictures.
     const one = await server.post('/v1/images/generations', { model: MODEL, prompt: 'a red house', seed: 41, size: '512x512', enhance_prompt: false });
