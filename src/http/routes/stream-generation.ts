@@ -123,7 +123,12 @@ export async function streamGeneration(deps: GenerationRouteDeps, request: Fasti
   // The run has its own deadline; this one also covers the time spent waiting in the queue.
   const deadline = setTimeout(() => {
     const timeout = new ApiError('generation_timeout', `the generation did not finish within ${deps.requestTimeoutMs} ms`);
-    void deps.jobs.runner.stop(job.id, timeout);
+    // Only the request that made the job ends it; a replay just stops waiting (as the synchronous call does).
+    if (options.created) void deps.jobs.runner.stop(job.id, timeout);
+    else {
+      write('error', { type: 'error', error: timeout.toBody().error });
+      end();
+    }
   }, deps.requestTimeoutMs);
   res.on('close', () => {
     if (!ended) {
