@@ -262,7 +262,12 @@ describe('streams that do not finish', () => {
         async generate(request: EngineRequest, signal: AbortSignal, onProgress?: (p: EngineProgress) => void) {
           const result = await engine.generate(request, signal, onProgress);
           if (request.prompt.includes('fail here')) throw new ApiError('backend_error', 'the backend broke while drawing');
-          await new Promise((_, reject) => signal.addEventListener('abort', () => reject(Object.assign(new Error('aborted'), { name: 'AbortError' })), { once: true }));
+          await new Promise((_, reject) => {
+            const abort = () => reject(Object.assign(new Error('aborted'), { name: 'AbortError' }));
+            // The abort may have come while the real engine was still drawing.
+            if (signal.aborted) abort();
+            else signal.addEventListener('abort', abort, { once: true });
+          });
           return result;
         },
       }),
