@@ -192,7 +192,7 @@ export async function startServer(config: Config, options: StartOptions = {}): P
     keys,
     usage,
     blobs,
-    validateGeneration: createGenerationValidator(),
+    validateGeneration: createGenerationValidator({ maxImagesPerRequest: config.maxImagesPerRequest }),
     submitGeneration,
     jobs: jobsHttp,
     requestTimeoutMs: config.requestTimeoutMs,
@@ -204,6 +204,7 @@ export async function startServer(config: Config, options: StartOptions = {}): P
     allowPrivateWebhooks: config.webhooks.allowPrivate,
     limiter,
     defaultLimits: config.keys.defaultLimits,
+    maxImageBytes: config.image.maxBytes,
     watermark: {
       watermarker,
       fetcher,

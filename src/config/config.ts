@@ -31,6 +31,8 @@ export interface Config {
   http: { headersTimeoutMs: number; bodyTimeoutMs: number; keepAliveTimeoutMs: number; timeoutCheckIntervalMs: number };
   /** Largest JSON body we accept (data: URIs of three images must fit). */
   maxBodyBytes: number;
+  /** Largest `n` (images per request, each charged). */
+  maxImagesPerRequest: number;
   image: ImageInputConfig;
   enhancer: EnhancerConfig;
   /** issuerId goes into every mark; key seeds the mark's patterns (marks from another key are invisible). */
@@ -189,6 +191,7 @@ export function readConfig(env: Env, cwd: string = process.cwd()): Config {
       };
     })(),
     maxBodyBytes: intSetting(env, 'MAX_BODY_BYTES', 32 * 1024 * 1024, 1024, 1024 * 1024 * 1024),
+    maxImagesPerRequest: intSetting(env, 'MAX_IMAGES_PER_REQUEST', 4, 1, 10),
     image: {
       allowPrivateUrls: boolSetting(env, 'ALLOW_PRIVATE_IMAGE_URLS', false),
       fetchTimeoutMs: intSetting(env, 'IMAGE_FETCH_TIMEOUT_MS', 10_000, 100, 600_000),

@@ -26,6 +26,9 @@ export interface JobView {
     watermark: boolean;
     response_format: 'url' | 'b64_json';
     reference_images: number;
+    n: number;
+    output_format: 'png' | 'jpeg' | 'webp';
+    quality: 'auto' | 'low' | 'medium' | 'high';
   };
   result: JobRecord['result'];
   error: JobError['error'] | null;
@@ -55,6 +58,10 @@ export function renderJob(job: JobRecord, baseUrl: string, queuePosition: number
       watermark: job.params.watermark,
       response_format: job.params.responseFormat,
       reference_images: job.params.referenceKeys.length,
+      // Jobs stored before these fields existed drew one PNG at the full step count.
+      n: job.params.n ?? 1,
+      output_format: job.params.outputFormat ?? 'png',
+      quality: job.params.quality ?? 'auto',
     },
     result: job.result,
     error: job.error ? job.error.error : null,

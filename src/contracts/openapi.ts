@@ -10,6 +10,33 @@ function strip(schema: Record<string, unknown>): Record<string, unknown> {
   return rest;
 }
 
+/**
+ * POST /v1/images/edits: the generation fields as form fields, with the reference images as files
+ * instead of image_urls (multipart/form-data, as OpenAI's edit endpoint and its clients send it).
+ */
+function editRequestSchema(): Record<string, unknown> {
+  const { image_urls: _urls, ...fields } = (generationRequestSchema.properties ?? {}) as Record<string, unknown>;
+  const file = { type: 'string', format: 'binary' };
+  return {
+    type: 'object',
+    description:
+      'multipart/form-data. Every field of GenerationRequest except image_urls, written as text: booleans "true"/"false", integers in digits, objects flattened (image_size[width], image_size[height], webhook[url], webhook[events][]). Without response_format an edit answers b64_json.',
+    properties: {
+      image: {
+        oneOf: [file, { type: 'array', items: file, minItems: 1, maxItems: 3 }],
+        description: 'The reference images, 1 to 3, in order (the first is reference image 1): one file in image, or several in repeated image[] fields. Same formats and limits as image_urls (PNG, JPEG, WebP, GIF, AVIF; MAX_IMAGE_BYTES, MAX_IMAGE_PIXELS).',
+      },
+      mask: { ...file, description: 'Refused (400): no engine here does masked inpainting; describe the change in prompt.' },
+      ...fields,
+    },
+    required: ['model', 'prompt', 'image'],
+  };
+}
+
+/** What `stream: true` answers (src/http/routes/stream-generation.ts). */
+const streamDescription =
+  'With stream: true, Server-Sent Events in OpenAI\'s shapes: `event: image_generation.partial_image` (image_edit.partial_image on edits) with {type, b64_json, partial_image_index, created_at, size, quality, background, output_format}, partial_images of them, then one `image_generation.completed` per image with {type, b64_json, created_at, size, quality, background, output_format, usage: {input_tokens: 0, output_tokens: 0, total_tokens: 0, input_tokens_details, credits_used, usd_spent}, seed, revised_prompt}; a failure is `event: error` with {type: "error", error}.';
+
 const errorSchema = {
   type: 'object',
   properties: {
@@ -62,7 +89,7 @@ export function buildOpenApiDocument(publicUrl: string, version: string): Record
     info: {
       title: 'qwen-image-server',
       version,
-      description: 'Self-hosted implementation of the alibaba/qwen-image-2-0 image API (POST /v1/images/generations).',
+      description: 'Self-hosted implementation of the alibaba/qwen-image-2-0 image API (POST /v1/images/generations), with OpenAI\'s image fields and POST /v1/images/edits so that OpenAI clients work unchanged.',
     },
     servers: [{ url: publicUrl }],
     security: [{ bearer: [] }],
@@ -70,6 +97,7 @@ export function buildOpenApiDocument(publicUrl: string, version: string): Record
       securitySchemes: { bearer: { type: 'http', scheme: 'bearer' } },
       schemas: {
         GenerationRequest: strip(generationRequestSchema),
+        EditRequest: editRequestSchema(),
         GenerationResponse: strip(generationResponseSchema),
         Error: errorSchema,
         Job: jobSchema,
@@ -89,7 +117,31 @@ export function buildOpenApiDocument(publicUrl: string, version: string): Record
           ],
           requestBody: { required: true, content: { 'application/json': { schema: { $ref: '#/components/schemas/GenerationRequest' } } } },
           responses: {
-            '200': { description: 'The image', content: { 'application/json': { schema: { $ref: '#/components/schemas/GenerationResponse' } } } },
+            '200': {
+              description: `The image(s). ${streamDescription}`,
+              content: { 'application/json': { schema: { $ref: '#/components/schemas/GenerationResponse' } }, 'text/event-stream': { schema: { type: 'string' } } },
+            },
+            '202': { description: 'The job (asynchronous)', content: { 'application/json': { schema: { $ref: '#/components/schemas/Job' } } } },
+            ...errorResponses([400, 401, 404, 409, 413, 415, 422, 499, 502, 503, 504]),
+          },
+        },
+      },
+      '/v1/images/edits': {
+        post: {
+          operationId: 'editImage',
+          summary: 'Edit images uploaded as files (OpenAI\'s edit endpoint)',
+          description:
+            'The same job, answers and charge as POST /v1/images/generations with image_urls, for clients that upload files (openai-node images.edit, the AI SDK). Prefer, Idempotency-Key and stream work as there (the key compares the fields and the images\' SHA-256).',
+          parameters: [
+            { name: 'Prefer', in: 'header', schema: { type: 'string', example: 'respond-async' } },
+            { name: 'Idempotency-Key', in: 'header', schema: { type: 'string', maxLength: 255 } },
+          ],
+          requestBody: { required: true, content: { 'multipart/form-data': { schema: { $ref: '#/components/schemas/EditRequest' } } } },
+          responses: {
+            '200': {
+              description: `The image(s), b64_json unless response_format says url. ${streamDescription.replace('image_generation.completed', 'image_edit.completed')}`,
+              content: { 'application/json': { schema: { $ref: '#/components/schemas/GenerationResponse' } }, 'text/event-stream': { schema: { type: 'string' } } },
+            },
             '202': { description: 'The job (asynchronous)', content: { 'application/json': { schema: { $ref: '#/components/schemas/Job' } } } },
             ...errorResponses([400, 401, 402, 404, 409, 413, 415, 422, 429, 499, 502, 503, 504]),
           },

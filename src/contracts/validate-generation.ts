@@ -7,7 +7,7 @@ import { Ajv, type ErrorObject } from 'ajv';
 import addFormatsModule from 'ajv-formats';
 import { createRequire } from 'node:module';
 import { ApiError } from '../domain/errors.ts';
-import { IMAGE_SIZE_PRESETS, type ImageSizePreset } from './sizes.ts';
+import { DEFAULT_IMAGE_SIZE, IMAGE_SIZE_PRESETS, type ImageSizePreset } from './sizes.ts';
 import type { JobWebhook, WebhookEvent } from '../domain/jobs.ts';
 
 const require = createRequire(import.meta.url);
@@ -17,10 +17,16 @@ export const generationResponseSchema = require('./generation-response.schema.js
 // ajv-formats is CommonJS; its default export arrives wrapped under tsx/NodeNext.
 const addFormats = ((addFormatsModule as unknown as { default?: unknown }).default ?? addFormatsModule) as (ajv: Ajv) => Ajv;
 
+export type OutputFormat = 'png' | 'jpeg' | 'webp';
+/** OpenAI's quality, with DALL-E's standard/hd folded into medium/high. */
+export type Quality = 'auto' | 'low' | 'medium' | 'high';
+
 export interface GenerationParams {
   model: string;
   prompt: string;
   imageUrls: string[];
+  /** Reference images uploaded as files (POST /v1/images/edits), in order; [] on the JSON endpoint. */
+  imageFiles: Buffer[];
   width: number;
   height: number;
   /** The preset name when one was given, else null. */
@@ -31,12 +37,49 @@ export interface GenerationParams {
   seed: number | null;
   watermark: boolean;
   responseFormat: 'url' | 'b64_json';
+  /** Images to draw, 1..maxImagesPerRequest; image i uses seed + i. */
+  n: number;
+  outputFormat: OutputFormat;
+  /** 0..100 (jpeg/webp quality, OpenAI's scale); null: the default (100). */
+  outputCompression: number | null;
+  quality: Quality;
+  /** stream: true answers Server-Sent Events with this many partial images first (0..3). */
+  stream: boolean;
+  partialImages: number;
   user: string | null;
   /** Extension: where to announce the job's end; null: the key's default, if any. */
   webhook: JobWebhook | null;
 }
 
-export type ValidateFn = (body: unknown) => GenerationParams;
+export interface ValidateOptions {
+  /** Which endpoint the body came to: edits default to b64_json and take their images as files. */
+  endpoint?: 'generations' | 'edits';
+}
+
+export type ValidateFn = (body: unknown, options?: ValidateOptions) => GenerationParams;
+
+export interface ValidatorOptions {
+  /** Largest n (MAX_IMAGES_PER_REQUEST). */
+  maxImagesPerRequest?: number;
+}
+
+/** The limits of image_size, which `size` shares. */
+const SIDE_MIN_PX = 512;
+const SIDE_MAX_PX = 1440;
+const SIDE_STEP_PX = 32;
+const SIZE_RULE = `"auto" or "WxH" with W and H from ${SIDE_MIN_PX} to ${SIDE_MAX_PX} in multiples of ${SIDE_STEP_PX} (e.g. "1024x1024", "1024x768", "768x1344")`;
+
+/** OpenAI's `size`: "WxH" or "auto" (the default preset); null when it breaks the rule. */
+export function parseSize(size: string): { width: number; height: number } | null {
+  if (size === 'auto') return IMAGE_SIZE_PRESETS[DEFAULT_IMAGE_SIZE];
+  const m = /^(\d{1,5})x(\d{1,5})$/.exec(size);
+  if (!m) return null;
+  const [width, height] = [Number(m[1]), Number(m[2])];
+  const ok = (v: number) => v >= SIDE_MIN_PX && v <= SIDE_MAX_PX && v % SIDE_STEP_PX === 0;
+  return ok(width) && ok(height) ? { width, height } : null;
+}
+
+const QUALITY_ALIASES: Record<string, Quality> = { auto: 'auto', low: 'low', medium: 'medium', high: 'high', standard: 'medium', hd: 'high' };
 
 const PRESET_NAMES = Object.keys(IMAGE_SIZE_PRESETS).join(', ');
 
@@ -148,15 +191,24 @@ function isImageUrl(value: string): boolean {
   }
 }
 
-export function createGenerationValidator(): ValidateFn {
+function invalid(param: string, message: string): ApiError {
+  return new ApiError('invalid_value', message, { param });
+}
+
+export function createGenerationValidator(validatorOptions: ValidatorOptions = {}): ValidateFn {
+  const maxN = validatorOptions.maxImagesPerRequest ?? 4;
   const ajv = new Ajv({ allErrors: true, coerceTypes: false, useDefaults: false, strict: true, strictTypes: false });
   addFormats(ajv);
   ajv.addFormat('image-url', { type: 'string', validate: isImageUrl });
   const check = ajv.compile(generationRequestSchema);
 
-  return (body: unknown): GenerationParams => {
+  return (body: unknown, options: ValidateOptions = {}): GenerationParams => {
+    const endpoint = options.endpoint ?? 'generations';
     if (body === null || typeof body !== 'object' || Array.isArray(body)) {
       throw new ApiError('invalid_value', `request body must be a JSON object, got ${describe(body)}`, { param: null });
+    }
+    if (endpoint === 'edits' && (body as Record<string, unknown>).image_urls !== undefined) {
+      throw invalid('image_urls', 'image_urls is not taken by /v1/images/edits: send the images as files in image (one) or image[] (up to 3)');
     }
     if (!check(body)) {
       const err = pickError(check.errors ?? [], body);
@@ -170,13 +222,43 @@ export function createGenerationValidator(): ValidateFn {
         throw new ApiError('invalid_value', `image_urls[${i}] must be an http(s) URL or a data: URI, got a ${url.split(':')[0]}: URL`, { param: `image_urls[${i}]` });
       }
     });
-    const size = b.image_size ?? 'landscape_4_3';
-    const preset = typeof size === 'string' ? (size as ImageSizePreset) : null;
-    const dims = preset ? IMAGE_SIZE_PRESETS[preset] : (size as { width: number; height: number });
+    if (b.size !== undefined && b.image_size !== undefined) {
+      throw invalid('size', 'size and image_size give the same thing: send one of them, not both');
+    }
+    let dims: { width: number; height: number };
+    let preset: ImageSizePreset | null = null;
+    if (b.size !== undefined) {
+      const parsed = parseSize(b.size as string);
+      if (!parsed) throw invalid('size', `size must be ${SIZE_RULE}, got ${describe(b.size)}`);
+      dims = parsed;
+      if (b.size === 'auto') preset = DEFAULT_IMAGE_SIZE;
+    } else {
+      const size = b.image_size ?? DEFAULT_IMAGE_SIZE;
+      preset = typeof size === 'string' ? (size as ImageSizePreset) : null;
+      dims = preset ? IMAGE_SIZE_PRESETS[preset] : (size as { width: number; height: number });
+    }
+    const n = (b.n as number | undefined) ?? 1;
+    if (n > maxN) throw invalid('n', `n must be at most ${maxN} on this server (MAX_IMAGES_PER_REQUEST), got ${n}`);
+    const outputFormat = (b.output_format as OutputFormat | undefined) ?? 'png';
+    if (b.output_compression !== undefined && outputFormat === 'png') {
+      throw invalid('output_compression', 'output_compression applies to output_format jpeg or webp; png is lossless');
+    }
+    if (b.background === 'transparent') {
+      throw invalid('background', 'background "transparent" is not supported: the engines here draw opaque images; use "auto" or "opaque"');
+    }
+    const stream = (b.stream as boolean | undefined) ?? false;
+    if (b.partial_images !== undefined && !stream) {
+      throw invalid('partial_images', 'partial_images needs stream: true (partial images are sent as Server-Sent Events)');
+    }
+    if (stream && b.response_format === 'url') {
+      throw invalid('response_format', 'a stream sends its images inline (b64_json); response_format "url" cannot be streamed');
+    }
+    const responseFormat = stream ? 'b64_json' : ((b.response_format as 'url' | 'b64_json' | undefined) ?? (endpoint === 'edits' ? 'b64_json' : 'url'));
     return {
       model: b.model as string,
       prompt: b.prompt as string,
       imageUrls,
+      imageFiles: [],
       width: dims.width,
       height: dims.height,
       sizePreset: preset,
@@ -184,7 +266,13 @@ export function createGenerationValidator(): ValidateFn {
       negativePrompt: (b.negative_prompt as string | undefined) ?? '',
       seed: (b.seed as number | undefined) ?? null,
       watermark: (b.watermark as boolean | undefined) ?? false,
-      responseFormat: (b.response_format as 'url' | 'b64_json' | undefined) ?? 'url',
+      responseFormat,
+      n,
+      outputFormat,
+      outputCompression: (b.output_compression as number | undefined) ?? null,
+      quality: QUALITY_ALIASES[(b.quality as string | undefined) ?? 'auto']!,
+      stream,
+      partialImages: (b.partial_images as number | undefined) ?? 0,
       user: (b.user as string | undefined) ?? null,
       webhook: b.webhook
         ? { url: (b.webhook as { url: string }).url, events: (b.webhook as { events?: WebhookEvent[] }).events ?? ['completed'] }

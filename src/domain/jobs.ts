@@ -40,6 +40,16 @@ export interface JobParams {
   enhancePrompt: boolean;
   watermark: boolean;
   responseFormat: 'url' | 'b64_json';
+  /**
+   * OpenAI's fields (absent in jobs stored before they existed: 1, png, 100, auto, 0). One job draws
+   * all n images (seeds seed, seed+1, ...) and is charged n × the price in its one ledger row.
+   */
+  n?: number;
+  outputFormat?: 'png' | 'jpeg' | 'webp';
+  outputCompression?: number | null;
+  quality?: 'auto' | 'low' | 'medium' | 'high';
+  /** Partial images a streaming caller asked for (the runner picks that many previews). */
+  partialImages?: number;
   /** Decoded reference images, stored as blobs by submit (see pipeline/reference-blobs.ts). */
   referenceKeys: string[];
 }

@@ -34,6 +34,11 @@ export interface EngineRequest {
    * reports what it drew in EngineResult.drawnPrompt.
    */
   mayAdaptPrompt?: boolean;
+  /**
+   * OpenAI's quality as a share of the engine's own step count: low 40 %, medium 70 %, high (and
+   * absent) 100 %. Engines without a step setting ignore it.
+   */
+  quality?: 'low' | 'medium' | 'high';
 }
 
 export interface EngineProgress {

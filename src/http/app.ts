@@ -15,6 +15,7 @@ import type { Config } from '../config/config.ts';
 import { registerErrorHandling } from './plugins/errors.ts';
 import { createAuthenticate, createRequireAdmin } from './plugins/auth.ts';
 import { registerGenerationRoutes } from './routes/generations.ts';
+import { registerEditRoutes } from './routes/edits.ts';
 import { registerJobRoutes, type JobsHttpDeps } from './routes/jobs.ts';
 import { registerWebhookRoutes } from './routes/webhooks.ts';
 import { registerModelRoutes } from './routes/models.ts';
@@ -52,6 +53,8 @@ export interface AppDeps {
   defaultLimits: KeyLimits;
   /** Request counts and latency for every route, and GET /metrics when a token is set. */
   metrics?: MetricsHttpOptions;
+  /** Largest uploaded reference image (POST /v1/images/edits). */
+  maxImageBytes: number;
 }
 
 /** A caller-supplied x-request-id is kept when it is short and plain; otherwise we make one. */
@@ -111,13 +114,15 @@ export async function buildApp(deps: AppDeps): Promise<FastifyInstance> {
   const authenticate = async (request: FastifyRequest): Promise<void> => {
     if (!request.apiKey) await verifyKey(request);
   };
-  registerGenerationRoutes(app, {
+  const generationDeps = {
     authenticate,
     validateGeneration: deps.validateGeneration,
     submitGeneration: deps.submitGeneration,
     jobs: deps.jobs,
     requestTimeoutMs: deps.requestTimeoutMs,
-  });
+  };
+  registerGenerationRoutes(app, generationDeps);
+  await registerEditRoutes(app, { ...generationDeps, maxImageBytes: deps.maxImageBytes });
   registerJobRoutes(app, { authenticate, ...deps.jobs });
   registerWebhookRoutes(app, { authenticate, keys: deps.keys, allowPrivate: deps.allowPrivateWebhooks });
   registerModelRoutes(app, { authenticate, engines: deps.engines, runStats: deps.runStats, startedAtS: Math.floor(Date.now() / 1000) });

@@ -193,7 +193,7 @@ export function createJobRunner(deps: JobRunnerDeps) {
       });
     }, deps.runTimeoutMs);
     const startedAt = performance.now();
-    const progress = createProgressReporter(job.id);
+    const progress = createProgressReporter(job.id, job.params.partialImages ?? 0);
     try {
       const outcome = await deps.runGeneration(job, { signal: controller.signal, log, onProgress: progress.report });
       const committed = await deps.store.succeed(job.id, {
@@ -262,8 +262,9 @@ export function createJobRunner(deps: JobRunnerDeps) {
    * time (frames arriving meanwhile are dropped); a finished preview rides on the next progress
    * event, so watchers always see steps in order.
    */
-  function createProgressReporter(jobId: string) {
+  function createProgressReporter(jobId: string, partialImages: number) {
     let stopped = false;
+    let partialsSent = 0;
     let encoding = false;
     let lastStep = -1;
     let ready: string | undefined;
@@ -273,6 +274,10 @@ export function createJobRunner(deps: JobRunnerDeps) {
       },
       report: (p: EngineProgress): void => {
         if (stopped) return;
+        // Partial images at evenly spaced steps (for 2 of 20 steps: the first previews at or after steps 7 and 14).
+        if (p.preview && partialsSent < partialImages && p.step >= Math.ceil((p.totalSteps * (partialsSent + 1)) / (partialImages + 1))) {
+          deps.events.publish({ type: 'partial_image', jobId, index: partialsSent++, image: p.preview });
+        }
         // ComfyUI reports a step, then its preview as a second report of the same step.
         if (p.step !== lastStep) {
           lastStep = p.step;

@@ -12,6 +12,7 @@
  * - JobEvents: live notifications (SSE, sync waiters); nothing durable depends on them.
  */
 import type { UsageEntry } from '../domain/ports.ts';
+import type { RawImage } from '../domain/types.ts';
 import type {
   GenerationResponseBody,
   JobError,
@@ -114,6 +115,11 @@ export type JobEvent =
   | { type: 'running'; jobId: string; attempt: number }
   /** `preview`: a small WebP image (at most 256 px a side) as a data: URI, where the engine gave an intermediate image. */
   | { type: 'progress'; jobId: string; step: number; steps: number | null; preview?: string }
+  /**
+   * One of the `partialImages` intermediate images a streaming caller asked for (JobParams.partialImages),
+   * raw, at the engine's preview size; published before the job's terminal event.
+   */
+  | { type: 'partial_image'; jobId: string; index: number; image: RawImage }
   | { type: 'succeeded' | 'failed' | 'canceled'; jobId: string };
 
 export interface JobEvents {

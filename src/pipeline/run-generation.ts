@@ -1,6 +1,6 @@
 /**
  * The run half of a generation: from a claimed job to the outcome the job store commits (the image
- * stored, the response body, the ledger entry). enhance → engine → watermark → encode → store.
+ * stored, the response body, the ledger entry). enhance → (engine → watermark → encode → store) × n.
  * Charging is not done here: the job store writes the ledger row in the same transaction that marks
  * the job succeeded, so a job that fails or is canceled at any point before leaves no row.
  */
@@ -9,7 +9,8 @@ import { ApiError } from '../domain/errors.ts';
 import type { JobRecord, GenerationResponseBody } from '../domain/jobs.ts';
 import type { BlobStore, PromptEnhancer, UsageEntry, Watermarker } from '../domain/ports.ts';
 import type { Engine, EngineProgress, RawImage } from '../domain/types.ts';
-import { aiGeneratedXmp, encodePng, TRAINED_ALGORITHMIC_MEDIA, type PngTextEntry } from '../images/png.ts';
+import type { EnhanceResult } from '../domain/ports.ts';
+import { encodeOutput } from '../images/encode-output.ts';
 import { decodeReference } from './reference-blobs.ts';
 
 export interface RunGenerationDeps {
@@ -42,6 +43,27 @@ export interface RunOutcome {
   engineInfo: Record<string, string | number | boolean>;
 }
 
+/** Seeds are 0..2^31−1, as in the seed's schema. */
+const MAX_SEED = 2147483647;
+
+/** Image `index` of `count`: its steps continue the job's count, so progress runs once from 0 to the end. */
+function progressOfImage(onProgress: RunContext['onProgress'], index: number, count: number): RunContext['onProgress'] {
+  if (!onProgress || count === 1) return onProgress;
+  return (p) => onProgress({ ...p, step: index * p.totalSteps + p.step, totalSteps: count * p.totalSteps });
+}
+
+/** What drawImage needs from the job's run: the inputs read once for all n images. */
+interface ImageRun {
+  index: number;
+  count: number;
+  engine: Engine;
+  enhanced: Pick<EnhanceResult, 'prompt'>;
+  references: RawImage[];
+  createdMs: number;
+  /** Adds a stage's time since `since` (summed over the images). */
+  mark: (name: string, since: number) => void;
+}
+
 /** 32 bits identifying a generation by its parameters, so the same request carries the same mark. */
 function generationIdOf(parts: Array<string | number>, refs: RawImage[]): number {
   const h = crypto.createHash('sha256');
@@ -61,7 +83,7 @@ export function createRunGeneration(deps: RunGenerationDeps) {
     if (priceUsd === undefined) throw new ApiError('model_not_found', `model "${params.model}" has no price configured`, { param: 'model' });
     const { signal } = ctx;
     const timings: Record<string, number> = {};
-    const mark = (name: string, since: number) => (timings[name] = Math.round((performance.now() - since) * 100) / 100);
+    const mark = (name: string, since: number) => (timings[name] = Math.round(((timings[name] ?? 0) + performance.now() - since) * 100) / 100);
 
     let t = performance.now();
     const references = await Promise.all(
@@ -81,7 +103,42 @@ export function createRunGeneration(deps: RunGenerationDeps) {
     if (params.enhancePrompt) ctx.log.info({ enhanceSource: enhanced.source, fallbackReason: (enhanced as { fallbackReason?: string }).fallbackReason }, 'prompt enhanced');
     signal.throwIfAborted();
 
-    t = performance.now();
+    const count = params.n ?? 1;
+    const createdMs = now();
+    const images: Array<Awaited<ReturnType<typeof drawImage>>> = [];
+    for (let index = 0; index < count; index++) {
+      images.push(await drawImage(job, ctx, { index, count, engine, enhanced, references, createdMs, mark }));
+    }
+
+    // One job, one ledger row: n images cost n times the price.
+    const usd = Math.round(priceUsd * count * 1e9) / 1e9;
+    const credits = Math.round(usd * deps.creditsPerUsd * 1e6) / 1e6;
+    return {
+      result: { created: createdMs, data: images.map((i) => i.item), meta: { usage: { credits_used: credits, usd_spent: usd } } },
+      outputKeys: images.flatMap((i) => i.outputKeys),
+      usage: {
+        keyId: job.keyId,
+        requestId: job.requestId,
+        model: params.model,
+        width: params.width,
+        height: params.height,
+        seed: params.seed,
+        credits,
+        usd,
+        createdAtMs: createdMs,
+      },
+      timings,
+      engineInfo: { ...(images.at(-1)?.engineInfo ?? {}), ...(count > 1 ? { images: count } : {}) },
+    };
+  };
+
+  /** One of the job's n images, seed + index (wrapping inside the seed range): engine → watermark → encode → store. */
+  async function drawImage(job: JobRecord, ctx: RunContext, run: ImageRun) {
+    const params = job.params;
+    const { signal } = ctx;
+    const { engine, enhanced, references, createdMs, mark } = run;
+    const seed = (params.seed + run.index) % (MAX_SEED + 1);
+    let t = performance.now();
     const drawn = await engine.generate(
       {
         requestId: job.requestId,
@@ -90,13 +147,14 @@ export function createRunGeneration(deps: RunGenerationDeps) {
         negativePrompt: params.negativePrompt,
         width: params.width,
         height: params.height,
-        seed: params.seed,
+        seed,
         referenceImages: references,
         // enhance_prompt false promises the prompt is drawn as given; true lets the chosen engine adapt it.
         mayAdaptPrompt: params.enhancePrompt,
+        ...(params.quality && params.quality !== 'auto' ? { quality: params.quality } : {}),
       },
       signal,
-      ctx.onProgress,
+      progressOfImage(ctx.onProgress, run.index, run.count),
     );
     mark('engine_ms', t);
     // What the engine drew with: the enhanced prompt, or the builtin engine's rewording of it into its vocabulary.
@@ -110,63 +168,45 @@ export function createRunGeneration(deps: RunGenerationDeps) {
     t = performance.now();
     if (params.watermark) {
       if (!deps.watermarker) throw new ApiError('engine_unavailable', 'watermarking is not available on this server');
-      const generationId = generationIdOf([params.model, drawnPrompt, params.negativePrompt, params.seed, params.width, params.height], references);
+      const generationId = generationIdOf([params.model, drawnPrompt, params.negativePrompt, seed, params.width, params.height], references);
       image = deps.watermarker.embed(image, { issuerId: deps.watermarkIssuerId, generationId });
     }
     mark('watermark_ms', t);
 
     t = performance.now();
-    const text: PngTextEntry[] = [
-      { keyword: 'Software', text: deps.software },
-      { keyword: 'Model', text: params.model },
-      { keyword: 'Prompt', text: drawnPrompt },
-      ...(params.prompt !== drawnPrompt ? [{ keyword: 'Original prompt', text: params.prompt }] : []),
-      ...(params.negativePrompt ? [{ keyword: 'Negative prompt', text: params.negativePrompt }] : []),
-      { keyword: 'Seed', text: String(params.seed) },
-      { keyword: 'Size', text: `${params.width}x${params.height}` },
-      { keyword: 'Engine', text: engine.id },
-      { keyword: 'Watermark', text: params.watermark ? 'invisible' : 'none' },
-      { keyword: 'DigitalSourceType', text: TRAINED_ALGORITHMIC_MEDIA },
-      { keyword: 'XML:com.adobe.xmp', text: aiGeneratedXmp(deps.software) },
-    ];
-    const png = await encodePng(image, text);
+    const file = await encodeOutput(
+      image,
+      {
+        software: deps.software,
+        model: params.model,
+        prompt: drawnPrompt,
+        ...(params.prompt !== drawnPrompt ? { originalPrompt: params.prompt } : {}),
+        negativePrompt: params.negativePrompt,
+        seed,
+        width: params.width,
+        height: params.height,
+        engine: engine.id,
+        watermarked: params.watermark,
+      },
+      { format: params.outputFormat ?? 'png', compression: params.outputCompression },
+    );
     mark('encode_ms', t);
     signal.throwIfAborted();
 
-    const createdMs = now();
     t = performance.now();
     const outputKeys: string[] = [];
     let item: GenerationResponseBody['data'][number];
     if (params.responseFormat === 'url') {
-      const key = `generations/${createdMs}-${crypto.randomUUID()}.png`;
-      await deps.blobs.put(key, png, 'image/png');
+      const key = `generations/${createdMs}-${crypto.randomUUID()}.${file.extension}`;
+      await deps.blobs.put(key, file.data, file.contentType);
       outputKeys.push(key);
-      item = { url: `${deps.publicUrl()}/files/${key}`, seed: params.seed, revised_prompt: drawnPrompt };
+      item = { url: `${deps.publicUrl()}/files/${key}`, seed, revised_prompt: drawnPrompt };
     } else {
-      item = { b64_json: png.toString('base64'), seed: params.seed, revised_prompt: drawnPrompt };
+      item = { b64_json: file.data.toString('base64'), seed, revised_prompt: drawnPrompt };
     }
     mark('store_ms', t);
-
-    const usd = priceUsd;
-    const credits = Math.round(usd * deps.creditsPerUsd * 1e6) / 1e6;
-    return {
-      result: { created: createdMs, data: [item], meta: { usage: { credits_used: credits, usd_spent: usd } } },
-      outputKeys,
-      usage: {
-        keyId: job.keyId,
-        requestId: job.requestId,
-        model: params.model,
-        width: params.width,
-        height: params.height,
-        seed: params.seed,
-        credits,
-        usd,
-        createdAtMs: createdMs,
-      },
-      timings,
-      engineInfo: drawn.info ?? {},
-    };
-  };
+    return { item, outputKeys, engineInfo: drawn.info ?? {} };
+  }
 }
 
 export type RunGeneration = ReturnType<typeof createRunGeneration>;

@@ -13,7 +13,7 @@ import type { JobRecord, JobWebhook } from '../domain/jobs.ts';
 import type { BlobStore, KeyStore } from '../domain/ports.ts';
 import type { GenerationParams } from '../contracts/validate-generation.ts';
 import type { ImageFetcher } from '../images/fetch-image.ts';
-import type { DecodeLimits } from '../images/decode-image.ts';
+import { decodeImage, type DecodeLimits } from '../images/decode-image.ts';
 import type { WorkGate } from '../images/work-gate.ts';
 import { fetchReferences } from './fetch-references.ts';
 import type { IdempotencyClaim, JobQueue, JobStore } from '../jobs/ports.ts';
@@ -125,7 +125,17 @@ export function createSubmitGeneration(deps: SubmitDeps) {
   ): Promise<SubmitOutcome> {
     await deps.runner.admit(params.model);
 
-    const references = await fetchReferences(params.imageUrls, { fetcher: deps.fetcher, decodeLimits: deps.decodeLimits, gate: deps.imageGate }, ctx.signal);
+    // Fetched references (image_urls) or uploaded files (POST /v1/images/edits): an edit has one kind or the other,
+    // and both are decoded under the same gate and limits.
+    const [fetched, uploaded] = await Promise.all([
+      fetchReferences(params.imageUrls, { fetcher: deps.fetcher, decodeLimits: deps.decodeLimits, gate: deps.imageGate }, ctx.signal),
+      Promise.all(
+        params.imageFiles.map((bytes, i) =>
+          deps.imageGate.run(() => decodeImage(bytes, deps.decodeLimits, params.imageFiles.length === 1 ? 'image' : `image[${i}]`), ctx.signal),
+        ),
+      ),
+    ]);
+    const references = [...fetched, ...uploaded];
     ctx.signal.throwIfAborted();
 
     const jobId = `job_${crypto.randomUUID()}`;
@@ -152,6 +162,11 @@ export function createSubmitGeneration(deps: SubmitDeps) {
             enhancePrompt: params.enhancePrompt,
             watermark: params.watermark,
             responseFormat: params.responseFormat,
+            n: params.n,
+            outputFormat: params.outputFormat,
+            outputCompression: params.outputCompression,
+            quality: params.quality,
+            partialImages: params.stream ? params.partialImages : 0,
             referenceKeys,
           },
         },

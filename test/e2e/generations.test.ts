@@ -124,3 +124,34 @@ describe('seeds', () => {
     assert.equal((await raw({ prompt: 'x', seed: 2147483647 })).seed, 2147483647);
   });
 });
+
+describe('OpenAI fields on the JSON endpoint', () => {
+  test('n: 2 draws seeds seed and seed+1, charges twice in one ledger row, and meta.usage sums them', async () => {
+    const before = (await server.get('/v1/usage')).json;
+    const res = await server.post('/v1/images/generations', { model: MODEL, prompt: 'a red house', seed: 41, n: 2, size: '512x512', enhance_prompt: false });
+    assert.equal(res.status, 200, JSON.stringify(res.json).slice(0, 300));
+    assert.deepEqual(res.json.data.map((d: { seed: number }) => d.seed), [41, 42]);
+    assert.deepEqual(res.json.meta.usage, { credits_used: 182000, usd_spent: 0.091 });
+    const [a, b] = await Promise.all(res.json.data.map((d: { url: string }) => download(d.url)));
+    assert.notDeepEqual(a, b, 'two seeds, two pictures');
+    assert.equal(readPngText(b!).Seed, '42');
+    const after = (await server.get('/v1/usage')).json;
+    assert.equal(after.generations - before.generations, 1, 'one job, one ledger row');
+    const [job] = (await server.get('/v1/jobs?limit=1')).json.data;
+    assert.equal(job.input.n, 2);
+    assert.equal(Math.round((after.usd_spent - before.usd_spent) * 1e6) / 1e6, 0.091);
+    // The same request with n: 1 draws the first of those pictures.
+    const one = await server.post('/v1/images/generations', { model: MODEL, prompt: 'a red house', seed: 41, size: '512x512', enhance_prompt: false });
+    assert.deepEqual((await sharp(await download(one.json.data[0].url)).raw().toBuffer()), await sharp(a!).raw().toBuffer());
+  });
+
+  test('size "WxH" sets the size; "auto" is the default preset', async () => {
+    const res = await server.post('/v1/images/generations', { model: MODEL, prompt: 'a tree', seed: 1, size: '768x1344', response_format: 'b64_json' });
+    assert.equal(res.status, 200);
+    const meta = await sharp(Buffer.from(res.json.data[0].b64_json, 'base64')).metadata();
+    assert.deepEqual([meta.width, meta.height], [768, 1344]);
+    const auto = await server.post('/v1/images/generations', { model: MODEL, prompt: 'a tree', seed: 1, size: 'auto', response_format: 'b64_json' });
+    const autoMeta = await sharp(Buffer.from(auto.json.data[0].b64_json, 'base64')).metadata();
+    assert.deepEqual([autoMeta.width, autoMeta.height], [1024, 768]);
+  });
+});

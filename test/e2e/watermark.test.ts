@@ -92,3 +92,18 @@ test('the offline CLI detects the mark in a local file; with another WATERMARK_K
   const other = await cli({ WATERMARK_KEY: 'someone-else' });
   assert.equal(other.detected, false);
 });
+
+test('the mark survives output_format jpeg and webp (at output_compression 75), detected through /v1/watermark/detect', async () => {
+  for (const format of ['jpeg', 'webp']) {
+    const res = await server.post('/v1/images/generations', {
+      model: MODEL, prompt: 'a yellow sun over the sea', seed: 5, watermark: true, enhance_prompt: false, output_format: format, output_compression: 75,
+    });
+    assert.equal(res.status, 200, JSON.stringify(res.json).slice(0, 300));
+    const file = await fetch(res.json.data[0].url);
+    assert.equal(file.headers.get('content-type'), `image/${format}`);
+    const detected = await server.post('/v1/watermark/detect', { image_url: res.json.data[0].url });
+    assert.equal(detected.status, 200);
+    assert.equal(detected.json.detected, true, format);
+    assert.equal(detected.json.payload.issuer_id, 4242);
+  }
+});

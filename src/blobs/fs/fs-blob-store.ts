@@ -8,6 +8,8 @@ import type { BlobStore } from '../../domain/ports.ts';
 const ABSENT = new Set(['ENOENT', 'ENOTDIR', 'EISDIR', 'ENAMETOOLONG']);
 /** Errors that mean "the disk cannot take it": answered 507, and the partial file is removed. */
 const NO_SPACE = new Set(['ENOSPC', 'EDQUOT']);
+/** Content types by file extension: the generated images' formats (output_format). */
+const CONTENT_TYPES: Record<string, string> = { png: 'image/png', jpg: 'image/jpeg', webp: 'image/webp' };
 
 const SAFE_KEY = /^[A-Za-z0-9][A-Za-z0-9._-]*(\/[A-Za-z0-9][A-Za-z0-9._-]*)*$/;
 
@@ -37,7 +39,7 @@ export function createFsBlobStore(root: string): BlobStore {
       if (!file) return null;
       try {
         const data = await fs.readFile(file);
-        return { data, contentType: key.endsWith('.png') ? 'image/png' : 'application/octet-stream' };
+        return { data, contentType: CONTENT_TYPES[path.extname(key).slice(1)] ?? 'application/octet-stream' };
       } catch (err) {
         if (ABSENT.has((err as NodeJS.ErrnoException).code ?? '')) return null;
         throw err;

@@ -40,6 +40,13 @@ export function tokensToLowres(tokens: Float32Array, rows: number, cols: number,
   return planar;
 }
 
+/** OpenAI's quality as a share of the full step count (EngineRequest.quality); at least one step. */
+const QUALITY_SHARE = { low: 0.4, medium: 0.7, high: 1 } as const;
+
+export function stepsForQuality(fullSteps: number, quality: EngineRequest['quality']): number {
+  return Math.max(1, Math.round(fullSteps * QUALITY_SHARE[quality ?? 'high']));
+}
+
 function abortError(signal: AbortSignal): Error {
   const reason = signal.reason;
   if (reason instanceof Error && reason.name === 'AbortError') return reason;
@@ -124,7 +131,7 @@ export class BuiltinEngine implements Engine {
    * the denoiser's resolution (rows·P × cols·P), without super-resolution so it stays cheap.
    */
   async sampleTokens(
-    request: Pick<EngineRequest, 'prompt' | 'negativePrompt' | 'width' | 'height' | 'seed' | 'referenceImages'>,
+    request: Pick<EngineRequest, 'prompt' | 'negativePrompt' | 'width' | 'height' | 'seed' | 'referenceImages' | 'quality'>,
     signal: AbortSignal,
     onProgress?: (p: EngineProgress) => void,
     stepsOverride?: number,
@@ -135,7 +142,7 @@ export class BuiltinEngine implements Engine {
     const C = m.image.token_dim;
     const [rows, cols] = chooseGrid(request.width, request.height, m.image.grids);
     const N = rows * cols;
-    const steps = stepsOverride ?? this.options.steps ?? m.sampler.steps;
+    const steps = stepsOverride ?? stepsForQuality(this.options.steps ?? m.sampler.steps, request.quality);
     const refs = request.referenceImages.slice(0, m.max_refs);
 
     // Guidance rows: the prompt, the empty text, and the negative prompt when there is one (model/CONTRACT.md).

@@ -9,11 +9,12 @@
 import type { FastifyInstance, FastifyReply, FastifyRequest, preHandlerHookHandler } from 'fastify';
 import { ApiError } from '../../domain/errors.ts';
 import { isTerminal, type JobRecord } from '../../domain/jobs.ts';
-import type { ValidateFn } from '../../contracts/validate-generation.ts';
+import type { GenerationParams, ValidateFn } from '../../contracts/validate-generation.ts';
 import type { SubmitGeneration } from '../../pipeline/submit-generation.ts';
 import { waitForJob } from '../../jobs/wait-for-job.ts';
 import type { JobsHttpDeps } from './jobs.ts';
 import { sendJob } from './jobs.ts';
+import { streamGeneration, type StreamKind } from './stream-generation.ts';
 
 export interface GenerationRouteDeps {
   authenticate: preHandlerHookHandler;
@@ -68,52 +69,72 @@ function sendOutcome(reply: FastifyReply, job: JobRecord): FastifyReply {
   throw new ApiError('job_canceled', `job ${job.id} was canceled before it finished`);
 }
 
+/**
+ * Submits a validated request and answers it: synchronously (the seed's contract), as a job
+ * (Prefer), or as a stream (stream: true). Shared by /v1/images/generations and /v1/images/edits.
+ * `body` is what an Idempotency-Key is compared against.
+ */
+export async function answerGeneration(
+  deps: GenerationRouteDeps,
+  request: FastifyRequest,
+  reply: FastifyReply,
+  params: GenerationParams,
+  body: unknown,
+  kind: StreamKind = 'image_generation',
+) {
+  const prefer = parsePrefer(request.headers.prefer);
+  const idempotencyKey = readIdempotencyKey(request.headers['idempotency-key']);
+  const isSync = !prefer.respondAsync && prefer.waitS === null;
+  if (params.stream && !isSync) {
+    throw new ApiError('invalid_value', 'stream: true answers with events as the image is drawn; it cannot be combined with Prefer: respond-async or wait', { param: 'stream' });
+  }
+
+  const clientGone = new AbortController();
+  const onClose = () => {
+    if (!reply.raw.writableFinished) clientGone.abort(new Error('client closed the connection'));
+  };
+  reply.raw.on('close', onClose);
+  try {
+    const { job, created } = await deps.submitGeneration(params, {
+      keyId: request.apiKey!.id,
+      requestId: request.id,
+      body,
+      idempotencyKey,
+      signal: clientGone.signal,
+    });
+    if (!created) reply.header('idempotent-replayed', 'true');
+    request.log.info({ jobId: job.id, created, mode: params.stream ? 'stream' : isSync ? 'sync' : 'async' }, 'job submitted');
+    if (params.stream) return await streamGeneration(deps, request, reply, job, { kind, created, params });
+
+    const waitMs = isSync ? deps.requestTimeoutMs : Math.min((prefer.waitS ?? 0) * 1000, deps.requestTimeoutMs);
+    // Read again even without waiting: the runner may have started it meanwhile (no queue position then).
+    const latest = waitMs > 0 ? await waitForJob(deps.jobs, job.id, waitMs, clientGone.signal) : await deps.jobs.store.get(job.id);
+    const current = latest ?? job;
+    // respond-async without wait asked for the job, whatever state it is in by now.
+    if (isTerminal(current.status) && waitMs > 0) return sendOutcome(reply, current);
+
+    if (!isSync) {
+      if (prefer.respondAsync) reply.header('preference-applied', 'respond-async');
+      reply.header('location', `/v1/jobs/${current.id}`);
+      return sendJob(reply.code(202), deps.jobs, current);
+    }
+    // A synchronous caller that left, or its deadline: the job it made ends with it.
+    if (clientGone.signal.aborted) {
+      if (created) await deps.jobs.runner.stop(current.id);
+      throw new ApiError('client_closed_request', 'the client closed the connection before the image was ready');
+    }
+    const timeout = new ApiError('generation_timeout', `the generation did not finish within ${deps.requestTimeoutMs} ms`);
+    const ended = created ? await deps.jobs.runner.stop(current.id, timeout) : null;
+    if (ended?.status === 'succeeded') return sendOutcome(reply, ended);
+    throw timeout;
+  } finally {
+    reply.raw.off('close', onClose);
+  }
+}
+
 export function registerGenerationRoutes(app: FastifyInstance, deps: GenerationRouteDeps): void {
   app.post('/v1/images/generations', { preHandler: deps.authenticate }, async (request: FastifyRequest, reply) => {
     const params = deps.validateGeneration(request.body);
-    const prefer = parsePrefer(request.headers.prefer);
-    const idempotencyKey = readIdempotencyKey(request.headers['idempotency-key']);
-    const isSync = !prefer.respondAsync && prefer.waitS === null;
-
-    const clientGone = new AbortController();
-    const onClose = () => {
-      if (!reply.raw.writableFinished) clientGone.abort(new Error('client closed the connection'));
-    };
-    reply.raw.on('close', onClose);
-    try {
-      const { job, created } = await deps.submitGeneration(params, {
-        keyId: request.apiKey!.id,
-        requestId: request.id,
-        body: request.body,
-        idempotencyKey,
-        signal: clientGone.signal,
-      });
-      if (!created) reply.header('idempotent-replayed', 'true');
-      request.log.info({ jobId: job.id, created, mode: isSync ? 'sync' : 'async' }, 'job submitted');
-
-      const waitMs = isSync ? deps.requestTimeoutMs : Math.min((prefer.waitS ?? 0) * 1000, deps.requestTimeoutMs);
-      // Read again even without waiting: the runner may have started it meanwhile (no queue position then).
-      const latest = waitMs > 0 ? await waitForJob(deps.jobs, job.id, waitMs, clientGone.signal) : await deps.jobs.store.get(job.id);
-      const current = latest ?? job;
-      // respond-async without wait asked for the job, whatever state it is in by now.
-      if (isTerminal(current.status) && waitMs > 0) return sendOutcome(reply, current);
-
-      if (!isSync) {
-        if (prefer.respondAsync) reply.header('preference-applied', 'respond-async');
-        reply.header('location', `/v1/jobs/${current.id}`);
-        return sendJob(reply.code(202), deps.jobs, current);
-      }
-      // A synchronous caller that left, or its deadline: the job it made ends with it.
-      if (clientGone.signal.aborted) {
-        if (created) await deps.jobs.runner.stop(current.id);
-        throw new ApiError('client_closed_request', 'the client closed the connection before the image was ready');
-      }
-      const timeout = new ApiError('generation_timeout', `the generation did not finish within ${deps.requestTimeoutMs} ms`);
-      const ended = created ? await deps.jobs.runner.stop(current.id, timeout) : null;
-      if (ended?.status === 'succeeded') return sendOutcome(reply, ended);
-      throw timeout;
-    } finally {
-      reply.raw.off('close', onClose);
-    }
+    return answerGeneration(deps, request, reply, params, request.body);
   });
 }

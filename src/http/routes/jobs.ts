@@ -136,6 +136,8 @@ export function registerJobRoutes(app: FastifyInstance, deps: JobsHttpDeps & { a
           return write('running', { id: job.id, status: 'running', attempt: event.attempt });
         case 'progress':
           return write('progress', { id: job.id, step: event.step, steps: event.steps, ...(event.preview ? { preview: event.preview } : {}) });
+        case 'partial_image':
+          return; // a streaming request's own images (POST /v1/images/generations with stream: true)
         default:
           return writeTerminal();
       }
