@@ -12,5 +12,6 @@ node_modules/.bin/tsc --noEmit -p tsconfig.json
 echo "== tests"
 mapfile -t files < <(find src test -name '*.test.ts' -not -path '*/node_modules/*' | sort)
 # One file at a time: the suites start servers and run the model on 2 cores.
-# A test that hangs fails after 10 minutes instead of holding the run until CI gives up on it.
-node --import tsx --test --test-concurrency=1 --test-timeout=600000 --test-reporter=spec "${files[@]}"
+# A test (or a whole file: the runner applies the limit to each file too) that hangs fails after 20 minutes
+# instead of holding the run until CI gives up on it.
+node --import tsx --test --test-concurrency=1 --test-timeout=1200000 --test-reporter=spec "${files[@]}"

@@ -12,7 +12,8 @@ import type { SubmitGeneration } from '../pipeline/submit-generation.ts';
 import type { Engine } from '../domain/types.ts';
 import type { ModelRunStats } from '../jobs/job-runner.ts';
 import type { Config } from '../config/config.ts';
-import { registerErrorHandling } from './plugins/errors.ts';
+import { registerErrorHandling, sendApiError } from './plugins/errors.ts';
+import { ApiError } from '../domain/errors.ts';
 import { createAuthenticate, createRequireAdmin } from './plugins/auth.ts';
 import { registerGenerationRoutes } from './routes/generations.ts';
 import { registerEditRoutes } from './routes/edits.ts';
@@ -78,6 +79,15 @@ export async function buildApp(deps: AppDeps): Promise<FastifyInstance> {
     },
     logController: new LogController({ requestIdLogLabel: 'requestId' }),
     return503OnClosing: true,
+    // The router's own refusals (a path that is not valid percent-encoding, a path parameter over its
+    // length limit) get the API's error body like every other 4xx.
+    frameworkErrors: (err, _request, reply) => {
+      const tooLong = (err as { code?: string }).code === 'FST_ERR_MAX_PARAM_LENGTH';
+      return sendApiError(
+        reply,
+        tooLong ? new ApiError('uri_too_long', 'a path segment of the URL is longer than allowed') : new ApiError('invalid_value', 'the URL path is not valid percent-encoding'),
+      );
+    },
     // Idle keep-alive sockets are closed at once on shutdown; in-flight requests finish first.
     forceCloseConnections: 'idle',
   });

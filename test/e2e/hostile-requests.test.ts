@@ -46,6 +46,18 @@ describe('requests that used to be a 500', () => {
     assert.equal((await send(`${server.url}/v1/models/alibaba%2Fqwen-image-2-0`, { headers: auth })).status, 200, 'an encoded id still resolves');
   });
 
+  test('paths the router refuses get the API error body', async () => {
+    for (const p of ['/v1/jobs/%', '/files/%', '/v1/admin/keys/%']) {
+      const res = await send(`${server.url}${p}`, { headers: auth });
+      assert.equal(res.status, 400, `${p}: ${JSON.stringify(res.json)}`);
+      assert.equal(res.json.error.code, 'invalid_value');
+      assert.match(res.json.error.message, /not valid percent-encoding/);
+    }
+    const long = await send(`${server.url}/v1/jobs/${'a'.repeat(5000)}`, { headers: auth });
+    assert.equal(long.status, 414);
+    assert.equal(long.json.error.code, 'uri_too_long');
+  });
+
   test('file paths that are not files are 404s', async () => {
     for (const p of ['/files/generations', `/files/generations/${'a'.repeat(300)}.png`, `${new URL(imageUrl).pathname}/x`]) {
       const res = await send(`${server.url}${p}`);
