@@ -34,6 +34,8 @@ import { createWatermarker } from './images/watermark/index.ts';
 import { buildModelEngines } from './engines/registry.ts';
 import { loadBackendsConfig, defaultBackendsConfig } from './config/backends.ts';
 import { buildApp } from './http/app.ts';
+import { createSqliteMarkLedger } from './store/sqlite/mark-ledger.ts';
+import { createManifestReader, createVerifyImage, loadContentCredentials } from './provenance/index.ts';
 
 const require = createRequire(import.meta.url);
 const VERSION = (require('../package.json') as { version: string }).version;
@@ -54,6 +56,9 @@ export interface RunningServer {
 
 export async function startServer(config: Config, options: StartOptions = {}): Promise<RunningServer> {
   const logger = options.logger ?? pino({ level: config.logLevel, base: { service: 'qwen-image-server' } });
+  // First: a certificate or key that does not work stops the start with its reason, before anything is opened.
+  const credentials = await loadContentCredentials(config.c2pa, { name: 'qwen-image-server', version: VERSION });
+  logger.info({ contentCredentials: credentials.signer !== null, trustAnchors: credentials.trustAnchorsPem !== null }, credentials.message);
   const db = openDatabase(path.join(config.dataDir, 'server.sqlite'));
   const keys = createSqliteKeyStore(db);
   keys.syncEnvKeys(config.apiKeys);
@@ -118,6 +123,7 @@ export async function startServer(config: Config, options: StartOptions = {}): P
       enhancer,
       watermarker,
       watermarkIssuerId: config.watermark.issuerId,
+      contentCredentials: credentials.signer,
       pricesUsd: config.pricesUsd,
       creditsPerUsd: CREDITS_PER_USD,
       publicUrl: () => publicUrl,
@@ -173,6 +179,17 @@ export async function startServer(config: Config, options: StartOptions = {}): P
       watermarker,
       fetcher,
       // Detection looks at the image as given, up to the pixel cap: no downscale before it.
+      decodeLimits: { maxPixels: config.image.maxPixels, maxSidePx: 8192 },
+      maxUploadBytes: config.image.maxBytes,
+    },
+    verify: {
+      verifyImage: createVerifyImage({
+        readManifest: createManifestReader({ trustAnchorsPem: credentials.trustAnchorsPem }),
+        watermarker,
+        ledger: createSqliteMarkLedger(db),
+        issuerId: config.watermark.issuerId,
+      }),
+      fetcher,
       decodeLimits: { maxPixels: config.image.maxPixels, maxSidePx: 8192 },
       maxUploadBytes: config.image.maxBytes,
     },

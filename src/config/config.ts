@@ -37,6 +37,20 @@ export interface Config {
   shutdownGraceMs: number;
   jobs: JobsConfig;
   webhooks: WebhooksConfig;
+  c2pa: C2paConfig;
+}
+
+/** Content credentials (docs/provenance.md). PEM values are the PEM text itself or a resolved file path. */
+export interface C2paConfig {
+  /** Signing certificate (then any intermediates); undefined with `key` → nothing is signed. */
+  cert: string | undefined;
+  key: string | undefined;
+  /** CA certificates a verified manifest must chain to, to read `trusted`. */
+  trustAnchors: string | undefined;
+  /** The prompt itself in the manifest, not only its SHA-256. */
+  includePrompt: boolean;
+  /** A thumbnail in the manifest (c2pa-rs's default; about triples a PNG's size). */
+  thumbnail: boolean;
 }
 
 export interface JobsConfig {
@@ -135,6 +149,28 @@ function parsePrices(raw: string | undefined): Record<string, number> {
   return prices;
 }
 
+/** A PEM setting: inline PEM text as it is, anything else a path resolved against cwd. */
+function pemSetting(env: Env, name: string, cwd: string): string | undefined {
+  const raw = env[name];
+  if (raw === undefined || raw.trim() === '') return undefined;
+  return raw.trimStart().startsWith('-----BEGIN') ? raw : path.resolve(cwd, raw.trim());
+}
+
+function readC2paConfig(env: Env, cwd: string): C2paConfig {
+  const cert = pemSetting(env, 'C2PA_CERT', cwd);
+  const key = pemSetting(env, 'C2PA_KEY', cwd);
+  if ((cert === undefined) !== (key === undefined)) {
+    throw new ConfigError(`C2PA_CERT and C2PA_KEY go together: ${cert === undefined ? 'C2PA_KEY' : 'C2PA_CERT'} is set, the other is not`);
+  }
+  return {
+    cert,
+    key,
+    trustAnchors: pemSetting(env, 'C2PA_TRUST_ANCHORS', cwd),
+    includePrompt: boolSetting(env, 'C2PA_INCLUDE_PROMPT', false),
+    thumbnail: boolSetting(env, 'C2PA_THUMBNAIL', false),
+  };
+}
+
 export function readConfig(env: Env, cwd: string = process.cwd()): Config {
   const port = intSetting(env, 'PORT', 8080, 0, 65535);
   const host = env.HOST || '127.0.0.1';
@@ -187,5 +223,6 @@ export function readConfig(env: Env, cwd: string = process.cwd()): Config {
       retryBaseMs: intSetting(env, 'WEBHOOK_RETRY_BASE_MS', 5_000, 1, 3_600_000),
       maxAttempts: intSetting(env, 'WEBHOOK_MAX_ATTEMPTS', 18, 1, 100),
     },
+    c2pa: readC2paConfig(env, cwd),
   };
 }

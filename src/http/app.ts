@@ -22,6 +22,7 @@ import { registerFileRoutes } from './routes/files.ts';
 import { registerHealthRoutes } from './routes/health.ts';
 import { registerDocsRoutes } from './routes/docs.ts';
 import { registerWatermarkRoutes, type WatermarkRouteDeps } from './routes/watermark.ts';
+import { registerVerifyRoutes, type VerifyRouteDeps } from './routes/verify.ts';
 
 export interface AppDeps {
   logger: Logger;
@@ -41,6 +42,8 @@ export interface AppDeps {
   /** Webhook URLs may point at private addresses (WEBHOOK_ALLOW_PRIVATE_URLS). */
   allowPrivateWebhooks: boolean;
   watermark: Omit<WatermarkRouteDeps, 'authenticate'> | null;
+  /** POST /v1/images/verify (C2PA manifest + watermark + trace); null: not served. */
+  verify: Omit<VerifyRouteDeps, 'authenticate'> | null;
 }
 
 /** A caller-supplied x-request-id is kept when it is short and plain; otherwise we make one. */
@@ -93,5 +96,6 @@ export async function buildApp(deps: AppDeps): Promise<FastifyInstance> {
   registerHealthRoutes(app, { isReady: deps.isReady, isDraining: () => draining });
   registerDocsRoutes(app, { openapi: deps.openapi });
   if (deps.watermark) await registerWatermarkRoutes(app, { authenticate, ...deps.watermark });
+  if (deps.verify) await registerVerifyRoutes(app, { authenticate, ...deps.verify });
   return app;
 }

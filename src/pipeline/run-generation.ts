@@ -7,10 +7,11 @@
 import crypto from 'node:crypto';
 import { ApiError } from '../domain/errors.ts';
 import type { JobRecord, GenerationResponseBody } from '../domain/jobs.ts';
-import type { BlobStore, PromptEnhancer, UsageEntry, Watermarker } from '../domain/ports.ts';
+import type { BlobStore, PromptEnhancer, UsageEntry, Watermarker, WatermarkPayload } from '../domain/ports.ts';
 import type { Engine, EngineProgress, RawImage } from '../domain/types.ts';
 import { aiGeneratedXmp, encodePng, TRAINED_ALGORITHMIC_MEDIA, type PngTextEntry } from '../images/png.ts';
 import { decodeReference } from './reference-blobs.ts';
+import type { ContentCredentialsSigner } from '../provenance/index.ts';
 
 export interface RunGenerationDeps {
   /** Public model id → the engine that draws it. */
@@ -19,6 +20,8 @@ export interface RunGenerationDeps {
   enhancer: PromptEnhancer;
   watermarker: Watermarker | null;
   watermarkIssuerId: number;
+  /** Signs a C2PA manifest into every image (C2PA_CERT / C2PA_KEY); null: images go out unsigned. */
+  contentCredentials?: ContentCredentialsSigner | null;
   pricesUsd: Record<string, number>;
   creditsPerUsd: number;
   /** Base of returned image URLs (known once the server listens). */
@@ -108,10 +111,12 @@ export function createRunGeneration(deps: RunGenerationDeps) {
     signal.throwIfAborted();
 
     t = performance.now();
+    let markPayload: WatermarkPayload | null = null;
     if (params.watermark) {
       if (!deps.watermarker) throw new ApiError('engine_unavailable', 'watermarking is not available on this server');
       const generationId = generationIdOf([params.model, drawnPrompt, params.negativePrompt, params.seed, params.width, params.height], references);
-      image = deps.watermarker.embed(image, { issuerId: deps.watermarkIssuerId, generationId });
+      markPayload = { issuerId: deps.watermarkIssuerId, generationId };
+      image = deps.watermarker.embed(image, markPayload);
     }
     mark('watermark_ms', t);
 
@@ -129,11 +134,16 @@ export function createRunGeneration(deps: RunGenerationDeps) {
       { keyword: 'DigitalSourceType', text: TRAINED_ALGORITHMIC_MEDIA },
       { keyword: 'XML:com.adobe.xmp', text: aiGeneratedXmp(deps.software) },
     ];
-    const png = await encodePng(image, text);
+    const encoded = await encodePng(image, text);
     mark('encode_ms', t);
     signal.throwIfAborted();
 
     const createdMs = now();
+    t = performance.now();
+    const png = deps.contentCredentials
+      ? deps.contentCredentials.sign(encoded, 'image/png', { model: params.model, engine: engine.id, prompt: params.prompt, drawnPrompt, createdAtMs: createdMs, watermark: markPayload })
+      : encoded;
+    if (deps.contentCredentials) mark('sign_ms', t);
     t = performance.now();
     const outputKeys: string[] = [];
     let item: GenerationResponseBody['data'][number];
@@ -162,6 +172,7 @@ export function createRunGeneration(deps: RunGenerationDeps) {
         credits,
         usd,
         createdAtMs: createdMs,
+        watermark: markPayload,
       },
       timings,
       engineInfo: drawn.info ?? {},

@@ -133,7 +133,7 @@ function pem(label: string, der: Buffer): string {
 }
 
 export interface DevCertificateChain {
-  /** The end-entity certificate, then the root: what C2PA_CERT holds (the root is dropped before signing). */
+  /** The end-entity certificate alone: what C2PA_CERT holds (a verifier is given the root separately). */
   certPem: string;
   /** The end entity's private key, PKCS#8: what C2PA_KEY holds. */
   keyPem: string;
@@ -173,7 +173,7 @@ export function createDevCertificateChain(options: DevCertificateOptions = {}): 
     notAfter,
   });
   return {
-    certPem: pem('CERTIFICATE', leafCert.der) + pem('CERTIFICATE', caCert.der),
+    certPem: pem('CERTIFICATE', leafCert.der),
     keyPem: leaf.privateKey.export({ format: 'pem', type: 'pkcs8' }).toString(),
     caPem: pem('CERTIFICATE', caCert.der),
   };

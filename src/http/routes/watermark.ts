@@ -5,10 +5,10 @@
  */
 import type { FastifyInstance, preHandlerHookHandler } from 'fastify';
 import multipart from '@fastify/multipart';
-import { ApiError } from '../../domain/errors.ts';
 import type { Watermarker } from '../../domain/ports.ts';
 import type { ImageFetcher } from '../../images/fetch-image.ts';
 import { decodeImage, type DecodeLimits } from '../../images/decode-image.ts';
+import { readImageInput } from './image-input.ts';
 
 export interface WatermarkRouteDeps {
   authenticate: preHandlerHookHandler;
@@ -22,28 +22,7 @@ export async function registerWatermarkRoutes(app: FastifyInstance, deps: Waterm
   await app.register(async (scope) => {
     await scope.register(multipart, { limits: { files: 1, fileSize: deps.maxUploadBytes, fields: 4 } });
     scope.post('/v1/watermark/detect', { preHandler: deps.authenticate }, async (request) => {
-      let bytes: Buffer;
-      let param: string;
-      if (request.isMultipart()) {
-        param = 'image';
-        const file = await request.file();
-        if (!file || file.fieldname !== 'image') throw new ApiError('missing_field', 'image is required: send the file in multipart field "image"', { param });
-        bytes = await file.toBuffer().catch((err: Error & { code?: string }) => {
-          if (err.code === 'FST_REQ_FILE_TOO_LARGE') throw new ApiError('image_too_large', `image is larger than the limit of ${deps.maxUploadBytes} bytes`, { param });
-          throw err;
-        });
-      } else {
-        param = 'image_url';
-        const body = request.body as Record<string, unknown> | null;
-        if (!body || typeof body !== 'object' || Array.isArray(body)) throw new ApiError('invalid_value', 'request body must be a JSON object {"image_url": ...}');
-        const unknown = Object.keys(body).find((k) => k !== 'image_url');
-        if (unknown) throw new ApiError('unknown_field', `${unknown} is not a recognised field`, { param: unknown });
-        const url = body.image_url;
-        if (url === undefined) throw new ApiError('missing_field', 'image_url is required', { param });
-        if (typeof url !== 'string') throw new ApiError('invalid_value', 'image_url must be a string (http(s) URL or data: URI)', { param });
-        if (!/^(https?:\/\/|data:)/i.test(url)) throw new ApiError('invalid_value', 'image_url must be an http(s) URL or a data: URI', { param });
-        bytes = await deps.fetcher.fetchBytes(url, param);
-      }
+      const { bytes, param } = await readImageInput(request, deps.fetcher, deps.maxUploadBytes);
       const image = await decodeImage(bytes, deps.decodeLimits, param);
       const result = deps.watermarker.detect(image);
       return {
