@@ -23,8 +23,10 @@ export type SignableMimeType = (typeof SIGNABLE_MIME_TYPES)[number];
 /** What the manifest states about one generated image. */
 export interface GenerationFacts {
   model: string;
-  /** The backend that drew it (engine id), e.g. `builtin` or a routing-file backend id. */
+  /** The backend that drew it: its id in the routing file (or the engine id when not routed). */
   engine: string;
+  /** Its kind (`builtin`, `comfyui`, `openai`, `dashscope`) when the router says. */
+  engineKind?: string | number | boolean;
   /** The caller's prompt, as sent. */
   prompt: string;
   /** The prompt the engine drew with (enhanced / adapted); equal to `prompt` when not rewritten. */
@@ -61,6 +63,7 @@ export function manifestDefinition(facts: GenerationFacts, mimeType: SignableMim
   const parameters: Record<string, string> = {
     model: facts.model,
     engine: facts.engine,
+    ...(facts.engineKind !== undefined ? { engine_kind: String(facts.engineKind) } : {}),
     prompt_sha256: sha256Hex(facts.prompt),
   };
   if (options.includePrompt) {
