@@ -141,7 +141,7 @@ export function createRunGeneration(deps: RunGenerationDeps) {
     const createdMs = now();
     t = performance.now();
     const png = deps.contentCredentials
-      ? deps.contentCredentials.sign(encoded, 'image/png', { model: params.model, engine: String(drawn.info?.backend ?? engine.id), engineKind: drawn.info?.backendKind, prompt: params.prompt, drawnPrompt, createdAtMs: createdMs, watermark: markPayload })
+      ? await deps.contentCredentials.sign(encoded, 'image/png', { model: params.model, engine: String(drawn.info?.backend ?? engine.id), engineKind: drawn.info?.backendKind, prompt: params.prompt, drawnPrompt, createdAtMs: createdMs, watermark: markPayload })
       : encoded;
     if (deps.contentCredentials) mark('sign_ms', t);
     t = performance.now();

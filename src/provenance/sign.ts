@@ -40,8 +40,8 @@ export interface ContentCredentialsSigner {
   /** Subject of the signing certificate, for the startup line. */
   readonly subject: string;
   readonly validTo: string;
-  /** The asset with a signed manifest embedded (synchronous: c2pa-rs hashes and signs on this thread). */
-  sign(asset: Buffer, mimeType: SignableMimeType, facts: GenerationFacts): Buffer;
+  /** The asset with a signed manifest embedded. */
+  sign(asset: Buffer, mimeType: SignableMimeType, facts: GenerationFacts): Promise<Buffer>;
 }
 
 export interface SignerOptions {
@@ -94,7 +94,7 @@ export function manifestDefinition(facts: GenerationFacts, mimeType: SignableMim
   };
 }
 
-function checkKeyPair(certPem: string, keyPem: string): { certificate: crypto.X509Certificate; pkcs8: Buffer } {
+function checkKeyPair(certPem: string, keyPem: string): { certificate: crypto.X509Certificate; key: crypto.KeyObject } {
   const chain = parseCertificates('C2PA_CERT', certPem);
   const certificate = chain[0]!;
   let key: crypto.KeyObject;
@@ -115,7 +115,7 @@ function checkKeyPair(certPem: string, keyPem: string): { certificate: crypto.X5
   if (Date.parse(certificate.validTo) < now || Date.parse(certificate.validFrom) > now) {
     throw new ProvenanceConfigError(`C2PA_CERT is not valid now (valid ${certificate.validFrom} to ${certificate.validTo})`);
   }
-  return { certificate, pkcs8: key.export({ format: 'pem', type: 'pkcs8' }) as Buffer };
+  return { certificate, key };
 }
 
 /**
@@ -123,12 +123,17 @@ function checkKeyPair(certPem: string, keyPem: string): { certificate: crypto.X5
  * reads it back, then returns the signer.
  */
 export async function createContentCredentialsSigner(options: SignerOptions): Promise<ContentCredentialsSigner> {
-  const { certificate, pkcs8 } = checkKeyPair(options.certPem, options.keyPem);
-  const signer = LocalSigner.newSigner(Buffer.from(options.certPem), Buffer.from(pkcs8), 'es256');
+  const { certificate, key } = checkKeyPair(options.certPem, options.keyPem);
+  // c2pa-node's LocalSigner reserves ~11.6 KB per file for a timestamp-authority response this offline server
+  // never fetches (most of the ~13 KB a manifest adds). Its CallbackSigner takes a reserve size (the chain plus
+  // 2 KiB gives ~4.3 KB added) and signs with node:crypto, but in 0.8.0 a process holding one does not exit when
+  // its work is done, which a server that must stop on SIGTERM cannot have; see docs/provenance.md.
+  const signer = LocalSigner.newSigner(Buffer.from(options.certPem), Buffer.from(key.export({ format: 'pem', type: 'pkcs8' }).toString()), 'es256');
   const settings = { builder: { thumbnail: { enabled: options.thumbnail } } };
-  const sign = (asset: Buffer, mimeType: SignableMimeType, facts: GenerationFacts): Buffer => {
+  const sign = async (asset: Buffer, mimeType: SignableMimeType, facts: GenerationFacts): Promise<Buffer> => {
     const builder = Builder.withJson(manifestDefinition(facts, mimeType, options) as never, settings);
     const output: { buffer: Buffer | null } = { buffer: null };
+    // Synchronous: c2pa-rs parses, hashes and signs on this thread (~5-8 ms at 1024x768, docs/performance.md).
     builder.sign(signer, { buffer: asset, mimeType }, output);
     if (!output.buffer) throw new Error('c2pa: signing produced no output');
     return output.buffer;
@@ -136,7 +141,7 @@ export async function createContentCredentialsSigner(options: SignerOptions): Pr
 
   // A small PNG signed once at start, so a certificate c2pa-rs refuses fails the start, not the first request.
   const probePng = await sharp({ create: { width: 8, height: 8, channels: 3, background: '#808080' } }).png().toBuffer();
-  const probe = sign(probePng, 'image/png', { model: 'probe', engine: 'probe', prompt: '', drawnPrompt: '', createdAtMs: Date.now(), watermark: null });
+  const probe = await sign(probePng, 'image/png', { model: 'probe', engine: 'probe', prompt: '', drawnPrompt: '', createdAtMs: Date.now(), watermark: null });
   const reader = await Reader.fromAsset({ buffer: probe, mimeType: 'image/png' });
   const store = reader?.json() as { validation_state?: string; validation_status?: Array<{ code: string; explanation?: string }> } | undefined;
   const refusals = (store?.validation_status ?? []).filter((s) => s.code !== 'signingCredential.untrusted');
