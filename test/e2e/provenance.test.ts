@@ -175,6 +175,8 @@ test('verify: bad input is a 4xx naming the field; auth is required', async () =
   assert.equal(extra.json.error.param, 'strict');
   const unauth = await signing.post('/v1/images/verify', { image_url: marked.url }, { authorization: '' });
   assert.equal(unauth.status, 401);
+  const openapi = await signing.get('/openapi.json');
+  assert.ok(openapi.json.paths['/v1/images/verify'].post, 'the endpoint is in the OpenAPI document');
 });
 
 test('the CLI makes a development pair and verifies a file offline, with the operator view of the trace', async () => {
