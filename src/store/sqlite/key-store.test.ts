@@ -62,6 +62,8 @@ test('migration 3 blanks the env prefixes written before it and keeps older revo
   createSqliteKeyStore(db).syncEnvKeys([ENV_SECRET]);
   // Back to version 2 as it was written: the prefix held the secret's first 8 characters; sync had revoked it.
   db.exec(`ALTER TABLE api_keys DROP COLUMN revoked_by; UPDATE api_keys SET prefix = 'correct-', revoked_at_ms = 1`);
+  // Undo what the later migrations added too (4: the ledger's watermark columns), so they can run again.
+  db.exec(`DROP INDEX usage_ledger_watermark; ALTER TABLE usage_ledger DROP COLUMN watermark_issuer_id; ALTER TABLE usage_ledger DROP COLUMN watermark_generation_id`);
   db.pragma('user_version = 2');
   db.close();
   const store = createSqliteKeyStore(openDatabase(file));
