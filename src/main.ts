@@ -42,6 +42,8 @@ import { createWorkGate } from './images/work-gate.ts';
 import { prepareDataDir } from './store/data-dir.ts';
 import { createMetrics } from './observability/metrics.ts';
 import { startMetricsListener, type MetricsListener } from './observability/metrics-http.ts';
+import { createSqliteMarkLedger } from './store/sqlite/mark-ledger.ts';
+import { createManifestReader, createVerifyImage, loadContentCredentials } from './provenance/index.ts';
 
 const require = createRequire(import.meta.url);
 const VERSION = (require('../package.json') as { version: string }).version;
@@ -67,6 +69,9 @@ export interface RunningServer {
 export async function startServer(config: Config, options: StartOptions = {}): Promise<RunningServer> {
   const logger = options.logger ?? pino({ level: config.logLevel, base: { service: 'qwen-image-server' } });
   prepareDataDir(config.dataDir, ['images']);
+  // First: a certificate or key that does not work stops the start with its reason, before anything is opened.
+  const credentials = await loadContentCredentials(config.c2pa, { name: 'qwen-image-server', version: VERSION });
+  logger.info({ contentCredentials: credentials.signer !== null, trustAnchors: credentials.trustAnchorsPem !== null }, credentials.message);
   const db = openDatabase(path.join(config.dataDir, 'server.sqlite'));
   const keys = createSqliteKeyStore(db, { hashKey: loadKeyHashSecret(config.keys.hashSecret, config.dataDir) });
   keys.syncEnvKeys(config.apiKeys, config.keys.adminApiKeys);
@@ -132,6 +137,7 @@ export async function startServer(config: Config, options: StartOptions = {}): P
       enhancer,
       watermarker,
       watermarkIssuerId: config.watermark.issuerId,
+      contentCredentials: credentials.signer,
       pricesUsd: config.pricesUsd,
       creditsPerUsd: CREDITS_PER_USD,
       publicUrl: () => publicUrl,
@@ -214,6 +220,17 @@ export async function startServer(config: Config, options: StartOptions = {}): P
       maxUploadBytes: config.image.maxBytes,
     },
     metrics: { metrics, token: config.metrics.token },
+    verify: {
+      verifyImage: createVerifyImage({
+        readManifest: createManifestReader({ trustAnchorsPem: credentials.trustAnchorsPem }),
+        watermarker,
+        ledger: createSqliteMarkLedger(db),
+        issuerId: config.watermark.issuerId,
+      }),
+      fetcher,
+      decodeLimits: { maxPixels: config.image.maxPixels, maxSidePx: 8192 },
+      maxUploadBytes: config.image.maxBytes,
+    },
   });
 
   await app.listen({ port: config.port, host: config.host });

@@ -7,6 +7,8 @@
  *   npm run cli -- keys revoke <key id>
  *   npm run cli -- usage <key id>
  *   npm run cli -- watermark detect <image file>
+ *   npm run cli -- provenance dev-cert [--out DIR]
+ *   npm run cli -- provenance verify <image file>
  * Keys take effect at once in a running server: it checks the store on every request.
  */
 import path from 'node:path';
@@ -21,7 +23,7 @@ import { KEY_FLAGS_HELP, parseKeyFlags } from './key-flags.ts';
 
 function usage(): never {
   process.stderr.write(
-    `usage:\n  cli keys create ${KEY_FLAGS_HELP}\n  cli keys update <key id> (the same options)\n  cli keys list\n  cli keys revoke <key id>\n  cli usage <key id>\n  cli watermark detect <image file>\n`,
+    `usage:\n  cli keys create ${KEY_FLAGS_HELP}\n  cli keys update <key id> (the same options)\n  cli keys list\n  cli keys revoke <key id>\n  cli usage <key id>\n  cli watermark detect <image file>\n  cli provenance dev-cert [--out DIR]\n  cli provenance verify <image file>\n`,
   );
   process.exit(2);
 }
@@ -33,6 +35,24 @@ async function main(argv: string[]): Promise<void> {
     const { detectFile } = await import('./watermark-detect.ts');
     const key = process.env.WATERMARK_KEY;
     process.stdout.write(JSON.stringify(await detectFile(rest[0], key ? { key } : {}), null, 2) + '\n');
+    return;
+  }
+  if (group === 'provenance') {
+    const { writeDevCertificate, verifyFile, verifyExitCode } = await import('./provenance.ts');
+    if (command === 'dev-cert') {
+      const i = rest.indexOf('--out');
+      const files = writeDevCertificate(path.resolve(i >= 0 && rest[i + 1] ? rest[i + 1]! : 'c2pa-dev'));
+      process.stdout.write(`C2PA_CERT=${files.cert}\nC2PA_KEY=${files.key}\nC2PA_TRUST_ANCHORS=${files.ca}\n`);
+      process.stderr.write(
+        'A development pair: a private root CA (ca.pem) and a signing certificate it issued (cert.pem, key key.pem).\n' +
+          'Readers show manifests signed with it as valid but untrusted unless they are given ca.pem as a trust anchor.\n',
+      );
+      return;
+    }
+    if (command !== 'verify' || !rest[0]) usage();
+    const report = await verifyFile(rest[0], readConfig(process.env));
+    process.stdout.write(JSON.stringify(report, null, 2) + '\n');
+    process.exitCode = verifyExitCode(report);
     return;
   }
   const config = readConfig(process.env);

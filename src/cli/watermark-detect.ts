@@ -30,7 +30,7 @@ export interface FileDetection {
 }
 
 /** Decodes like the server's upload path: sRGB, alpha dropped, 8-bit RGB. Pixels are not EXIF-rotated. */
-async function decodeFile(filePath: string): Promise<RawImage> {
+export async function decodeFile(filePath: string): Promise<RawImage> {
   const bytes = await readFile(filePath);
   const { data, info } = await sharp(bytes).removeAlpha().toColourspace('srgb').raw().toBuffer({ resolveWithObject: true });
   if (info.channels !== 3) throw new Error(`${filePath}: decoded to ${info.channels} channels, expected 3`);

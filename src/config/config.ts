@@ -45,6 +45,7 @@ export interface Config {
   /** ADMIN_API_KEYS, KEY_HASH_SECRET, KEY_DEFAULT_* (config/keys.ts). */
   keys: KeysConfig;
   metrics: MetricsConfig;
+  c2pa: C2paConfig;
 }
 
 export interface MetricsConfig {
@@ -53,6 +54,19 @@ export interface MetricsConfig {
   /** A second listener serving only GET /metrics (no auth unless `token` is set); undefined: none. */
   port: number | undefined;
   host: string;
+}
+
+/** Content credentials (docs/provenance.md). PEM values are the PEM text itself or a resolved file path. */
+export interface C2paConfig {
+  /** Signing certificate (then any intermediates); undefined with `key` → nothing is signed. */
+  cert: string | undefined;
+  key: string | undefined;
+  /** CA certificates a verified manifest must chain to, to read `trusted`. */
+  trustAnchors: string | undefined;
+  /** The prompt itself in the manifest, not only its SHA-256. */
+  includePrompt: boolean;
+  /** A thumbnail in the manifest (c2pa-rs's default; about triples a PNG's size). */
+  thumbnail: boolean;
 }
 
 export interface JobsConfig {
@@ -154,6 +168,28 @@ function parsePrices(raw: string | undefined): Record<string, number> {
   return prices;
 }
 
+/** A PEM setting: inline PEM text as it is, anything else a path resolved against cwd. */
+function pemSetting(env: Env, name: string, cwd: string): string | undefined {
+  const raw = env[name];
+  if (raw === undefined || raw.trim() === '') return undefined;
+  return raw.trimStart().startsWith('-----BEGIN') ? raw : path.resolve(cwd, raw.trim());
+}
+
+function readC2paConfig(env: Env, cwd: string): C2paConfig {
+  const cert = pemSetting(env, 'C2PA_CERT', cwd);
+  const key = pemSetting(env, 'C2PA_KEY', cwd);
+  if ((cert === undefined) !== (key === undefined)) {
+    throw new ConfigError(`C2PA_CERT and C2PA_KEY go together: ${cert === undefined ? 'C2PA_KEY' : 'C2PA_CERT'} is set, the other is not`);
+  }
+  return {
+    cert,
+    key,
+    trustAnchors: pemSetting(env, 'C2PA_TRUST_ANCHORS', cwd),
+    includePrompt: boolSetting(env, 'C2PA_INCLUDE_PROMPT', false),
+    thumbnail: boolSetting(env, 'C2PA_THUMBNAIL', false),
+  };
+}
+
 export function readConfig(env: Env, cwd: string = process.cwd()): Config {
   const port = intSetting(env, 'PORT', 8080, 0, 65535);
   const host = env.HOST || '127.0.0.1';
@@ -227,5 +263,6 @@ export function readConfig(env: Env, cwd: string = process.cwd()): Config {
       port: env.METRICS_PORT ? intSetting(env, 'METRICS_PORT', 0, 0, 65535) : undefined,
       host: env.METRICS_HOST || '127.0.0.1',
     },
+    c2pa: readC2paConfig(env, cwd),
   };
 }

@@ -83,6 +83,42 @@ const jobSchema = {
   required: ['id', 'object', 'model', 'status', 'created_at', 'urls'],
 };
 
+const payloadSchema = { type: 'object', nullable: true, properties: { issuer_id: { type: 'integer' }, generation_id: { type: 'integer' } } };
+
+/** POST /v1/images/verify's answer (provenance/verify-image.ts). */
+const verifyReportSchema = {
+  type: 'object',
+  properties: {
+    manifest: {
+      type: 'object',
+      properties: {
+        present: { type: 'boolean' },
+        state: { type: 'string', enum: ['trusted', 'valid', 'invalid'] },
+        reason: { type: 'string', nullable: true, description: 'why it is invalid: the first failure code and explanation' },
+        failures: { type: 'array', items: { type: 'object', properties: { code: { type: 'string' }, explanation: { type: 'string', nullable: true }, url: { type: 'string', nullable: true } } } },
+        label: { type: 'string', nullable: true },
+        claim_generator: {},
+        signature: { type: 'object', nullable: true, properties: { issuer: { type: 'string', nullable: true }, common_name: { type: 'string', nullable: true }, alg: { type: 'string', nullable: true }, time: { type: 'string', nullable: true } } },
+        assertions: { type: 'array', items: { type: 'object', properties: { label: { type: 'string' }, data: {} } } },
+      },
+      required: ['present'],
+    },
+    watermark: { type: 'object', properties: { detected: { type: 'boolean' }, confidence: { type: 'number' }, payload: payloadSchema } },
+    soft_binding: { type: 'object', properties: { payload: payloadSchema, matches_watermark: { type: 'boolean', nullable: true } } },
+    trace: {
+      type: 'object',
+      nullable: true,
+      properties: {
+        status: { type: 'string', enum: ['yours', 'other_key', 'not_found', 'foreign_issuer'] },
+        issuer_id: { type: 'integer' },
+        generation_id: { type: 'integer' },
+        generations: { type: 'array', items: { type: 'object', properties: { job_id: { type: 'string', nullable: true }, model: { type: 'string' }, width: { type: 'integer' }, height: { type: 'integer' }, created_at: { type: 'integer' } } } },
+      },
+    },
+  },
+  required: ['manifest', 'watermark', 'soft_binding', 'trace'],
+};
+
 export function buildOpenApiDocument(publicUrl: string, version: string): Record<string, unknown> {
   return {
     openapi: '3.0.3',
@@ -204,6 +240,22 @@ export function buildOpenApiDocument(publicUrl: string, version: string): Record
         },
       },
       ...adminPaths,
+      '/v1/images/verify': {
+        post: {
+          operationId: 'verifyImage',
+          summary: "Where an image comes from: its C2PA manifest, the invisible watermark, and the generation the mark points to (the caller's own only)",
+          description:
+            'Same input as watermark detection. `manifest.state` is `trusted` (the signing certificate chains to C2PA_TRUST_ANCHORS), `valid` (intact and correctly signed) or `invalid` (with `reason`, e.g. `assertion.dataHash.mismatch` after a pixel changed); `{"present": false}` when there is none. `trace.status`: `yours` (with job ids), `other_key` (no details), `not_found`, `foreign_issuer`. See docs/provenance.md.',
+          requestBody: {
+            required: true,
+            content: {
+              'application/json': { schema: { type: 'object', properties: { image_url: { type: 'string', description: 'http(s) URL or data: URI' } }, required: ['image_url'], additionalProperties: false } },
+              'multipart/form-data': { schema: { type: 'object', properties: { image: { type: 'string', format: 'binary' } }, required: ['image'] } },
+            },
+          },
+          responses: { '200': { description: 'The report', content: { 'application/json': { schema: verifyReportSchema } } }, ...errorResponses([400, 401, 413, 415]) },
+        },
+      },
       '/healthz': { get: { operationId: 'health', security: [], summary: '200 once the engines are loaded', responses: { '200': { description: 'ok' }, '503': { description: 'loading or draining' } } } },
     },
   };

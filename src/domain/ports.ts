@@ -63,6 +63,29 @@ export interface UsageEntry {
   usd: number;
   /** ms since epoch */
   createdAtMs: number;
+  /** The invisible mark embedded in the image, kept so a mark found later traces back to this row. */
+  watermark?: WatermarkPayload | null;
+}
+
+/** A ledger row a detected watermark points to (see MarkLedger). */
+export interface MarkedGeneration {
+  keyId: string;
+  /** null for rows written before jobs existed */
+  jobId: string | null;
+  model: string;
+  width: number;
+  height: number;
+  /** ms since epoch */
+  createdAtMs: number;
+}
+
+export interface MarkLedger {
+  /**
+   * Ledger rows whose image carried this mark, newest first, at most `limit`. The generation id is a hash of
+   * the request's parameters (the same request draws the same pixels, mark included), so several rows, even
+   * of several keys, can share one.
+   */
+  findByMark(payload: WatermarkPayload, limit: number): Promise<MarkedGeneration[]>;
 }
 
 export interface UsageTotals {

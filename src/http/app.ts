@@ -29,6 +29,7 @@ import { registerAdminRoutes } from './routes/admin-keys.ts';
 import type { KeyLimiter } from '../limits/ports.ts';
 import type { KeyLimits } from '../domain/key-limits.ts';
 import { registerMetricsHttp, type MetricsHttpOptions } from '../observability/metrics-http.ts';
+import { registerVerifyRoutes, type VerifyRouteDeps } from './routes/verify.ts';
 
 export interface AppDeps {
   logger: Logger;
@@ -56,6 +57,8 @@ export interface AppDeps {
   metrics?: MetricsHttpOptions;
   /** Largest uploaded reference image (POST /v1/images/edits). */
   maxImageBytes: number;
+  /** POST /v1/images/verify (C2PA manifest + watermark + trace); null: not served. */
+  verify: Omit<VerifyRouteDeps, 'authenticate'> | null;
 }
 
 /** A caller-supplied x-request-id is kept when it is short and plain; otherwise we make one. */
@@ -142,5 +145,6 @@ export async function buildApp(deps: AppDeps): Promise<FastifyInstance> {
   registerHealthRoutes(app, { isReady: deps.isReady, isDraining: () => draining });
   registerDocsRoutes(app, { openapi: deps.openapi });
   if (deps.watermark) await registerWatermarkRoutes(app, { authenticate, ...deps.watermark });
+  if (deps.verify) await registerVerifyRoutes(app, { authenticate, ...deps.verify });
   return app;
 }

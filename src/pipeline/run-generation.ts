@@ -7,11 +7,12 @@
 import crypto from 'node:crypto';
 import { ApiError } from '../domain/errors.ts';
 import type { JobRecord, GenerationResponseBody } from '../domain/jobs.ts';
-import type { BlobStore, PromptEnhancer, UsageEntry, Watermarker } from '../domain/ports.ts';
+import type { BlobStore, PromptEnhancer, UsageEntry, Watermarker, WatermarkPayload } from '../domain/ports.ts';
 import type { Engine, EngineProgress, RawImage } from '../domain/types.ts';
 import type { EnhanceResult } from '../domain/ports.ts';
 import { encodeOutput } from '../images/encode-output.ts';
 import { decodeReference } from './reference-blobs.ts';
+import type { ContentCredentialsSigner, SignableMimeType } from '../provenance/index.ts';
 
 export interface RunGenerationDeps {
   /** Public model id → the engine that draws it. */
@@ -20,6 +21,8 @@ export interface RunGenerationDeps {
   enhancer: PromptEnhancer;
   watermarker: Watermarker | null;
   watermarkIssuerId: number;
+  /** Signs a C2PA manifest into every image (C2PA_CERT / C2PA_KEY); null: images go out unsigned. */
+  contentCredentials?: ContentCredentialsSigner | null;
   pricesUsd: Record<string, number>;
   creditsPerUsd: number;
   /** Base of returned image URLs (known once the server listens). */
@@ -126,6 +129,8 @@ export function createRunGeneration(deps: RunGenerationDeps) {
         credits,
         usd,
         createdAtMs: createdMs,
+        // The ledger row keeps one mark: the first image's (n > 1 images carry seed + i, so their marks differ).
+        watermark: images[0]?.markPayload ?? null,
       },
       timings,
       engineInfo: { ...(images.at(-1)?.engineInfo ?? {}), ...(count > 1 ? { images: count } : {}) },
@@ -166,10 +171,12 @@ export function createRunGeneration(deps: RunGenerationDeps) {
     signal.throwIfAborted();
 
     t = performance.now();
+    let markPayload: WatermarkPayload | null = null;
     if (params.watermark) {
       if (!deps.watermarker) throw new ApiError('engine_unavailable', 'watermarking is not available on this server');
       const generationId = generationIdOf([params.model, drawnPrompt, params.negativePrompt, seed, params.width, params.height], references);
-      image = deps.watermarker.embed(image, { issuerId: deps.watermarkIssuerId, generationId });
+      markPayload = { issuerId: deps.watermarkIssuerId, generationId };
+      image = deps.watermarker.embed(image, markPayload);
     }
     mark('watermark_ms', t);
 
@@ -193,6 +200,13 @@ export function createRunGeneration(deps: RunGenerationDeps) {
     mark('encode_ms', t);
     signal.throwIfAborted();
 
+    if (deps.contentCredentials) {
+      t = performance.now();
+      const facts = { model: params.model, engine: String(drawn.info?.backend ?? engine.id), engineKind: drawn.info?.backendKind, prompt: params.prompt, drawnPrompt, createdAtMs: createdMs, watermark: markPayload };
+      file.data = await deps.contentCredentials.sign(file.data, file.contentType as SignableMimeType, facts);
+      mark('sign_ms', t);
+    }
+
     t = performance.now();
     const outputKeys: string[] = [];
     let item: GenerationResponseBody['data'][number];
@@ -205,7 +219,7 @@ export function createRunGeneration(deps: RunGenerationDeps) {
       item = { b64_json: file.data.toString('base64'), seed, revised_prompt: drawnPrompt };
     }
     mark('store_ms', t);
-    return { item, outputKeys, engineInfo: drawn.info ?? {} };
+    return { item, outputKeys, markPayload, engineInfo: drawn.info ?? {} };
   }
 }
 

@@ -10,6 +10,7 @@ import type { Watermarker } from '../../domain/ports.ts';
 import type { ImageFetcher } from '../../images/fetch-image.ts';
 import { decodeImage, type DecodeLimits } from '../../images/decode-image.ts';
 import type { WorkGate } from '../../images/work-gate.ts';
+import { readImageInput } from './image-input.ts';
 
 export interface WatermarkRouteDeps {
   authenticate: preHandlerHookHandler;
@@ -38,28 +39,7 @@ export async function registerWatermarkRoutes(app: FastifyInstance, deps: Waterm
     });
 
     async function detectIn(request: FastifyRequest, signal: AbortSignal) {
-      let bytes: Buffer;
-      let param: string;
-      if (request.isMultipart()) {
-        param = 'image';
-        const file = await request.file();
-        if (!file || file.fieldname !== 'image') throw new ApiError('missing_field', 'image is required: send the file in multipart field "image"', { param });
-        bytes = await file.toBuffer().catch((err: Error & { code?: string }) => {
-          if (err.code === 'FST_REQ_FILE_TOO_LARGE') throw new ApiError('image_too_large', `image is larger than the limit of ${deps.maxUploadBytes} bytes`, { param });
-          throw err;
-        });
-      } else {
-        param = 'image_url';
-        const body = request.body as Record<string, unknown> | null;
-        if (!body || typeof body !== 'object' || Array.isArray(body)) throw new ApiError('invalid_value', 'request body must be a JSON object {"image_url": ...}');
-        const unknown = Object.keys(body).find((k) => k !== 'image_url');
-        if (unknown) throw new ApiError('unknown_field', `${unknown} is not a recognised field`, { param: unknown });
-        const url = body.image_url;
-        if (url === undefined) throw new ApiError('missing_field', 'image_url is required', { param });
-        if (typeof url !== 'string') throw new ApiError('invalid_value', 'image_url must be a string (http(s) URL or data: URI)', { param });
-        if (!/^(https?:\/\/|data:)/i.test(url)) throw new ApiError('invalid_value', 'image_url must be an http(s) URL or a data: URI', { param });
-        bytes = await deps.fetcher.fetchBytes(url, param, signal);
-      }
+      const { bytes, param } = await readImageInput(request, deps.fetcher, deps.maxUploadBytes, signal);
       // Decode and detection both hold the decoded pixels: both run inside the gate.
       const result = await deps.imageGate.run(async () => deps.watermarker.detect(await decodeImage(bytes, deps.decodeLimits, param)), signal);
       return {

@@ -85,8 +85,8 @@ export function createSqliteJobStore(db: SqliteDatabase, options: SqliteJobStore
      WHERE id = ? AND status = 'running'`,
   );
   const insertUsage = db.prepare(
-    `INSERT INTO usage_ledger (key_id, job_id, request_id, model, width, height, seed, credits, usd, created_at_ms)
-     VALUES (@keyId, @jobId, @requestId, @model, @width, @height, @seed, @credits, @usd, @createdAtMs)`,
+    `INSERT INTO usage_ledger (key_id, job_id, request_id, model, width, height, seed, credits, usd, created_at_ms, watermark_issuer_id, watermark_generation_id)
+     VALUES (@keyId, @jobId, @requestId, @model, @width, @height, @seed, @credits, @usd, @createdAtMs, @watermarkIssuerId, @watermarkGenerationId)`,
   );
   const toFailed = db.prepare(
     `UPDATE jobs SET status = 'failed', completed_at_ms = ?, error = ?, progress = NULL
@@ -146,7 +146,8 @@ export function createSqliteJobStore(db: SqliteDatabase, options: SqliteJobStore
   const succeed = db.transaction((id: string, o: SucceedJob, usage: UsageEntry & { jobId: string }): boolean => {
     const changed = toSucceeded.run(o.completedAtMs, JSON.stringify(o.result), JSON.stringify(o.outputKeys), JSON.stringify(o.timings), id).changes;
     if (changed === 0) return false;
-    insertUsage.run(usage);
+    const { watermark, ...row } = usage;
+    insertUsage.run({ ...row, watermarkIssuerId: watermark?.issuerId ?? null, watermarkGenerationId: watermark?.generationId ?? null });
     enqueueWebhook(id, 'succeeded', o.completedAtMs);
     return true;
   });

@@ -124,6 +124,13 @@ const MIGRATIONS: string[] = [
    ALTER TABLE api_keys ADD COLUMN limit_daily_credits INTEGER;
    ALTER TABLE api_keys ADD COLUMN limit_monthly_credits INTEGER;
    CREATE INDEX IF NOT EXISTS jobs_key_status ON jobs (key_id, status);`,
+  // 5: the invisible mark each ledger row's image carries (NULL: unmarked, or written before this column), so a
+  // mark found in a stripped copy traces back to its job and key (provenance/trace-mark.ts). The ledger, not the
+  // jobs table, because jobs are deleted after JOB_RETENTION and the ledger keeps its rows.
+  `ALTER TABLE usage_ledger ADD COLUMN watermark_issuer_id INTEGER;
+   ALTER TABLE usage_ledger ADD COLUMN watermark_generation_id INTEGER;
+   CREATE INDEX usage_ledger_watermark ON usage_ledger (watermark_generation_id, watermark_issuer_id)
+     WHERE watermark_generation_id IS NOT NULL;`,
 ];
 
 export function openDatabase(file: string): SqliteDatabase {
