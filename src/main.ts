@@ -229,6 +229,7 @@ export async function startServer(config: Config, options: StartOptions = {}): P
       }),
       fetcher,
       decodeLimits: { maxPixels: config.image.maxPixels, maxSidePx: 8192 },
+      imageGate,
       maxUploadBytes: config.image.maxBytes,
     },
   });

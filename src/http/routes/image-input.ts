@@ -3,7 +3,7 @@
  * {"image_url": "<http(s) URL or data: URI>"} (fetched with the image_urls rules) or a multipart upload with the
  * file in field "image". Returns the bytes as received and the field they came from (for errors).
  */
-import type { FastifyRequest } from 'fastify';
+import type { FastifyReply, FastifyRequest } from 'fastify';
 import { ApiError } from '../../domain/errors.ts';
 import type { ImageFetcher } from '../../images/fetch-image.ts';
 
@@ -28,4 +28,21 @@ export async function readImageInput(request: FastifyRequest, fetcher: ImageFetc
   if (typeof url !== 'string') throw new ApiError('invalid_value', 'image_url must be a string (http(s) URL or data: URI)', { param });
   if (!/^(https?:\/\/|data:)/i.test(url)) throw new ApiError('invalid_value', 'image_url must be an http(s) URL or a data: URI', { param });
   return { bytes: await fetcher.fetchBytes(url, param, signal), param };
+}
+
+/**
+ * Runs `work` with a signal that fires when the client closes the connection before the answer is sent,
+ * so a fetch or a decode waiting for the image gate stops for a caller who is gone.
+ */
+export async function whileClientStays<T>(reply: FastifyReply, work: (signal: AbortSignal) => Promise<T>): Promise<T> {
+  const clientGone = new AbortController();
+  const onClose = () => {
+    if (!reply.raw.writableEnded) clientGone.abort(new ApiError('client_closed_request', 'the client closed the connection'));
+  };
+  reply.raw.on('close', onClose);
+  try {
+    return await work(clientGone.signal);
+  } finally {
+    reply.raw.off('close', onClose);
+  }
 }

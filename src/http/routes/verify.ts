@@ -9,24 +9,28 @@ import multipart from '@fastify/multipart';
 import { decodeImage, type DecodeLimits } from '../../images/decode-image.ts';
 import type { ImageFetcher } from '../../images/fetch-image.ts';
 import type { VerifyImage } from '../../provenance/verify-image.ts';
-import { readImageInput } from './image-input.ts';
+import { readImageInput, whileClientStays } from './image-input.ts';
+import type { WorkGate } from '../../images/work-gate.ts';
 
 export interface VerifyRouteDeps {
   authenticate: preHandlerHookHandler;
   verifyImage: VerifyImage;
   fetcher: ImageFetcher;
   decodeLimits: DecodeLimits;
+  imageGate: WorkGate;
   maxUploadBytes: number;
 }
 
 export async function registerVerifyRoutes(app: FastifyInstance, deps: VerifyRouteDeps): Promise<void> {
   await app.register(async (scope) => {
     await scope.register(multipart, { limits: { files: 1, fileSize: deps.maxUploadBytes, fields: 4 } });
-    scope.post('/v1/images/verify', { preHandler: deps.authenticate }, async (request) => {
-      const { bytes, param } = await readImageInput(request, deps.fetcher, deps.maxUploadBytes);
-      // Decoding first: bytes that are no image are a 400 invalid_image, as in detection.
-      const image = await decodeImage(bytes, deps.decodeLimits, param);
-      return deps.verifyImage(bytes, image, { kind: 'key', keyId: request.apiKey!.id });
-    });
+    scope.post('/v1/images/verify', { preHandler: deps.authenticate }, (request, reply) =>
+      whileClientStays(reply, async (signal) => {
+        const { bytes, param } = await readImageInput(request, deps.fetcher, deps.maxUploadBytes, signal);
+        // Decoding first: bytes that are no image are a 400 invalid_image, as in detection. Decode, manifest
+        // read and detection hold the pixels: all inside the image gate.
+        return deps.imageGate.run(async () => deps.verifyImage(bytes, await decodeImage(bytes, deps.decodeLimits, param), { kind: 'key', keyId: request.apiKey!.id }), signal);
+      }),
+    );
   });
 }

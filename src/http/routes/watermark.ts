@@ -5,12 +5,11 @@
  */
 import type { FastifyInstance, FastifyRequest, preHandlerHookHandler } from 'fastify';
 import multipart from '@fastify/multipart';
-import { ApiError } from '../../domain/errors.ts';
 import type { Watermarker } from '../../domain/ports.ts';
 import type { ImageFetcher } from '../../images/fetch-image.ts';
 import { decodeImage, type DecodeLimits } from '../../images/decode-image.ts';
 import type { WorkGate } from '../../images/work-gate.ts';
-import { readImageInput } from './image-input.ts';
+import { readImageInput, whileClientStays } from './image-input.ts';
 
 export interface WatermarkRouteDeps {
   authenticate: preHandlerHookHandler;
@@ -24,19 +23,8 @@ export interface WatermarkRouteDeps {
 export async function registerWatermarkRoutes(app: FastifyInstance, deps: WatermarkRouteDeps): Promise<void> {
   await app.register(async (scope) => {
     await scope.register(multipart, { limits: { files: 1, fileSize: deps.maxUploadBytes, fields: 4 } });
-    scope.post('/v1/watermark/detect', { preHandler: deps.authenticate }, async (request, reply) => {
-      // A client that leaves stops the work: a decode still waiting for the gate never starts.
-      const clientGone = new AbortController();
-      const onClose = () => {
-        if (!reply.raw.writableEnded) clientGone.abort(new ApiError('client_closed_request', 'the client closed the connection'));
-      };
-      reply.raw.on('close', onClose);
-      try {
-        return await detectIn(request, clientGone.signal);
-      } finally {
-        reply.raw.off('close', onClose);
-      }
-    });
+    // A client that leaves stops the work: a decode still waiting for the gate never starts.
+    scope.post('/v1/watermark/detect', { preHandler: deps.authenticate }, (request, reply) => whileClientStays(reply, (signal) => detectIn(request, signal)));
 
     async function detectIn(request: FastifyRequest, signal: AbortSignal) {
       const { bytes, param } = await readImageInput(request, deps.fetcher, deps.maxUploadBytes, signal);
