@@ -13,6 +13,7 @@ import sharp from 'sharp';
 import type { Engine } from '../../src/domain/types.ts';
 import { startTestServer, MODEL, REPO_ROOT, TEST_KEY, type TestServer } from '../helpers/server.ts';
 import { openEvents, waitForStatus } from '../helpers/jobs.ts';
+import { ProgressBar } from '../../src/cli/progress-bar.ts';
 
 interface Run {
   code: number | null;
@@ -251,4 +252,20 @@ describe('cli against a held job', () => {
     const rest = await server.post(`/v1/jobs/${holder.json.id}/cancel`, undefined);
     assert.equal(rest.json.status, 'canceled');
   });
+});
+
+test('on a TTY the progress bar redraws one line in place and ends it before other output', () => {
+  let written = '';
+  const bar = new ProgressBar({ isTTY: true, columns: 80, write: (s: string) => (written += s) });
+  bar.update({ phase: 'queued', queuePosition: 2 });
+  bar.update({ phase: 'queued', queuePosition: 2 }); // no change, no redraw
+  bar.update({ phase: 'running', step: 10, steps: 20 });
+  bar.update({ phase: 'running', step: 20, steps: 20 });
+  bar.finish();
+  const frames = written.split('\r\x1b[2K').filter(Boolean);
+  assert.deepEqual(frames, [
+    '[........................] queued: 2 ahead',
+    '[############............] step 10/20',
+    '[########################] step 20/20\n',
+  ]);
 });
