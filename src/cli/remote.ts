@@ -404,6 +404,10 @@ async function jobs(argv: string[], io: Io): Promise<number> {
 /** Runs `generate ...` or `jobs ...`; resolves with the exit code. */
 export async function runRemote(argv: string[], io: Io): Promise<number> {
   const [group, ...rest] = argv;
+  if (rest.includes('--help') || rest.includes('-h')) {
+    io.stdout.write(`usage:\n  cli ${REMOTE_HELP}\n`);
+    return 0;
+  }
   try {
     return group === 'generate' ? await generate(rest, io) : await jobs(rest, io);
   } catch (err) {
@@ -425,8 +429,11 @@ export function processIo(): Io {
     stderr: process.stderr,
     env: process.env,
     onInterrupt: (handler) => {
-      process.on('SIGINT', handler);
-      return () => process.off('SIGINT', handler);
+      // The first Ctrl-C cancels the job; a second one, while that cancel is still in flight, leaves at once.
+      let seen = 0;
+      const listener = () => (++seen === 1 ? handler() : process.exit(130));
+      process.on('SIGINT', listener);
+      return () => process.off('SIGINT', listener);
     },
   };
 }

@@ -11,6 +11,7 @@ import os from 'node:os';
 import path from 'node:path';
 import sharp from 'sharp';
 import type { Engine } from '../../src/domain/types.ts';
+import { ApiError } from '../../src/domain/errors.ts';
 import { startTestServer, MODEL, REPO_ROOT, TEST_KEY, type TestServer } from '../helpers/server.ts';
 import { openEvents, waitForStatus } from '../helpers/jobs.ts';
 import { ProgressBar } from '../../src/cli/progress-bar.ts';
@@ -76,7 +77,8 @@ function gatedEngine() {
     load: () => engine.load(),
     health: () => engine.health(),
     close: () => engine.close(),
-    async generate(_request, signal) {
+    async generate(request, signal) {
+      if (request.prompt.includes('refuse me')) throw new ApiError('backend_rejected', 'the backend refused this prompt', { param: 'prompt' });
       state.started++;
       for (const f of state.onStart.splice(0)) f();
       // Held until canceled.
@@ -231,6 +233,15 @@ describe('cli against a held job', () => {
     assert.equal(run.code, 0, run.stderr);
     assert.equal(run.stdout, `${submitted.json.id} canceled\n`);
     await waitForStatus(server, submitted.json.id, 'canceled');
+  });
+
+  test('a job that fails prints the error and its field, exit 1; --json says so on stdout', async () => {
+    const run = await runCli(['generate', '--prompt', 'please refuse me', '--json'], env);
+    assert.equal(run.code, 1, run.stderr);
+    assert.match(run.stderr, /failed: error: the backend refused this prompt \(field: prompt\) \[backend_rejected\]/);
+    const summary = JSON.parse(run.stdout);
+    assert.equal(summary.status, 'failed');
+    assert.equal((await server.get(`/v1/jobs/${summary.job_id}`)).json.status, 'failed');
   });
 
   test('generate shows the queue position, and Ctrl-C cancels its job before exiting', async () => {
