@@ -49,7 +49,7 @@ export class ProgressBar {
     this.last = text;
     if (this.out.isTTY) {
       const line = `${bar(state)} ${text}`;
-      const width = this.out.columns ?? 80;
+      const width = this.out.columns || 80; // 0 or unset when the terminal does not say
       this.out.write(`\r\x1b[2K${line.slice(0, Math.max(10, width - 1))}`);
       this.drawn = true;
     } else {
