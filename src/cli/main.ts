@@ -9,6 +9,7 @@
  *   npm run cli -- watermark detect <image file>
  *   npm run cli -- provenance dev-cert [--out DIR]
  *   npm run cli -- provenance verify <image file>
+ *   npm run cli -- generate --prompt TEXT [...] / jobs list / jobs cancel <job id>   (over HTTP: remote.ts)
  * Keys take effect at once in a running server: it checks the store on every request.
  */
 import path from 'node:path';
@@ -20,16 +21,22 @@ import { loadKeyHashSecret } from '../store/key-hash-secret.ts';
 import { renderKey } from '../contracts/key-view.ts';
 import { isApiError } from '../domain/errors.ts';
 import { KEY_FLAGS_HELP, parseKeyFlags } from './key-flags.ts';
+import { REMOTE_HELP } from './remote.ts';
 
 function usage(): never {
   process.stderr.write(
-    `usage:\n  cli keys create ${KEY_FLAGS_HELP}\n  cli keys update <key id> (the same options)\n  cli keys list\n  cli keys revoke <key id>\n  cli usage <key id>\n  cli watermark detect <image file>\n  cli provenance dev-cert [--out DIR]\n  cli provenance verify <image file>\n`,
+    `usage:\n  cli keys create ${KEY_FLAGS_HELP}\n  cli keys update <key id> (the same options)\n  cli keys list\n  cli keys revoke <key id>\n  cli usage <key id>\n  cli watermark detect <image file>\n  cli provenance dev-cert [--out DIR]\n  cli provenance verify <image file>\n  cli ${REMOTE_HELP}\n`,
   );
   process.exit(2);
 }
 
 async function main(argv: string[]): Promise<void> {
   const [group, command, ...rest] = argv;
+  if (group === 'generate' || group === 'jobs') {
+    const { runRemote, processIo } = await import('./remote.ts');
+    process.exitCode = await runRemote(argv, processIo());
+    return;
+  }
   if (group === 'watermark') {
     if (command !== 'detect' || !rest[0]) usage();
     const { detectFile } = await import('./watermark-detect.ts');
