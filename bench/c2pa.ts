@@ -8,7 +8,8 @@
  */
 import crypto from 'node:crypto';
 import os from 'node:os';
-import { aiGeneratedXmp, encodePng, TRAINED_ALGORITHMIC_MEDIA } from '../src/images/png.ts';
+import { encodeOutput } from '../src/images/encode-output.ts';
+import { encodePng } from '../src/images/png.ts';
 import { createWatermarker } from '../src/images/watermark/index.ts';
 import { syntheticSet } from '../src/images/watermark/synthetic-images.ts';
 import { createContentCredentialsSigner, createDevCertificateChain, createManifestReader, type GenerationFacts } from '../src/provenance/index.ts';
@@ -50,14 +51,19 @@ const watermarker = createWatermarker();
 const pngs: Buffer[] = [];
 for (const [i, { image }] of syntheticSet(options.images).entries()) {
   const marked = watermarker.embed(image, { issuerId: 1, generationId: i });
-  pngs.push(
-    await encodePng(marked, [
-      { keyword: 'Software', text: 'qwen-image-server bench' },
-      { keyword: 'Prompt', text: 'a red house on the left and a green tree on the right at sunset' },
-      { keyword: 'DigitalSourceType', text: TRAINED_ALGORITHMIC_MEDIA },
-      { keyword: 'XML:com.adobe.xmp', text: aiGeneratedXmp('qwen-image-server bench') },
-    ]),
-  );
+  // Encoded as the server encodes a PNG result: its text chunks and XMP packet included.
+  const facts = {
+    software: 'qwen-image-server bench',
+    model: 'alibaba/qwen-image-2-0',
+    prompt: 'a red house on the left and a green tree on the right at sunset',
+    negativePrompt: '',
+    seed: i,
+    width: marked.width,
+    height: marked.height,
+    engine: 'builtin',
+    watermarked: true,
+  };
+  pngs.push((await encodeOutput(marked, facts, { format: 'png' })).data);
 }
 const facts = (i: number): GenerationFacts => ({
   model: 'alibaba/qwen-image-2-0',

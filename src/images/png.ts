@@ -89,24 +89,3 @@ export function readPngText(png: Buffer): Record<string, string> {
 
 /** IPTC digital source type for media made by a trained model (IPTC NewsCodes). */
 export const TRAINED_ALGORITHMIC_MEDIA = 'http://cv.iptc.org/newscodes/digitalsourcetype/trainedAlgorithmicMedia';
-
-function xmlEscape(s: string): string {
-  return s.replace(/&/g, '&amp;').replace(/</g, '&lt;').replace(/>/g, '&gt;').replace(/"/g, '&quot;');
-}
-
-/** An XMP packet saying the image is AI-generated, with the software that made it. */
-export function aiGeneratedXmp(software: string): string {
-  return [
-    '<?xpacket begin="\ufeff" id="W5M0MpCehiHzreSzNTczkc9d"?>',
-    '<x:xmpmeta xmlns:x="adobe:ns:meta/">',
-    '<rdf:RDF xmlns:rdf="http://www.w3.org/1999/02/22-rdf-syntax-ns#">',
-    '<rdf:Description rdf:about=""',
-    ' xmlns:Iptc4xmpExt="http://iptc.org/std/Iptc4xmpExt/2008-02-29/"',
-    ' xmlns:xmp="http://ns.adobe.com/xap/1.0/"',
-    ` Iptc4xmpExt:DigitalSourceType="${TRAINED_ALGORITHMIC_MEDIA}"`,
-    ` xmp:CreatorTool="${xmlEscape(software)}"/>`,
-    '</rdf:RDF>',
-    '</x:xmpmeta>',
-    '<?xpacket end="r"?>',
-  ].join('');
-}
