@@ -18,6 +18,9 @@ need=()
 # python3-numpy and python3-pil run the bundled model's evaluation sample (model/eval.py) against the server.
 /usr/bin/python3 -c 'import numpy' 2>/dev/null || need+=(python3-numpy)
 /usr/bin/python3 -c 'import PIL' 2>/dev/null || need+=(python3-pil)
+# The scale-out tests start a real Redis (BullMQ) and a real PostgreSQL 15 on free ports in temporary directories.
+command -v redis-server >/dev/null 2>&1 || need+=(redis-server)
+[ -x /usr/lib/postgresql/15/bin/postgres ] || need+=(postgresql-15)
 if [ "${#need[@]}" -gt 0 ]; then
   if [ "$(id -u)" = "0" ]; then
     echo "== apt-get install ${need[*]}"
