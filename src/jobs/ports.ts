@@ -84,6 +84,11 @@ export interface JobStore {
   cancel(id: string, completedAtMs: number): Promise<JobRecord | null>;
   /** running → queued (recovery after a crash). */
   requeue(id: string): Promise<boolean>;
+  /**
+   * running → running on a new worker, counting an attempt: the queue handed out again a job whose worker
+   * stopped mid-run (BullMQ's stalled-job recovery). null when the job is not running (it ended meanwhile).
+   */
+  reclaim(id: string, startedAtMs: number): Promise<JobRecord | null>;
   /** Jobs in a state, oldest first (recovery at start). */
   listByStatus(status: JobStatus): Promise<JobRecord[]>;
   /**
@@ -96,9 +101,21 @@ export interface JobStore {
 }
 
 export interface JobQueue {
+  /**
+   * True when several processes share this queue (BullMQ): a job another process is running is not
+   * this process's to requeue at start, and the queue itself hands out again the jobs of a worker that
+   * stopped (the runner then calls JobStore.reclaim). False for the embedded queue of one process.
+   */
+  readonly sharedAcrossProcesses: boolean;
   enqueue(jobId: string, model: string): Promise<void>;
   /** Takes the oldest queued job of `model` out of the queue; null when none. */
   claim(model: string): Promise<string | null>;
+  /**
+   * The claimed job reached a terminal state (or was found not to need running): the queue forgets it.
+   * A shared queue holds a claimed job under a lock until then, and gives it to another worker if this
+   * process stops renewing that lock. No-op for the embedded queue, where claiming already removed it.
+   */
+  complete(jobId: string): Promise<void>;
   /** Takes a job out of the queue (cancel); false when it was not there. */
   remove(jobId: string): Promise<boolean>;
   /** Jobs ahead of this one (0 = next); null when not queued. */

@@ -23,11 +23,15 @@ export function createSqliteJobQueue(db: SqliteDatabase): JobQueue {
   });
 
   return {
+    sharedAcrossProcesses: false,
     async enqueue(jobId, model) {
       insert.run(jobId, model);
     },
     async claim(model) {
       return claim(model);
+    },
+    async complete() {
+      // Claiming deleted the row; crash recovery at start (JobRunner.recover) requeues from the job store.
     },
     async remove(jobId) {
       return deleteJob.run(jobId).changes > 0;

@@ -95,6 +95,9 @@ export function createSqliteJobStore(db: SqliteDatabase, options: SqliteJobStore
   const toCanceled = db.prepare(
     `UPDATE jobs SET status = 'canceled', completed_at_ms = ?, progress = NULL WHERE id = ? AND status IN ('queued', 'running')`,
   );
+  const reclaimRunning = db.prepare(
+    `UPDATE jobs SET started_at_ms = ?, attempts = attempts + 1, progress = NULL WHERE id = ? AND status = 'running'`,
+  );
   const toQueued = db.prepare(`UPDATE jobs SET status = 'queued', started_at_ms = NULL, progress = NULL WHERE id = ? AND status = 'running'`);
   const byStatus = db.prepare(`SELECT * FROM jobs WHERE status = ? ORDER BY seq`);
   const expired = db.prepare(
@@ -219,6 +222,10 @@ export function createSqliteJobStore(db: SqliteDatabase, options: SqliteJobStore
     },
     async requeue(id) {
       return toQueued.run(id).changes > 0;
+    },
+    async reclaim(id, startedAtMs) {
+      if (reclaimRunning.run(startedAtMs, id).changes === 0) return null;
+      return toRecord(byId.get(id) as JobRow);
     },
     async listByStatus(status) {
       return (byStatus.all(status) as JobRow[]).map(toRecord);

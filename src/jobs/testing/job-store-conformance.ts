@@ -170,6 +170,20 @@ export function runJobStoreConformance(name: string, setup: () => Promise<JobSto
       assert.equal((await s.store.markRunning(other.id, ++clock))?.attempts, 2, 'a second run counts a second attempt');
     });
 
+    it('reclaims a running job for another worker, counting an attempt; never a job that ended', async () => {
+      const job = newJob();
+      await s.store.create(job);
+      assert.equal(await s.store.reclaim(job.id, ++clock), null, 'a queued job is not reclaimed');
+      await s.store.markRunning(job.id, ++clock);
+      const startedAt = ++clock;
+      const again = await s.store.reclaim(job.id, startedAt);
+      assert.equal(again?.status, 'running');
+      assert.equal(again?.attempts, 2);
+      assert.equal(again?.startedAtMs, startedAt);
+      assert.equal(await s.store.fail(job.id, failure, ++clock), true);
+      assert.equal(await s.store.reclaim(job.id, ++clock), null, 'a failed job stays failed');
+    });
+
     it('writes a webhook delivery with the state change it announces, only for subscribed events', async () => {
       const hook: JobWebhook = { url: 'https://hooks.example/done', events: ['completed'] };
       const job = newJob('key_a', hook);
