@@ -29,6 +29,7 @@ import pino from 'pino';
 import { CREDITS_PER_USD, DEFAULT_PRICE_USD, PUBLIC_MODEL_ID, readConfig } from '../src/config/config.ts';
 import { createGenerationValidator } from '../src/contracts/validate-generation.ts';
 import type { Engine, RawImage } from '../src/domain/types.ts';
+import { ANY_SIZE } from '../src/domain/engine-capabilities.ts';
 import { createFsBlobStore } from '../src/blobs/fs/fs-blob-store.ts';
 import { openDatabase } from '../src/store/sqlite/database.ts';
 import { createSqliteKeyStore } from '../src/store/sqlite/key-store.ts';
@@ -82,6 +83,16 @@ function noopEngine(capacity: number): Engine {
     kind: 'noop',
     description: 'benchmark engine: returns a prepared image at once',
     load: async () => {},
+    capabilities: () => ({
+      maxReferenceImages: 3,
+      sizes: { ...ANY_SIZE },
+      negativePrompt: true,
+      seed: true,
+      progress: false,
+      previews: false,
+      masks: false,
+      promptAdaptation: false,
+    }),
     health: async () => ({ ok: true }),
     close: async () => {},
     capacity: () => capacity,

@@ -25,8 +25,15 @@ export interface BackendCommonConfig {
   concurrency?: number;
   /** Deadline for one generation on this backend; 0 disables it. */
   timeoutMs?: number;
-  /** Reference images this backend accepts (0: text-to-image only). Default 3. */
+  /**
+   * Caps over what the engine declares (Engine.capabilities(); they can only lower it): reference
+   * images this backend accepts (0: text-to-image only; default 3, the API's maximum), the largest
+   * side and the largest width × height it is sent (e.g. a small GPU). The router skips a backend
+   * whose capabilities a request does not fit.
+   */
   maxReferenceImages?: number;
+  maxSidePx?: number;
+  maxPixels?: number;
 }
 
 export interface BuiltinBackendConfig extends BackendCommonConfig {
@@ -56,10 +63,16 @@ export interface ComfyuiWorkflowConfig {
   };
 }
 
+/** The bundled workflow pairs (src/engines/comfyui/comfyui-engine.ts WORKFLOW_PRESETS). */
+export const COMFYUI_WORKFLOW_PRESETS = ['qwen-image-2.1', 'qwen-image-2.1-turbo', 'qwen-image'] as const;
+export type ComfyuiWorkflowPreset = (typeof COMFYUI_WORKFLOW_PRESETS)[number];
+
 export interface ComfyuiBackendConfig extends BackendCommonConfig {
   type: 'comfyui';
   url: string;
   workflows?: {
+    /** Bundled workflows used where no `file` is given. Default `qwen-image-2.1`. */
+    preset?: ComfyuiWorkflowPreset;
     textToImage?: ComfyuiWorkflowConfig;
     /** `false`: this ComfyUI only does text-to-image. */
     edit?: ComfyuiWorkflowConfig | false;
@@ -87,8 +100,10 @@ export interface OpenaiBackendConfig extends BackendCommonConfig {
   imageField?: 'image' | 'image[]';
   /** How negative prompt and seed travel when the server has no JSON field for them. */
   promptExtras?: 'none' | 'localai-pipe' | 'sd-cpp-extra-args';
-  /** `false`: the server has no /v1/images/edits. */
+  /** `false`: the server takes no reference images. */
   edits?: boolean;
+  /** `multipart`: POST editsPath (OpenAI's /v1/images/edits); `ref-images-json`: `ref_images` in the generations JSON (LocalAI). */
+  editTransport?: 'multipart' | 'ref-images-json';
   /** `none`: do not send response_format (servers that reject it). */
   responseFormat?: 'b64_json' | 'url' | 'none';
   generationsPath?: string;
@@ -240,6 +255,7 @@ function resolveRelativePaths(config: BackendsConfig, baseDir: string): Backends
       backends: entry.backends.map((b) => {
         if (b.type !== 'comfyui' || !b.workflows) return b;
         const workflows = {
+          ...b.workflows,
           textToImage: resolveWorkflow(b.workflows.textToImage) as ComfyuiWorkflowConfig | undefined,
           edit: resolveWorkflow(b.workflows.edit),
         };
@@ -288,6 +304,8 @@ const common = {
   concurrency: { type: 'integer', minimum: 1, maximum: 1024 },
   timeoutMs: { type: 'integer', minimum: 0 },
   maxReferenceImages: { type: 'integer', minimum: 0, maximum: 3 },
+  maxSidePx: { type: 'integer', minimum: 64, maximum: 16_384 },
+  maxPixels: { type: 'integer', minimum: 4096 },
 };
 
 const url = { type: 'string', minLength: 1 };
@@ -302,7 +320,11 @@ const typeSpecific: Record<BackendType, { required?: string[]; properties: Recor
       workflows: {
         type: 'object',
         additionalProperties: false,
-        properties: { textToImage: workflow, edit: { anyOf: [workflow, { const: false }] } },
+        properties: {
+          preset: { enum: [...COMFYUI_WORKFLOW_PRESETS] },
+          textToImage: workflow,
+          edit: { anyOf: [workflow, { const: false }] },
+        },
       },
       deleteHistory: { type: 'boolean' },
     },
@@ -318,6 +340,7 @@ const typeSpecific: Record<BackendType, { required?: string[]; properties: Recor
       imageField: { enum: ['image', 'image[]'] },
       promptExtras: { enum: ['none', 'localai-pipe', 'sd-cpp-extra-args'] },
       edits: { type: 'boolean' },
+      editTransport: { enum: ['multipart', 'ref-images-json'] },
       responseFormat: { enum: ['b64_json', 'url', 'none'] },
       generationsPath: { type: 'string', pattern: '^/' },
       editsPath: { type: 'string', pattern: '^/' },

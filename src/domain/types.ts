@@ -1,4 +1,7 @@
-/** Plain types shared by every room. Imports nothing. */
+/** Plain types shared by every room. Imports nothing outside src/domain/. */
+import type { EngineCapabilities } from './engine-capabilities.ts';
+
+export type { EngineCapabilities, SizeLimits } from './engine-capabilities.ts';
 
 /** An 8-bit RGB image, row-major, 3 bytes per pixel, no padding. */
 export interface RawImage {
@@ -84,6 +87,12 @@ export interface Engine {
   /** One line for humans: what this engine is and what it can draw. */
   readonly description: string;
   load(): Promise<void>;
+  /**
+   * What this engine can draw (engine-capabilities.ts), valid once load() resolved: the router
+   * filters backends by it and GET /v1/models reports it. Callers read only what is declared here,
+   * never other properties of an engine.
+   */
+  capabilities(): EngineCapabilities;
   health(): Promise<EngineHealth>;
   /**
    * Generations this engine can run at once right now (the router: the summed `concurrency` of the

@@ -53,6 +53,7 @@ const BACKEND_FACTORIES: { readonly [T in BackendType]: FactoryFor<T> } = {
     new ComfyuiEngine({
       id: config.id,
       url: config.url,
+      preset: config.workflows?.preset,
       textToImage: config.workflows?.textToImage,
       edit: config.workflows?.edit,
       deleteHistory: config.deleteHistory,
@@ -89,6 +90,8 @@ export function buildModelEngines(options: BuildModelEnginesOptions): Map<string
       weight: backend.weight ?? BACKEND_DEFAULTS.weight,
       concurrency: backend.concurrency ?? BACKEND_DEFAULTS.concurrency[backend.type],
       maxReferenceImages: backend.maxReferenceImages ?? BACKEND_DEFAULTS.maxReferenceImages,
+      maxSidePx: backend.maxSidePx,
+      maxPixels: backend.maxPixels,
       timeoutMs: backend.timeoutMs ?? BACKEND_DEFAULTS.timeoutMs[backend.type],
     }));
     engines.set(

@@ -75,6 +75,7 @@ function gatedEngine() {
     kind: engine.kind,
     description: engine.description,
     load: () => engine.load(),
+    capabilities: () => engine.capabilities(),
     health: () => engine.health(),
     close: () => engine.close(),
     async generate(request, signal) {

@@ -185,6 +185,7 @@ function gate() {
       kind: engine.kind,
       description: engine.description,
       load: () => engine.load(),
+      capabilities: () => engine.capabilities(),
       health: () => engine.health(),
       close: () => engine.close(),
       async generate(request, signal, onProgress) {

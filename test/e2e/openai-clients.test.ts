@@ -257,6 +257,7 @@ describe('streams that do not finish', () => {
         kind: engine.kind,
         description: engine.description,
         load: () => engine.load(),
+        capabilities: () => engine.capabilities(),
         health: () => engine.health(),
         close: () => engine.close(),
         async generate(request: EngineRequest, signal: AbortSignal, onProgress?: (p: EngineProgress) => void) {

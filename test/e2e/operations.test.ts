@@ -18,6 +18,7 @@ function slowEngine(delayMs: number, seen: { aborted: number; started: number })
     kind: engine.kind,
     description: engine.description,
     load: () => engine.load(),
+    capabilities: () => engine.capabilities(),
     health: () => engine.health(),
     close: () => engine.close(),
     async generate(request, signal, onProgress) {

@@ -7,6 +7,7 @@
 import * as ort from 'onnxruntime-node';
 import path from 'node:path';
 import sharp from 'sharp';
+import { ANY_SIZE, type EngineCapabilities } from '../../domain/engine-capabilities.ts';
 import type { Engine, EngineHealth, EngineProgress, EngineRequest, EngineResult, RawImage } from '../../domain/types.ts';
 import { readManifest, type ModelManifest } from './manifest.ts';
 import { createTokenizer } from './tokenizer.ts';
@@ -85,6 +86,23 @@ export class BuiltinEngine implements Engine {
       ort.InferenceSession.create(path.join(dir, 'sr.onnx'), opts),
     ]);
     this.tokenize = createTokenizer(this.manifest.text.vocab, this.manifest.text.max_tokens);
+  }
+
+  /**
+   * References are resized onto the latent grid and the output is resized with lanczos, so any
+   * size; the negative prompt is its own guidance row; previews are the per-step clean estimate.
+   */
+  capabilities(): EngineCapabilities {
+    return {
+      maxReferenceImages: 3,
+      sizes: { ...ANY_SIZE },
+      negativePrompt: true,
+      seed: true,
+      progress: true,
+      previews: true,
+      masks: false,
+      promptAdaptation: this.options.adaptPrompt !== undefined,
+    };
   }
 
   async health(): Promise<EngineHealth> {

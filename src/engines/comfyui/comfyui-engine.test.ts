@@ -140,7 +140,7 @@ describe('ComfyUI engine failure handling', () => {
   it('rejects reference images when configured without an edit workflow', async () => {
     const t2iOnly = new ComfyuiEngine({ id: 'comfy-t2i', url: fake.url, edit: false });
     await t2iOnly.load();
-    assert.equal(t2iOnly.maxReferenceImages, 0);
+    assert.equal(t2iOnly.capabilities().maxReferenceImages, 0);
     await assert.rejects(
       t2iOnly.generate(conformanceRequest({ referenceImages: referenceImages(1) }), new AbortController().signal),
       expectFailure('backend_rejected'),

@@ -13,7 +13,8 @@
 import { randomBytes, randomUUID } from 'node:crypto';
 import { readFile } from 'node:fs/promises';
 import { fileURLToPath } from 'node:url';
-import type { ComfyuiWorkflowConfig } from '../../config/backends.ts';
+import type { ComfyuiWorkflowConfig, ComfyuiWorkflowPreset } from '../../config/backends.ts';
+import type { EngineCapabilities } from '../../domain/engine-capabilities.ts';
 import type { Engine, EngineHealth, EngineProgress, EngineRequest, EngineResult, RawImage } from '../../domain/types.ts';
 import { backendErrorFailure, rejectedFailure, sleep, throwIfAborted } from '../router/kit/errors.ts';
 import { BackendHttpClient, REMOTE_CONTROL_TIMEOUT_MS, REMOTE_REQUEST_TIMEOUT_MS } from '../router/kit/http.ts';
@@ -28,9 +29,11 @@ export interface ComfyuiEngineOptions {
   id: string;
   /** ComfyUI root, e.g. http://10.0.0.5:8188 (a path prefix behind a proxy is kept). */
   url: string;
-  /** Default: workflows/comfyui/qwen-image-t2i.json with its placeholders. */
+  /** Which bundled pair of workflows to use where `textToImage`/`edit` name no file. Default qwen-image-2.1. */
+  preset?: ComfyuiWorkflowPreset;
+  /** Default: the preset's text-to-image file (workflows/comfyui/). */
   textToImage?: ComfyuiWorkflowConfig;
-  /** Default: workflows/comfyui/qwen-image-edit-2509.json; `false`: text-to-image only. */
+  /** Default: the preset's edit file; `false`: text-to-image only. */
   edit?: ComfyuiWorkflowConfig | false;
   /** Remove finished prompts from ComfyUI's in-memory history. Default true. */
   deleteHistory?: boolean;
@@ -77,6 +80,34 @@ export function bundledWorkflowPath(name: BundledWorkflow): string {
   return fileURLToPath(new URL(`../../../workflows/comfyui/${name}`, import.meta.url));
 }
 
+/**
+ * The bundled workflows by name (the routing file's `workflows.preset`). Qwen-Image-2.1 is the
+ * default: the open model closest to the API's Qwen-Image-2.0 (workflows/README.md). Turbo is the
+ * 8-step distilled 2.1 for text-to-image; its edits use the full 2.1 model (no Turbo edit
+ * workflow is published). `qwen-image` is the first Qwen-Image with Edit-2509.
+ */
+export const WORKFLOW_PRESETS: Readonly<Record<ComfyuiWorkflowPreset, { textToImage: BundledWorkflow; edit: BundledWorkflow }>> = {
+  'qwen-image-2.1': { textToImage: 'qwen-image-2.1-t2i.json', edit: 'qwen-image-2.1-edit.json' },
+  'qwen-image-2.1-turbo': { textToImage: 'qwen-image-2.1-turbo-t2i.json', edit: 'qwen-image-2.1-edit.json' },
+  'qwen-image': { textToImage: 'qwen-image-t2i.json', edit: 'qwen-image-edit-2509.json' },
+};
+
+export const DEFAULT_WORKFLOW_PRESET: ComfyuiWorkflowPreset = 'qwen-image-2.1';
+
+/**
+ * Sizes each preset's workflows draw exactly. Qwen-Image: multiples of 16 px (its 8× VAE latent is
+ * cut into the DiT's 2×2 patches; EmptySD3LatentImage steps by 16). Qwen-Image-2.1's VAE
+ * downsamples 16×, so 32 px is the multiple that survives latent and patch rounding (a
+ * conservative reading, not a measured limit; the API only sends multiples of 32 anyway). ComfyUI
+ * itself allows up to 16384, but the models were trained at about 1–1.8 MP, so 2048 px per side is
+ * the declared limit; an operator lowers it with `maxSidePx` in the routing file.
+ */
+const PRESET_SIZES: Readonly<Record<ComfyuiWorkflowPreset, EngineCapabilities['sizes']>> = {
+  'qwen-image-2.1': { minSidePx: 256, maxSidePx: 2048, stepPx: 32, maxPixels: 0 },
+  'qwen-image-2.1-turbo': { minSidePx: 256, maxSidePx: 2048, stepPx: 32, maxPixels: 0 },
+  'qwen-image': { minSidePx: 256, maxSidePx: 2048, stepPx: 16, maxPixels: 0 },
+};
+
 export class ComfyuiEngine implements Engine {
   readonly id: string;
   readonly kind = 'comfyui';
@@ -104,20 +135,36 @@ export class ComfyuiEngine implements Engine {
       retryAfterS: options.retryAfterS,
     });
     this.client = new ComfyClient(http, options.requestTimeoutMs ?? REMOTE_REQUEST_TIMEOUT_MS);
-    this.description = `ComfyUI at ${new URL(http.baseUrl).host} (Qwen-Image workflows)`;
+    const preset = options.preset ?? DEFAULT_WORKFLOW_PRESET;
+    this.description = `ComfyUI at ${new URL(http.baseUrl).host} (${preset} workflows${options.textToImage?.file || options.edit ? ', customised' : ''})`;
   }
 
   /** Reads and checks the workflow files; no network (the router's health check does that). */
   async load(): Promise<void> {
-    this.textToImage = await loadTemplate(this.options.textToImage, bundledWorkflowPath('qwen-image-t2i.json'), false);
+    const preset = WORKFLOW_PRESETS[this.options.preset ?? DEFAULT_WORKFLOW_PRESET];
+    this.textToImage = await loadTemplate(this.options.textToImage, bundledWorkflowPath(preset.textToImage), false);
     if (this.options.edit !== false) {
-      this.edit = await loadTemplate(this.options.edit, bundledWorkflowPath('qwen-image-edit-2509.json'), true);
+      this.edit = await loadTemplate(this.options.edit, bundledWorkflowPath(preset.edit), true);
     }
   }
 
-  /** Reference images this backend's edit workflow takes (0 when it has none). */
-  get maxReferenceImages(): number {
-    return this.options.edit === false ? 0 : (this.edit?.imageSlots ?? 3);
+  /**
+   * Read from the loaded workflows: references = the edit workflow's {{imageN}} slots (0 without
+   * one); the negative prompt counts only when every workflow honours it (a CFG-1 2.1 template
+   * ignores it); previews come as binary frames when ComfyUI runs with a --preview-method.
+   */
+  capabilities(): EngineCapabilities {
+    const templates = [this.textToImage, this.edit].filter((t): t is WorkflowTemplate => t !== undefined);
+    return {
+      maxReferenceImages: this.edit?.imageSlots ?? 0,
+      sizes: { ...PRESET_SIZES[this.options.preset ?? DEFAULT_WORKFLOW_PRESET] },
+      negativePrompt: templates.length > 0 && templates.every((t) => t.honoursNegativePrompt),
+      seed: true,
+      progress: true,
+      previews: true,
+      masks: false,
+      promptAdaptation: false,
+    };
   }
 
   /**

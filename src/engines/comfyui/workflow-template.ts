@@ -55,6 +55,13 @@ export interface WorkflowTemplate {
   imageSlots: number;
   /** Node whose images are the result; undefined: the first node in the history with images. */
   outputNode: string | undefined;
+  /**
+   * The negative prompt can change the image: something receives {{negative_prompt}} and the
+   * guidance is above 1. At CFG 1 ComfyUI skips the unconditional pass (comfy/samplers.py
+   * `sampling_function` sets uncond to None when cond_scale is 1.0, its "cfg1 optimization"), so
+   * the negative conditioning is never computed.
+   */
+  honoursNegativePrompt: boolean;
 }
 
 export interface WorkflowValues {
@@ -165,7 +172,16 @@ export function parseWorkflowTemplate(
   if (outputNode !== undefined && !workflow[outputNode]) {
     throw new WorkflowTemplateError(source, `nodes.output: there is no node "${outputNode}"`);
   }
-  return { source, workflow, bindings, imageSlots, outputNode };
+  return { source, workflow, bindings, imageSlots, outputNode, honoursNegativePrompt: honoursNegativePrompt(workflow, bindings) };
+}
+
+/** See WorkflowTemplate.honoursNegativePrompt; `cfg` inputs are KSampler's, KSamplerAdvanced's and CFGGuider's. */
+function honoursNegativePrompt(workflow: ComfyWorkflow, bindings: Binding[]): boolean {
+  if (!bindings.some((b) => b.name === 'negative_prompt')) return false;
+  const guidance = Object.values(workflow)
+    .map((node) => node.inputs.cfg)
+    .filter((cfg): cfg is number => typeof cfg === 'number');
+  return guidance.length === 0 || guidance.some((cfg) => cfg > 1);
 }
 
 /** A fresh, filled copy of the template's workflow, ready for POST /prompt. */

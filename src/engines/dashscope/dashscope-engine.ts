@@ -9,6 +9,7 @@
  * prompt_extend is off because our own enhance_prompt step already ran; watermark is off because
  * the server embeds its own invisible watermark when the caller asks for one.
  */
+import type { EngineCapabilities } from '../../domain/engine-capabilities.ts';
 import type { Engine, EngineHealth, EngineRequest, EngineResult, RawImage } from '../../domain/types.ts';
 import { backendErrorFailure, throwIfAborted } from '../router/kit/errors.ts';
 import { BackendHttpClient, parseJsonBody, REMOTE_CONTROL_TIMEOUT_MS, REMOTE_REQUEST_TIMEOUT_MS } from '../router/kit/http.ts';
@@ -74,6 +75,25 @@ export class DashscopeEngine implements Engine {
 
   async load(): Promise<void> {
     // Nothing to prepare: the key was checked at construction, reachability by health().
+  }
+
+  /**
+   * qwen-image-2.0 on Model Studio: 1–3 input images for edits; `size` "W*H" with a total between
+   * 512×512 and 2048×2048 pixels (Model Studio's size rule for the qwen-image-2.0 series, not
+   * verified here: the API's 512..1440 sizes sit inside it). negative_prompt and seed are
+   * parameters of the call. The call is synchronous: no progress.
+   */
+  capabilities(): EngineCapabilities {
+    return {
+      maxReferenceImages: 3,
+      sizes: { minSidePx: 256, maxSidePx: 2048, stepPx: 1, maxPixels: 2048 * 2048 },
+      negativePrompt: true,
+      seed: true,
+      progress: false,
+      previews: false,
+      masks: false,
+      promptAdaptation: false,
+    };
   }
 
   /**

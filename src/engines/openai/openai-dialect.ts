@@ -8,7 +8,10 @@
  *   response_format b64_json; GET /health.
  * - SGLang diffusion (`sglang serve --model-path Qwen/Qwen-Image`): negative_prompt, seed; edits take
  *   `image` (repeated); response_format=url returns a relative /v1/images/<id>/content; GET /models.
- * - LocalAI: no negative_prompt field; the negative prompt follows a `|` in the prompt; GET /readyz.
+ * - LocalAI: the negative prompt follows a `|` in the prompt; `seed` is read from the request; it has no
+ *   /v1/images/edits: reference images go to /v1/images/generations as `ref_images`, a JSON array of
+ *   base64 strings or URLs (core/http/endpoints/openai/image.go, processImageFile: plain standard
+ *   base64, no data: prefix; docs/content/features/image-generation.md, "Flux kontext"); GET /readyz.
  * - stable-diffusion.cpp sd-server: extra parameters travel inside the prompt as
  *   <sd_cpp_extra_args>{json}</sd_cpp_extra_args>; edits take `image[]` (or `image`); GET /v1/models.
  */
@@ -20,6 +23,8 @@ export interface OpenaiDialect {
   imageField: 'image' | 'image[]';
   promptExtras: 'none' | 'localai-pipe' | 'sd-cpp-extra-args';
   edits: boolean;
+  /** How reference images travel: multipart to editsPath (OpenAI), or `ref_images` in the generations JSON (LocalAI). */
+  editTransport: 'multipart' | 'ref-images-json';
   responseFormat: 'b64_json' | 'url' | 'none';
   generationsPath: string;
   editsPath: string;
@@ -32,6 +37,7 @@ const BASE: OpenaiDialect = {
   imageField: 'image[]',
   promptExtras: 'none',
   edits: true,
+  editTransport: 'multipart',
   responseFormat: 'b64_json',
   generationsPath: '/v1/images/generations',
   editsPath: '/v1/images/edits',
@@ -42,9 +48,17 @@ export const OPENAI_DIALECTS: Readonly<Record<OpenaiFlavor, OpenaiDialect>> = {
   generic: BASE,
   'vllm-omni': { ...BASE, extraFields: ['negative_prompt', 'seed'], healthPath: '/health' },
   sglang: { ...BASE, extraFields: ['negative_prompt', 'seed'], imageField: 'image', healthPath: '/models' },
-  localai: { ...BASE, promptExtras: 'localai-pipe', healthPath: '/readyz' },
+  localai: { ...BASE, extraFields: ['seed'], promptExtras: 'localai-pipe', editTransport: 'ref-images-json', healthPath: '/readyz' },
   'sd-server': { ...BASE, promptExtras: 'sd-cpp-extra-args' },
 };
+
+/** What a server of this dialect does with the request's negative prompt and seed (capabilities). */
+export function dialectHonours(dialect: OpenaiDialect): { negativePrompt: boolean; seed: boolean } {
+  return {
+    negativePrompt: dialect.extraFields.includes('negative_prompt') || dialect.promptExtras !== 'none',
+    seed: dialect.extraFields.includes('seed') || dialect.promptExtras === 'sd-cpp-extra-args',
+  };
+}
 
 export interface PromptParts {
   prompt: string;

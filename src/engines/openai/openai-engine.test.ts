@@ -142,7 +142,7 @@ describe('OpenAI-compatible engine', () => {
 
   it('rejects reference images when the server has no edits endpoint', async () => {
     const noEdits = new OpenaiEngine({ id: 'localai', url: fake.url, flavor: 'localai', edits: false });
-    assert.equal(noEdits.maxReferenceImages, 0);
+    assert.equal(noEdits.capabilities().maxReferenceImages, 0);
     await assert.rejects(noEdits.generate(conformanceRequest({ referenceImages: referenceImages(1) }), signal()), expectFailure('backend_rejected'));
     await noEdits.close();
   });

@@ -1,22 +1,35 @@
 /**
  * OpenAI-compatible image servers (vLLM-Omni, SGLang diffusion, LocalAI, sd-server, hosted
  * OpenAI-style APIs): POST /v1/images/generations for text-to-image, /v1/images/edits (multipart)
- * with the reference images. There is no progress channel; an abort closes the HTTP request, which
- * these servers see as a client disconnect.
+ * with the reference images (LocalAI: `ref_images` in the generations JSON instead, see
+ * openai-dialect.ts). There is no progress channel; an abort closes the HTTP request, which these
+ * servers see as a client disconnect.
  */
 import { FormData } from 'undici';
 import type { OpenaiBackendConfig } from '../../config/backends.ts';
+import type { EngineCapabilities } from '../../domain/engine-capabilities.ts';
 import type { Engine, EngineHealth, EngineRequest, EngineResult } from '../../domain/types.ts';
 import { backendErrorFailure, rejectedFailure, throwIfAborted } from '../router/kit/errors.ts';
 import { BackendHttpClient, REMOTE_CONTROL_TIMEOUT_MS, REMOTE_REQUEST_TIMEOUT_MS } from '../router/kit/http.ts';
 import { assertExactSize, decodeBackendImage, encodePng } from '../router/kit/images.ts';
 import { silentLogger, type EngineLogger } from '../router/kit/logger.ts';
-import { composePrompt, extraFieldValues, OPENAI_DIALECTS, type OpenaiDialect } from './openai-dialect.ts';
+import { composePrompt, dialectHonours, extraFieldValues, OPENAI_DIALECTS, type OpenaiDialect } from './openai-dialect.ts';
 
 export interface OpenaiEngineOptions
   extends Pick<
     OpenaiBackendConfig,
-    'model' | 'flavor' | 'extraFields' | 'extraParams' | 'imageField' | 'promptExtras' | 'edits' | 'responseFormat' | 'generationsPath' | 'editsPath' | 'healthPath'
+    | 'model'
+    | 'flavor'
+    | 'extraFields'
+    | 'extraParams'
+    | 'imageField'
+    | 'promptExtras'
+    | 'edits'
+    | 'editTransport'
+    | 'responseFormat'
+    | 'generationsPath'
+    | 'editsPath'
+    | 'healthPath'
   > {
   id: string;
   /** Server root; a trailing /v1 is removed (paths carry it). */
@@ -55,6 +68,7 @@ export class OpenaiEngine implements Engine {
       imageField: options.imageField ?? preset.imageField,
       promptExtras: options.promptExtras ?? preset.promptExtras,
       edits: options.edits ?? preset.edits,
+      editTransport: options.editTransport ?? preset.editTransport,
       responseFormat: options.responseFormat ?? preset.responseFormat,
       generationsPath: options.generationsPath ?? preset.generationsPath,
       editsPath: options.editsPath ?? preset.editsPath,
@@ -76,8 +90,23 @@ export class OpenaiEngine implements Engine {
     // Nothing to prepare; reachability is the router's health check.
   }
 
-  get maxReferenceImages(): number {
-    return this.dialect.edits ? 3 : 0;
+  /**
+   * From the dialect: edits when the server has them (3 references, the API's maximum; the
+   * servers take more); negative prompt and seed when the dialect carries them (a field, or inside
+   * the prompt). Sizes: the Qwen-Image pipelines of vLLM-Omni, SGLang and diffusers round to
+   * multiples of 16 (VAE factor 8 × 2×2 patches), so 16 is declared; 2048 px per side as for
+   * ComfyUI. No progress channel.
+   */
+  capabilities(): EngineCapabilities {
+    return {
+      maxReferenceImages: this.dialect.edits ? 3 : 0,
+      sizes: { minSidePx: 256, maxSidePx: 2048, stepPx: 16, maxPixels: 0 },
+      ...dialectHonours(this.dialect),
+      progress: false,
+      previews: false,
+      masks: false,
+      promptAdaptation: false,
+    };
   }
 
   async health(): Promise<EngineHealth> {
@@ -103,10 +132,13 @@ export class OpenaiEngine implements Engine {
     let body: ImagesResponse;
     if (request.referenceImages.length === 0) {
       body = await this.http.callJson<ImagesResponse>('POST', this.dialect.generationsPath, { json: fields, signal });
+    } else if (!this.dialect.edits) {
+      throw rejectedFailure(this.id, 'this server has no image edit endpoint, so it cannot use reference images', 'image_urls');
+    } else if (this.dialect.editTransport === 'ref-images-json') {
+      const refImages: string[] = [];
+      for (const image of request.referenceImages) refImages.push((await encodePng(image)).toString('base64'));
+      body = await this.http.callJson<ImagesResponse>('POST', this.dialect.generationsPath, { json: { ...fields, ref_images: refImages }, signal });
     } else {
-      if (!this.dialect.edits) {
-        throw rejectedFailure(this.id, 'this server has no image edit endpoint, so it cannot use reference images', 'image_urls');
-      }
       const form = new FormData();
       for (const [key, value] of Object.entries(fields)) form.append(key, String(value));
       for (const [index, image] of request.referenceImages.entries()) {

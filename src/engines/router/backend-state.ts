@@ -2,7 +2,8 @@
  * Everything the router tracks about one backend: health, circuit, concurrency slots, counters
  * and a latency window. Owned by one RouterEngine; no module-level state.
  */
-import type { Engine } from '../../domain/types.ts';
+import { capCapabilities, sizeProblem, type EngineCapabilities } from '../../domain/engine-capabilities.ts';
+import type { Engine, EngineRequest } from '../../domain/types.ts';
 import { CircuitBreaker } from './circuit-breaker.ts';
 import type { BackendDescription } from './types.ts';
 
@@ -13,8 +14,10 @@ export interface RouterBackendSpec {
   priority: number;
   weight: number;
   concurrency: number;
-  /** Cap from the config; the engine may accept fewer (see `maxReferenceImages()`). */
+  /** Caps from the config over the engine's declared capabilities (see `capabilities()`). */
   maxReferenceImages: number;
+  maxSidePx?: number;
+  maxPixels?: number;
   /** Deadline of one generation on this backend; 0: none. */
   timeoutMs: number;
 }
@@ -52,13 +55,49 @@ export class BackendState {
     return this.healthy && this.breaker.canPass();
   }
 
-  /**
-   * Reference images this backend takes: the config's cap, lowered by what the engine itself
-   * reports (an optional `maxReferenceImages` property, e.g. a ComfyUI without edit workflow).
-   */
+  /** What the engine declares, lowered by the routing file's caps (valid once the engine is loaded). */
+  capabilities(): EngineCapabilities {
+    return capCapabilities(this.spec.engine.capabilities(), {
+      maxReferenceImages: this.spec.maxReferenceImages,
+      maxSidePx: this.spec.maxSidePx,
+      maxPixels: this.spec.maxPixels,
+    });
+  }
+
   maxReferenceImages(): number {
-    const own = (this.spec.engine as { maxReferenceImages?: unknown }).maxReferenceImages;
-    return typeof own === 'number' ? Math.min(own, this.spec.maxReferenceImages) : this.spec.maxReferenceImages;
+    return this.capabilities().maxReferenceImages;
+  }
+
+  /**
+   * Why this backend cannot draw the request (a hard capability: reference images, size), with
+   * the request field it is about; undefined when it can. Soft capabilities (negative prompt,
+   * seed) never exclude a backend: see `ignoredByBackend`.
+   */
+  unfitFor(request: Pick<EngineRequest, 'referenceImages' | 'width' | 'height'>): { param: string; reason: string } | undefined {
+    const caps = this.capabilities();
+    const references = request.referenceImages.length;
+    if (references > caps.maxReferenceImages) {
+      return {
+        param: 'image_urls',
+        reason: caps.maxReferenceImages === 0 ? 'text-to-image only' : `takes at most ${caps.maxReferenceImages} reference image(s)`,
+      };
+    }
+    const size = sizeProblem(caps.sizes, request.width, request.height);
+    return size === undefined ? undefined : { param: 'image_size', reason: size };
+  }
+
+  /**
+   * Request fields this backend accepts but does not use, for the result's info (logs, metadata).
+   * The router does not route around them: a CFG-1 Qwen-Image-2.1 workflow is the preferred
+   * backend for most deployments, and a negative prompt must not push every such request onto a
+   * fallback tier (docs/backends/routing.md, "Capabilities").
+   */
+  ignoredByBackend(request: Pick<EngineRequest, 'negativePrompt'>): Record<string, boolean> {
+    const caps = this.capabilities();
+    return {
+      ...(request.negativePrompt && !caps.negativePrompt ? { negativePromptIgnored: true } : {}),
+      ...(!caps.seed ? { seedIgnored: true } : {}),
+    };
   }
 
   hasFreeSlot(): boolean {
@@ -94,6 +133,7 @@ export class BackendState {
       inFlight: this.inFlight,
       concurrency: this.spec.concurrency,
       maxReferenceImages: this.maxReferenceImages(),
+      capabilities: this.capabilities(),
       requests: this.requests,
       successes: this.successes,
       failures: this.failures,

@@ -295,7 +295,7 @@ describe('RouterEngine scheduling (scripted backends)', () => {
   it('routes edits only to backends that accept that many references', async () => {
     const t2iOnly = new ScriptedEngine('t2i-only');
     const editor = new ScriptedEngine('editor');
-    editor.maxReferenceImages = 2;
+    editor.declared = { ...editor.declared, maxReferenceImages: 2 };
     const r = router([spec(t2iOnly, { priority: 0, maxReferenceImages: 0 }), spec(editor, { priority: 1 })]);
     const result = await r.generate(conformanceRequest({ referenceImages: referenceImages(2) }), signal());
     assert.equal(result.info?.backend, 'editor');

@@ -2,7 +2,8 @@
  * RouterEngine: one Engine per public model over its configured backends.
  *
  * Choice of backend, per attempt:
- * 1. candidates = backends that accept this many reference images, are healthy, whose circuit
+ * 1. candidates = backends whose declared capabilities fit the request (reference images, size;
+ *    Engine.capabilities() lowered by the routing file's caps), are healthy, whose circuit
  *    lets a request through, and that this request has not tried yet;
  * 2. tier = the lowest `priority` among them (a higher tier is a fallback: used only when every
  *    lower-tier backend is down, open-circuited or already failed for this request, never merely
@@ -19,6 +20,7 @@
  * (a configuration error that a second GPU run would repeat), and the caller's abort.
  */
 import { ApiError, isApiError } from '../../domain/errors.ts';
+import type { EngineCapabilities } from '../../domain/engine-capabilities.ts';
 import type { Engine, EngineHealth, EngineProgress, EngineRequest, EngineResult } from '../../domain/types.ts';
 import { BackendState, type RouterBackendSpec } from './backend-state.ts';
 import { CircuitBreaker } from './circuit-breaker.ts';
@@ -148,6 +150,30 @@ export class RouterEngine implements Engine, DescribableEngine {
     return available.filter((s) => s.spec.priority === tier).reduce((sum, s) => sum + s.spec.concurrency, 0);
   }
 
+  /**
+   * The most any backend offers (each backend's own, capped, set is in describe()): the largest
+   * reference count and size range, the finest size step, and a feature when some backend has it.
+   */
+  capabilities(): EngineCapabilities {
+    const all = this.states.map((s) => s.capabilities());
+    const some = (key: 'negativePrompt' | 'seed' | 'progress' | 'previews' | 'masks' | 'promptAdaptation'): boolean => all.some((c) => c[key]);
+    return {
+      maxReferenceImages: Math.max(...all.map((c) => c.maxReferenceImages)),
+      sizes: {
+        minSidePx: Math.min(...all.map((c) => c.sizes.minSidePx)),
+        maxSidePx: Math.max(...all.map((c) => c.sizes.maxSidePx)),
+        stepPx: Math.min(...all.map((c) => c.sizes.stepPx)),
+        maxPixels: all.some((c) => c.sizes.maxPixels === 0) ? 0 : Math.max(...all.map((c) => c.sizes.maxPixels)),
+      },
+      negativePrompt: some('negativePrompt'),
+      seed: some('seed'),
+      progress: some('progress'),
+      previews: some('previews'),
+      masks: some('masks'),
+      promptAdaptation: some('promptAdaptation'),
+    };
+  }
+
   describe(): RouterDescription {
     return { model: this.model, waiting: this.waiters.size, backends: this.states.map((s) => s.describe()) };
   }
@@ -159,12 +185,17 @@ export class RouterEngine implements Engine, DescribableEngine {
   ): Promise<EngineResult> {
     throwIfAborted(signal);
     if (this.closed) throw new ApiError('engine_unavailable', `model ${this.model} is shutting down`, { retryAfterS: 5 });
-    const references = request.referenceImages.length;
-    const eligible = this.states.filter((s) => s.maxReferenceImages() >= references);
+    // Eligibility by declared capabilities (reference images, size): a backend that cannot draw
+    // this request is never tried, whatever its tier or health.
+    const unfit = new Map(this.states.map((s) => [s, s.unfitFor(request)] as const));
+    const eligible = this.states.filter((s) => unfit.get(s) === undefined);
     if (eligible.length === 0) {
-      throw new ApiError('backend_rejected', `no backend of model ${this.model} accepts ${references} reference image(s)`, {
-        param: 'image_urls',
-      });
+      const reasons = [...unfit].map(([s, why]) => `${s.id}: ${why!.reason}`).join('; ');
+      throw new ApiError(
+        'backend_rejected',
+        `no backend of model ${this.model} can draw ${request.referenceImages.length} reference image(s) at ${request.width}×${request.height} (${reasons})`,
+        { param: unfit.get(this.states[0]!)!.param },
+      );
     }
     const tried = new Set<BackendState>();
     let lastError: unknown;
@@ -181,7 +212,10 @@ export class RouterEngine implements Engine, DescribableEngine {
       try {
         const result = await this.attempt(choice, request, signal, onProgress);
         // The rest of the result (drawnPrompt: what the chosen backend actually drew with) passes through as is.
-        return { ...result, info: { ...result.info, backend: choice.id, backendKind: choice.spec.engine.kind, attempts: tried.size } };
+        return {
+          ...result,
+          info: { ...result.info, backend: choice.id, backendKind: choice.spec.engine.kind, attempts: tried.size, ...choice.ignoredByBackend(request) },
+        };
       } catch (err) {
         if (signal.aborted) throw abortErrorFrom(signal);
         lastError = err;

@@ -44,6 +44,7 @@ export function withGenerationTimeout(engine: Engine, timeoutMs: number, backend
     kind: engine.kind,
     description: engine.description,
     load: () => engine.load(),
+    capabilities: () => engine.capabilities(),
     health: () => engine.health(),
     close: () => engine.close(),
     generate: (request, signal, onProgress) => generateWithDeadline(engine, backendId, timeoutMs, request, signal, onProgress),

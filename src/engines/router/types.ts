@@ -2,6 +2,7 @@
  * What `RouterEngine.describe()` returns, for GET /v1/models and the metrics endpoint. Plain data,
  * safe to serialise as JSON (no secrets, no URLs with credentials).
  */
+import type { EngineCapabilities } from '../../domain/engine-capabilities.ts';
 import type { CircuitState } from './circuit-breaker.ts';
 
 export interface BackendDescription {
@@ -22,6 +23,8 @@ export interface BackendDescription {
   inFlight: number;
   concurrency: number;
   maxReferenceImages: number;
+  /** What the engine declares, lowered by the routing file's caps (maxReferenceImages above is capabilities.maxReferenceImages). */
+  capabilities: EngineCapabilities;
   /** Counters since start. requests = successes + failures + rejections + aborted. */
   requests: number;
   successes: number;
@@ -45,7 +48,12 @@ export interface RouterDescription {
   backends: BackendDescription[];
 }
 
-/** The optional method the HTTP layer probes with `(engine as any).describe?.()`. */
+/** What a router adds to the Engine interface: its per-backend view, for /v1/models and metrics. */
 export interface DescribableEngine {
   describe(): RouterDescription;
+}
+
+/** The one place that tells a router from a plain engine (the registry builds a router per model). */
+export function isDescribableEngine<E extends object>(engine: E): engine is E & DescribableEngine {
+  return typeof (engine as Partial<DescribableEngine>).describe === 'function';
 }

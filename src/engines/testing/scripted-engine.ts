@@ -3,6 +3,7 @@
  * error, take a while, wait for a gate), for router tests that need exact control. It honours
  * abort like a real engine and counts the aborts it saw.
  */
+import { ANY_SIZE, type EngineCapabilities } from '../../domain/engine-capabilities.ts';
 import type { Engine, EngineHealth, EngineProgress, EngineRequest, EngineResult } from '../../domain/types.ts';
 import { abortErrorFrom, sleep } from '../router/kit/errors.ts';
 
@@ -27,7 +28,17 @@ export class ScriptedEngine implements Engine {
   loadError: Error | undefined;
   aborts = 0;
   closed = false;
-  maxReferenceImages: number | undefined;
+  /** What `capabilities()` declares; a test changes fields to script a backend (reports progress: it does). */
+  declared: EngineCapabilities = {
+    maxReferenceImages: 3,
+    sizes: { ...ANY_SIZE },
+    negativePrompt: true,
+    seed: true,
+    progress: true,
+    previews: false,
+    masks: false,
+    promptAdaptation: false,
+  };
 
   constructor(id: string, kind = 'scripted') {
     this.id = id;
@@ -43,6 +54,10 @@ export class ScriptedEngine implements Engine {
 
   async load(): Promise<void> {
     if (this.loadError) throw this.loadError;
+  }
+
+  capabilities(): EngineCapabilities {
+    return this.declared;
   }
 
   async health(): Promise<EngineHealth> {

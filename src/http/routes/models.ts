@@ -2,11 +2,8 @@
 import type { FastifyInstance, preHandlerHookHandler } from 'fastify';
 import { ApiError } from '../../domain/errors.ts';
 import type { Engine } from '../../domain/types.ts';
+import { isDescribableEngine } from '../../engines/router/types.ts';
 import type { ModelRunStats } from '../../jobs/job-runner.ts';
-
-interface Describable {
-  describe?: () => unknown;
-}
 
 interface ModelRouteDeps {
   authenticate: preHandlerHookHandler;
@@ -42,15 +39,16 @@ export function redactAddresses<T>(value: T): T {
 export function registerModelRoutes(app: FastifyInstance, deps: ModelRouteDeps): void {
   async function describeModel(id: string, engine: Engine) {
     const health = await engine.health().catch((err: Error) => ({ ok: false, detail: err.message }));
-    const extra = (engine as unknown as Describable).describe?.();
     return redactAddresses({
       id,
       object: 'model',
       created: deps.startedAtS,
       owned_by: 'qwen-image-server',
       healthy: health.ok,
+      // The model's: the most any backend offers. Each backend's own set is in backends[].capabilities.
+      capabilities: engine.capabilities(),
       engine: { id: engine.id, kind: engine.kind, description: engine.description, health },
-      ...(extra && typeof extra === 'object' ? { backends: (extra as { backends?: unknown }).backends ?? extra } : {}),
+      ...(isDescribableEngine(engine) ? { backends: engine.describe().backends } : {}),
       queue: await deps.runStats(id),
     });
   }

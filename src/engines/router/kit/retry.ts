@@ -72,6 +72,7 @@ export function withOverloadRetry(engine: Engine, options: OverloadRetryOptions)
     kind: engine.kind,
     description: engine.description,
     load: () => engine.load(),
+    capabilities: () => engine.capabilities(),
     health: () => engine.health(),
     close: () => engine.close(),
     generate: (request, signal, onProgress) => retryOnOverload(() => engine.generate(request, signal, onProgress), signal, options),
