@@ -13,7 +13,9 @@ describe('ComfyUI health: node classes and model files from /object_info', () =>
 
   before(async () => {
     fake = await startFakeComfyui();
-    engine = new ComfyuiEngine({ id: 'comfy-a', url: fake.url, controlTimeoutMs: 5000 });
+    // The classic pair, whose two workflows differ in their diffusion model and encoder node; the
+    // default (2.1) preset's health is checked in the router test below and in qwen-image-2-1-workflows.test.ts.
+    engine = new ComfyuiEngine({ id: 'comfy-a', url: fake.url, preset: 'qwen-image', controlTimeoutMs: 5000 });
     await engine.load();
   });
   after(async () => {
@@ -74,7 +76,7 @@ describe('ComfyUI health: node classes and model files from /object_info', () =>
     );
   });
 
-  it('the router shows the missing file in its description (GET /v1/models) and logs it once', async () => {
+  it('the router shows the default (2.1) workflows\' missing file in its description (GET /v1/models) and logs it once', async () => {
     fake.objectInfo.installed.diffusion_models = [];
     const warnings: Array<{ obj: Record<string, unknown>; msg?: string }> = [];
     const logger: EngineLogger = { debug() {}, info() {}, error() {}, warn: (obj, msg) => warnings.push({ obj: obj as Record<string, unknown>, msg }) };
@@ -90,10 +92,11 @@ describe('ComfyUI health: node classes and model files from /object_info', () =>
       await router.load();
       const backend = router.describe().backends[0]!;
       assert.equal(backend.healthy, false);
-      assert.match(backend.healthDetail ?? '', /qwen_image_fp8_e4m3fn\.safetensors not installed \(UNETLoader\.unet_name\)/);
+      // Text-to-image and edit share the 2.1 diffusion model: named once.
+      assert.equal(backend.healthDetail, 'qwen_image_2.1_bf16.safetensors not installed (UNETLoader.unet_name)');
       const down = warnings.filter((w) => w.msg === 'backend is down');
       assert.equal(down.length, 1);
-      assert.match(String(down[0]!.obj.detail), /qwen_image_edit_2509_fp8_e4m3fn\.safetensors not installed/);
+      assert.match(String(down[0]!.obj.detail), /qwen_image_2\.1_bf16\.safetensors not installed/);
     } finally {
       await router.close();
     }

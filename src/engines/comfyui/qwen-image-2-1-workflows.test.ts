@@ -5,6 +5,7 @@ import { startFakeComfyui, type FakeComfyui } from '../../../test/fakes/fake-com
 import { conformanceRequest, referenceImages } from '../testing/conformance.ts';
 import { bundledWorkflowPath, ComfyuiEngine, type BundledWorkflow } from './comfyui-engine.ts';
 import { fillWorkflow, parseWorkflowTemplate } from './workflow-template.ts';
+import { parseBackendsConfig } from '../../config/backends.ts';
 
 const values = { prompt: 'a cat', negativePrompt: 'blurry', seed: 7, width: 768, height: 512, images: [] as string[] };
 
@@ -84,5 +85,91 @@ describe('Qwen-Image-2.1 templates on the ComfyUI fake', () => {
     const health = await engine.health();
     assert.equal(health.ok, false);
     assert.equal(health.detail, 'qwen_image_2.1_bf16.safetensors not installed (UNETLoader.unet_name)');
+  });
+});
+
+describe('workflow presets: Qwen-Image-2.1 is the default, the others by name', () => {
+  let fake: FakeComfyui;
+
+  before(async () => {
+    fake = await startFakeComfyui();
+  });
+  after(async () => {
+    await fake.close();
+  });
+  beforeEach(() => fake.reset());
+
+  /** What one generation with these options sent to ComfyUI: diffusion model file, encoder node class, steps, cfg. */
+  async function sent(options: Partial<ConstructorParameters<typeof ComfyuiEngine>[0]>, references = 0) {
+    const engine = new ComfyuiEngine({ id: 'comfy-preset', url: fake.url, controlTimeoutMs: 5000, ...options });
+    await engine.load();
+    try {
+      await engine.generate(conformanceRequest({ referenceImages: referenceImages(references) }), new AbortController().signal);
+      const workflow = fake.prompts.at(-1)!.workflow;
+      const nodes = Object.values(workflow);
+      const sampler = nodes.find((n) => n.class_type === 'KSampler')!;
+      return {
+        unet: nodes.find((n) => n.class_type === 'UNETLoader')!.inputs.unet_name,
+        encoder: nodes.find((n) => /^(TextEncodeQwenImage|CLIPTextEncode)/.test(n.class_type))!.class_type,
+        steps: sampler.inputs.steps,
+        cfg: sampler.inputs.cfg,
+        capabilities: engine.capabilities(),
+      };
+    } finally {
+      await engine.close();
+    }
+  }
+
+  it('no preset and no files: the 2.1 workflows, 40 steps at CFG 1, so the negative prompt is declared unused', async () => {
+    const t2i = await sent({});
+    assert.deepEqual([t2i.unet, t2i.encoder, t2i.steps, t2i.cfg], ['qwen_image_2.1_bf16.safetensors', 'TextEncodeQwenImage21', 40, 1]);
+    const edit = await sent({}, 3);
+    assert.deepEqual([edit.unet, edit.encoder, edit.steps], ['qwen_image_2.1_bf16.safetensors', 'TextEncodeQwenImage21', 40]);
+    assert.equal(fake.prompts.at(-1)!.images.length, 3);
+    assert.equal(t2i.capabilities.maxReferenceImages, 3);
+    assert.equal(t2i.capabilities.negativePrompt, false);
+    assert.deepEqual([t2i.capabilities.seed, t2i.capabilities.progress, t2i.capabilities.previews, t2i.capabilities.masks], [true, true, true, false]);
+    assert.equal(t2i.capabilities.sizes.stepPx, 32);
+  });
+
+  it('qwen-image-2.1-turbo: the 8-step Turbo model for text-to-image, the full 2.1 model for edits', async () => {
+    const t2i = await sent({ preset: 'qwen-image-2.1-turbo' });
+    assert.deepEqual([t2i.unet, t2i.steps, t2i.cfg], ['qwen_image_2.1_turbo_bf16.safetensors', 8, 1]);
+    const edit = await sent({ preset: 'qwen-image-2.1-turbo' }, 1);
+    assert.deepEqual([edit.unet, edit.steps], ['qwen_image_2.1_bf16.safetensors', 40]);
+  });
+
+  it('qwen-image: the first Qwen-Image and Edit-2509, whose CFG 2.5 uses the negative prompt', async () => {
+    const t2i = await sent({ preset: 'qwen-image' });
+    assert.deepEqual([t2i.unet, t2i.encoder, t2i.cfg], ['qwen_image_fp8_e4m3fn.safetensors', 'CLIPTextEncode', 2.5]);
+    const edit = await sent({ preset: 'qwen-image' }, 2);
+    assert.deepEqual([edit.unet, edit.encoder], ['qwen_image_edit_2509_fp8_e4m3fn.safetensors', 'TextEncodeQwenImageEditPlus']);
+    assert.equal(t2i.capabilities.negativePrompt, true);
+    assert.equal(t2i.capabilities.sizes.stepPx, 16);
+  });
+
+  it('a file given for one workflow replaces only that one; `edit: false` declares text-to-image only', async () => {
+    const mixed = await sent({ preset: 'qwen-image', textToImage: { file: bundledWorkflowPath('qwen-image-2.1-t2i.json') } });
+    assert.equal(mixed.unet, 'qwen_image_2.1_bf16.safetensors');
+    // 2.1 at CFG 1 for text-to-image, Edit-2509 at CFG > 1: not every workflow uses the negative prompt.
+    assert.equal(mixed.capabilities.negativePrompt, false);
+    const t2iOnly = await sent({ edit: false });
+    assert.equal(t2iOnly.capabilities.maxReferenceImages, 0);
+  });
+});
+
+describe('workflows.preset in the routing file', () => {
+  it('accepts the three names and refuses another, naming the field and the choices', () => {
+    const config = (preset: string) =>
+      JSON.stringify({ models: { m: { backends: [{ id: 'c', type: 'comfyui', url: 'http://gpu:8188', workflows: { preset } }] } } });
+    for (const name of ['qwen-image-2.1', 'qwen-image-2.1-turbo', 'qwen-image']) {
+      const parsed = parseBackendsConfig(config(name), 'json');
+      const backend = parsed.models.m!.backends[0]!;
+      assert.equal(backend.type === 'comfyui' && backend.workflows?.preset, name);
+    }
+    assert.throws(() => parseBackendsConfig(config('qwen-image-3'), 'json'), (err: Error) => {
+      assert.match(err.message, /models\["m"\]\.backends\[0\]\.workflows\.preset: must be one of "qwen-image-2\.1", "qwen-image-2\.1-turbo", "qwen-image"/);
+      return true;
+    });
   });
 });
