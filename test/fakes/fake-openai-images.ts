@@ -41,7 +41,7 @@ export interface FakeOpenaiRequest {
   model: string | undefined;
   negativePrompt: string | undefined;
   seed: number | undefined;
-  /** Multipart field name of each uploaded image, in order. */
+  /** Multipart field name of each uploaded image, in order (`ref_images` for LocalAI's JSON references). */
   imageFields: string[];
   imageSizes: Array<{ width: number; height: number } | undefined>;
 }
@@ -56,6 +56,14 @@ export interface FakeOpenaiImages {
   responseMode: 'b64_json' | 'url' | 'relative-url';
   /** When set, requests without `Authorization: Bearer <apiKey>` get 401. */
   apiKey: string | undefined;
+  /**
+   * `localai`: answer as LocalAI does (core/http/endpoints/openai/image.go): no /v1/images/edits
+   * route (404), and references as `ref_images` in the generations JSON, each plain base64 or a
+   * URL; an entry that does not decode is dropped without an error, as LocalAI's processImageFile
+   * does (counted in `droppedRefImages`).
+   */
+  dialect: 'openai' | 'localai';
+  droppedRefImages: number;
   readonly requests: FakeOpenaiRequest[];
   /** Requests whose client closed the connection before the answer. */
   cancels: number;
@@ -84,6 +92,8 @@ export async function startFakeOpenaiImages(): Promise<FakeOpenaiImages> {
     delayMs: 10,
     responseMode: 'b64_json',
     apiKey: undefined,
+    dialect: 'openai',
+    droppedRefImages: 0,
     requests: [],
     cancels: 0,
     get inFlight() {
@@ -107,6 +117,8 @@ export async function startFakeOpenaiImages(): Promise<FakeOpenaiImages> {
       fake.delayMs = 10;
       fake.responseMode = 'b64_json';
       fake.apiKey = undefined;
+      fake.dialect = 'openai';
+      fake.droppedRefImages = 0;
       fake.requests.length = 0;
       fake.cancels = 0;
       fake.healthChecks = 0;
@@ -148,7 +160,8 @@ export async function startFakeOpenaiImages(): Promise<FakeOpenaiImages> {
       else sendBytes(res, 200, file, 'image/png');
       return;
     }
-    const endpoint = url.pathname === '/v1/images/generations' ? 'generations' : url.pathname === '/v1/images/edits' ? 'edits' : undefined;
+    const edits = url.pathname === '/v1/images/edits' && fake.dialect === 'openai';
+    const endpoint = url.pathname === '/v1/images/generations' ? 'generations' : edits ? 'edits' : undefined;
     if (req.method !== 'POST' || !endpoint) {
       openaiError(res, 404, `Not Found: ${req.method} ${url.pathname}`, 'invalid_request_error');
       return;
@@ -173,6 +186,21 @@ export async function startFakeOpenaiImages(): Promise<FakeOpenaiImages> {
         return;
       }
       record.fields = JSON.parse(body.toString('utf8')) as FakeOpenaiRequest['fields'];
+      const refs = (record.fields as Record<string, unknown>).ref_images;
+      if (fake.dialect === 'localai' && Array.isArray(refs)) {
+        delete record.fields.ref_images;
+        for (const ref of refs) {
+          // Go's base64.StdEncoding: the standard alphabet with padding, nothing else (no data: prefix).
+          const valid = typeof ref === 'string' && /^[A-Za-z0-9+/]*={0,2}$/.test(ref) && ref.length % 4 === 0;
+          const size = valid ? await imageSize(Buffer.from(ref, 'base64')) : undefined;
+          if (!size) {
+            fake.droppedRefImages += 1;
+            continue;
+          }
+          record.imageFields.push('ref_images');
+          record.imageSizes.push(size);
+        }
+      }
     } else {
       const form = await parseMultipart(req, body);
       for (const [key, value] of form) {

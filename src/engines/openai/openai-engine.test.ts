@@ -146,6 +146,40 @@ describe('OpenAI-compatible engine', () => {
     await assert.rejects(noEdits.generate(conformanceRequest({ referenceImages: referenceImages(1) }), signal()), expectFailure('backend_rejected'));
     await noEdits.close();
   });
+
+  it('LocalAI edits: references as ref_images (plain base64 PNG) in the generations JSON, never /v1/images/edits', async () => {
+    fake.dialect = 'localai';
+    const localai = new OpenaiEngine({ id: 'localai', url: fake.url, flavor: 'localai', model: 'qwen-image-edit' });
+    try {
+      const result = await localai.generate(
+        conformanceRequest({ prompt: 'make it blue', negativePrompt: 'fog', seed: 12, width: 768, height: 512, referenceImages: referenceImages(2) }),
+        signal(),
+      );
+      assert.deepEqual([result.image.width, result.image.height], [768, 512]);
+      const r = fake.requests.at(-1)!;
+      assert.equal(r.endpoint, 'generations');
+      assert.deepEqual(r.imageFields, ['ref_images', 'ref_images']);
+      // Every reference decoded as sent: LocalAI drops an entry it cannot decode without saying so.
+      assert.equal(fake.droppedRefImages, 0);
+      assert.equal(r.imageSizes.every((size) => size !== undefined), true);
+      assert.deepEqual([r.prompt, r.seed, r.size], ['make it blue|fog', 12, '768x512']);
+      // The same server without its dialect: the OpenAI multipart call finds no route.
+      const generic = new OpenaiEngine({ id: 'generic', url: fake.url });
+      await assert.rejects(generic.generate(conformanceRequest({ referenceImages: referenceImages(1) }), signal()));
+      await generic.close();
+    } finally {
+      await localai.close();
+    }
+  });
+
+  it('declares what its dialect carries: negative prompt and seed by field or inside the prompt, no progress', () => {
+    const caps = (flavor: 'generic' | 'vllm-omni' | 'localai' | 'sd-server') => new OpenaiEngine({ id: flavor, url: fake.url, flavor }).capabilities();
+    assert.deepEqual([caps('generic').negativePrompt, caps('generic').seed], [false, false]);
+    assert.deepEqual([caps('vllm-omni').negativePrompt, caps('vllm-omni').seed], [true, true]);
+    assert.deepEqual([caps('localai').negativePrompt, caps('localai').seed, caps('localai').maxReferenceImages], [true, true, 3]);
+    assert.deepEqual([caps('sd-server').negativePrompt, caps('sd-server').seed], [true, true]);
+    assert.deepEqual([caps('vllm-omni').progress, caps('vllm-omni').previews, caps('vllm-omni').masks], [false, false, false]);
+  });
 });
 
 describe('prompt dialects', () => {
