@@ -102,6 +102,54 @@ test('GET /v1/models shows the two backends and their health', async () => {
   const model = res.json.data.find((m: any) => m.id === MODEL);
   assert.deepEqual(model.backends.map((b: any) => b.id), ['gpu-a', 'gpu-b']);
   assert.equal(model.engine.kind, 'router');
+  // Declared by the OpenAI-compatible engine from its dialect (negative_prompt and seed fields), no progress channel.
+  assert.deepEqual(model.backends[0].capabilities, {
+    maxReferenceImages: 3,
+    sizes: { minSidePx: 256, maxSidePx: 2048, stepPx: 16, maxPixels: 0 },
+    negativePrompt: true,
+    seed: true,
+    progress: false,
+    previews: false,
+    masks: false,
+    promptAdaptation: false,
+  });
+  assert.deepEqual(model.capabilities, model.backends[0].capabilities);
+});
+
+test('declared capabilities route: an edit and an oversized image skip a text-to-image-only, size-capped primary', async () => {
+  const small = await startFakeOpenaiImages();
+  const dir = fs.mkdtempSync(path.join(os.tmpdir(), 'qis-backends-'));
+  const file = path.join(dir, 'backends.yaml');
+  fs.writeFileSync(
+    file,
+    [
+      'models:',
+      '  alibaba/qwen-image-2-0:',
+      '    backends:',
+      `      - { id: small, type: openai, url: "${small.url}", edits: false, maxSidePx: 1024, priority: 0 }`,
+      `      - { id: big, type: openai, url: "${secondary.url}", priority: 1 }`,
+      '',
+    ].join('\n'),
+  );
+  const other = await startTestServer({ BACKENDS_CONFIG: file });
+  try {
+    const served = async (extra: Record<string, unknown>) => {
+      const res = await other.post('/v1/images/generations', { ...body, ...extra });
+      assert.equal(res.status, 200, JSON.stringify(res.json));
+      return { small: small.requests.length, big: secondary.requests.length };
+    };
+    const before = secondary.requests.length;
+    assert.deepEqual(await served({ image_size: { width: 1024, height: 768 } }), { small: 1, big: before });
+    assert.deepEqual(await served({ image_size: { width: 1440, height: 1024 } }), { small: 1, big: before + 1 });
+    assert.deepEqual(await served({ image_urls: [`${images.url}/red.png`] }), { small: 1, big: before + 2 });
+    assert.equal(secondary.requests.at(-1)!.endpoint, 'edits');
+    const models = await other.get('/v1/models');
+    const caps = models.json.data.find((m: any) => m.id === MODEL).backends[0].capabilities;
+    assert.deepEqual([caps.maxReferenceImages, caps.sizes.maxSidePx], [0, 1024]);
+  } finally {
+    await other.close();
+    await small.close();
+  }
 });
 
 test('GET /v1/models does not tell tenants where the backends are, even when one is down', async () => {
