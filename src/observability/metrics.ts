@@ -19,7 +19,7 @@ import type { EnhanceInput, EnhanceResult, PromptEnhancer, Watermarker } from '.
 import type { Engine } from '../domain/types.ts';
 import type { JobRecord } from '../domain/jobs.ts';
 import type { JobEnd, JobObserver, ModelRunStats } from '../jobs/job-runner.ts';
-import type { DescribableEngine, RouterDescription } from '../engines/router/types.ts';
+import { isDescribableEngine, type RouterDescription } from '../engines/router/types.ts';
 import type { CircuitState } from '../engines/router/circuit-breaker.ts';
 
 /** What the scrape-time gauges read. Set once the runner exists (`watch`), since it is built after the metrics. */
@@ -49,10 +49,6 @@ export const UNMATCHED_ROUTE = 'unmatched';
 export interface MetricsOptions {
   /** prom-client's process metrics (CPU, RSS, heap, event loop lag, GC). Default true. */
   defaultMetrics?: boolean;
-}
-
-function isDescribable(engine: Engine): engine is Engine & DescribableEngine {
-  return typeof (engine as Partial<DescribableEngine>).describe === 'function';
 }
 
 export function createMetrics(options: MetricsOptions = {}) {
@@ -117,7 +113,7 @@ export function createMetrics(options: MetricsOptions = {}) {
     return Promise.all([...current.engines.keys()].map(async (model) => [model, await current.runStats(model)] as [string, ModelRunStats]));
   };
   const eachRouter = (): RouterDescription[] =>
-    sources ? [...sources.engines.values()].filter(isDescribable).map((engine) => engine.describe()) : [];
+    sources ? [...sources.engines.values()].filter(isDescribableEngine).map((engine) => engine.describe()) : [];
 
   new Gauge({
     name: 'qis_queue_depth',
