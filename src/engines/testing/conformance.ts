@@ -137,6 +137,20 @@ export function runEngineConformance(name: string, setup: () => Promise<Conforma
 
     beforeEach(() => fixture.observer?.reset());
 
+    it('declares capabilities that agree with what the suite exercises', () => {
+      const declared = fixture.engine.capabilities();
+      assert.ok(Number.isInteger(declared.maxReferenceImages) && declared.maxReferenceImages >= 0, 'maxReferenceImages');
+      const { minSidePx, maxSidePx, stepPx, maxPixels } = declared.sizes;
+      assert.ok(minSidePx >= 1 && minSidePx <= maxSidePx && stepPx >= 1 && maxPixels >= 0, JSON.stringify(declared.sizes));
+      // The suite's own expectations are this engine's declaration, so the two cannot drift apart.
+      assert.equal(declared.progress, caps.progress, 'declared progress vs what the suite expects');
+      assert.ok(declared.maxReferenceImages >= caps.maxReferenceImages, 'declares at least the references the suite sends');
+      assert.ok(!declared.previews || declared.progress, 'previews travel on progress events');
+      for (const side of caps.sizes.flatMap((size) => [size.width, size.height])) {
+        assert.ok(side >= minSidePx && side <= maxSidePx && side % stepPx === 0, `suite size ${side} px within the declared sizes`);
+      }
+    });
+
     it('reports healthy', async () => {
       const health = await fixture.engine.health();
       assert.equal(health.ok, true, `health detail: ${health.detail ?? ''}`);
