@@ -70,3 +70,32 @@ describe('parseWorkflowTemplate errors', () => {
     assert.throws(() => parseWorkflowTemplate({ a: { inputs: {} } }, 'x', { requireImages: false }), /node "a" has no class_type/);
   });
 });
+
+describe('honoursNegativePrompt', () => {
+  const workflow = (cfg: unknown, negative: string | undefined) => ({
+    '1': { class_type: 'CLIPTextEncode', inputs: { text: '{{prompt}}' } },
+    '2': { class_type: 'CLIPTextEncode', inputs: { text: negative ?? 'fixed words' } },
+    '3': { class_type: 'EmptySD3LatentImage', inputs: { width: '{{width}}', height: '{{height}}' } },
+    '4': { class_type: 'KSampler', inputs: { seed: '{{seed}}', cfg } },
+  });
+  const honours = (cfg: unknown, negative?: string) =>
+    parseWorkflowTemplate(workflow(cfg, negative), 'inline', { requireImages: false }).honoursNegativePrompt;
+
+  it('needs both a {{negative_prompt}} input and guidance above 1 (ComfyUI skips the negative pass at CFG 1)', () => {
+    assert.equal(honours(2.5, '{{negative_prompt}}'), true);
+    assert.equal(honours(1, '{{negative_prompt}}'), false);
+    assert.equal(honours(4, undefined), false);
+    // A cfg fed by a link (another node's output) cannot be read: the binding decides.
+    assert.equal(honours(['9', 0], '{{negative_prompt}}, lowres'), true);
+  });
+
+  it('the bundled pairs: Qwen-Image (CFG 2.5) honours it, the 2.1 templates (CFG 1) do not', async () => {
+    const read = async (name: Parameters<typeof bundledWorkflowPath>[0], requireImages: boolean) =>
+      parseWorkflowTemplate(JSON.parse(await readFile(bundledWorkflowPath(name), 'utf8')), name, { requireImages }).honoursNegativePrompt;
+    assert.equal(await read('qwen-image-t2i.json', false), true);
+    assert.equal(await read('qwen-image-edit-2509.json', true), true);
+    assert.equal(await read('qwen-image-2.1-t2i.json', false), false);
+    assert.equal(await read('qwen-image-2.1-edit.json', true), false);
+    assert.equal(await read('qwen-image-2.1-turbo-t2i.json', false), false);
+  });
+});
