@@ -65,6 +65,9 @@ test('the page is served by the server itself, its form limits are the request s
   assert.ok((await fetch(`${server.url}/docs`).then((r) => r.text())).includes('href="/playground"'));
 
   assert.equal(await page.getByLabel('Prompt', { exact: true }).inputValue(), '');
+  for (const hidden of ['#panel-history', '#panel-watermark', '#preview', '#last-seed-row', '#result', '#snippets']) {
+    assert.equal(await page.locator(hidden).isVisible(), false, `${hidden} is hidden at first`);
+  }
   assert.equal(await page.locator('#prompt-count').textContent(), '0 / 2000 characters');
   await page.getByLabel('Prompt', { exact: true }).fill('a 🏠');
   assert.equal(await page.locator('#prompt-count').textContent(), '3 / 2000 characters', 'code points, as the server counts');
@@ -132,6 +135,8 @@ test('fill the form and generate: the queue, the steps and preview frames from t
   const img = page.locator('#result-images img').first();
   await img.waitFor();
   assert.equal(await img.evaluate((el: HTMLImageElement) => el.complete && el.naturalWidth), 512);
+  assert.equal(await page.locator('#preview').isVisible(), false, 'the preview gives way to the image');
+  assert.equal(await page.locator('#last-seed-row').isVisible(), true);
   assert.equal(await page.locator('#result-seed').textContent(), '42');
   assert.equal(await page.locator('#cost-after').textContent(), '91,000 credits ($0.0455)');
   assert.match((await page.locator('#result-timing').textContent())!, /from submit to done/);
@@ -281,6 +286,7 @@ test('the history lists the jobs, restores a job\'s settings into the form, and 
   await page.getByLabel('Lock the seed').uncheck();
   await page.getByLabel('enhance_prompt').check();
   await page.getByRole('tab', { name: 'History' }).click();
+  assert.equal(await page.locator('#panel-generate').isVisible(), false, 'one panel at a time');
   const entry = page.locator(`#history-list li[data-job-id="${made.seed7!.jobId}"]`);
   await entry.waitFor();
   assert.ok((await page.locator('#history-list li').count()) >= 5);

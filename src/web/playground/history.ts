@@ -60,9 +60,16 @@ export function createHistory(deps: { api: Api; restore: (s: Partial<Settings>, 
     const li = document.createElement('li');
     li.dataset.jobId = job.id;
     const first = job.result?.data?.[0];
-    const img = document.createElement('img');
-    img.alt = first ? `Result of job ${job.id}` : `No image (${job.status})`;
-    if (first?.url) img.src = first.url;
+    let img: HTMLElement;
+    if (first?.url) {
+      img = document.createElement('img');
+      (img as HTMLImageElement).src = first.url;
+      (img as HTMLImageElement).alt = `Result of job ${job.id}`;
+    } else {
+      img = document.createElement('div');
+      img.className = 'no-image';
+      img.textContent = job.status === 'succeeded' ? 'inline image' : `no image (${job.status})`;
+    }
     const text = document.createElement('div');
     const prompt = document.createElement('p');
     prompt.className = 'prompt';
