@@ -266,6 +266,15 @@ test('cancel stops a job that only ends when canceled', async () => {
   await page.locator('#preview:not([hidden])').waitFor();
   assert.equal(await page.locator('#progress').evaluate((el: HTMLProgressElement) => `${el.value}/${el.max}`), '10/20');
   await shot(page, '08-held-before-cancel');
+  // A second tab's job waits behind the held one (one job at a time here) and shows its place in the queue.
+  const second = await context.newPage();
+  await openPlayground(second, server.url);
+  await second.getByLabel('Prompt', { exact: true }).fill('a yellow sun over the sea');
+  await second.getByLabel('square (512×512)').check();
+  await second.getByRole('button', { name: 'Generate' }).click();
+  await second.locator('#status', { hasText: 'Queued: next in line.' }).waitFor();
+  await shot(second, '08b-queued-behind');
+  engine.state.mode = 'direct';
   await page.getByRole('button', { name: 'Cancel' }).click();
   await page.locator('body[data-last-status=canceled]').waitFor();
   assert.match((await page.locator('#status').textContent())!, /^Canceled: job job_[0-9a-f-]+ was stopped/);
@@ -276,6 +285,9 @@ test('cancel stops a job that only ends when canceled', async () => {
   assert.ok(await page.getByRole('button', { name: 'Generate' }).isEnabled());
   assert.ok(await page.getByRole('button', { name: 'Cancel' }).isDisabled());
   await shot(page, '09-canceled');
+  // The queued job runs once the held one is gone.
+  await second.locator('body[data-last-status=succeeded]').waitFor();
+  await second.close();
   engine.state.mode = 'direct';
 });
 

@@ -211,8 +211,13 @@ export function createGenerationForm(config: PlaygroundConfig, refs: ReferenceLi
 
   seed.min = String(limits.seed.min);
   seed.max = String(limits.seed.max);
+  const seedHint = () =>
+    ($('seed-hint').textContent = seedLock.checked
+      ? 'Locked: the same seed, prompt and settings draw the same image again.'
+      : 'Unlocked: the server picks a random seed and the page shows it afterwards.');
   seedLock.addEventListener('change', () => {
     seed.disabled = !seedLock.checked;
+    seedHint();
     if (seedLock.checked && seed.value === '') seed.value = String(Math.floor(Math.random() * 1_000_000));
     changed();
   });
@@ -220,6 +225,7 @@ export function createGenerationForm(config: PlaygroundConfig, refs: ReferenceLi
     seedLock.checked = true;
     seed.disabled = false;
     seed.value = $('last-seed').textContent ?? '';
+    seedHint();
     seed.focus();
     changed();
   });
@@ -277,6 +283,7 @@ export function createGenerationForm(config: PlaygroundConfig, refs: ReferenceLi
       if (s.seedLocked !== undefined) {
         seedLock.checked = s.seedLocked;
         seed.disabled = !s.seedLocked;
+        seedHint();
       }
       if (s.seed !== undefined) seed.value = s.seed === null ? '' : String(s.seed);
       if (s.enhancePrompt !== undefined) enhance.checked = s.enhancePrompt;
