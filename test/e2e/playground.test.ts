@@ -214,6 +214,19 @@ test('a reference image uploaded from a file is sent as a data: URI and produces
   await shot(page, '05-references');
   await page.getByRole('button', { name: 'Remove reference image 1' }).click();
   assert.deepEqual(await page.locator('#refs-list .hint').allTextContents(), ['1. house.png']);
+  // Drag and drop, and paste: the events a browser fires, carrying a file.
+  const b64 = fs.readFileSync(other).toString('base64');
+  const withFile = (name: string) => `(() => { const bytes = Uint8Array.from(atob('${b64}'), (c) => c.charCodeAt(0));
+    const dt = new DataTransfer(); dt.items.add(new File([bytes], '${name}', { type: 'image/png' })); return dt; })()`;
+  await page.evaluate(`document.getElementById('refs-drop').dispatchEvent(new DragEvent('drop', { bubbles: true, cancelable: true, dataTransfer: ${withFile('dropped.png')} }))`);
+  await page.evaluate(`document.body.dispatchEvent(new ClipboardEvent('paste', { bubbles: true, cancelable: true, clipboardData: ${withFile('pasted.png')} }))`);
+  await page.locator('#refs-list li').nth(2).waitFor();
+  assert.deepEqual(await page.locator('#refs-list .hint').allTextContents(), ['1. house.png', '2. dropped.png', '3. pasted.png']);
+  await page.evaluate(`document.body.dispatchEvent(new ClipboardEvent('paste', { bubbles: true, cancelable: true, clipboardData: ${withFile('fourth.png')} }))`);
+  await page.locator('#err-image_urls', { hasText: 'at most 3' }).waitFor();
+  await page.getByRole('button', { name: 'Remove reference image 2' }).click();
+  await page.getByRole('button', { name: 'Remove reference image 2' }).click();
+  assert.deepEqual(await page.locator('#refs-list .hint').allTextContents(), ['1. house.png']);
 
   const edit = await generateOnPage(page);
   assert.equal(edit.status, 'succeeded');
