@@ -295,6 +295,7 @@ test('cancel stops a job that only ends when canceled', async () => {
   const job = await server.get(`/v1/jobs/${jobId}`);
   assert.equal(job.json.status, 'canceled');
   assert.equal(engine.state.aborted, abortedBefore + 1, "the engine's run was aborted");
+  assert.equal(await page.locator('#preview').isVisible(), false, 'the canceled job leaves no picture behind');
   assert.ok(await page.getByRole('button', { name: 'Generate' }).isEnabled());
   assert.ok(await page.getByRole('button', { name: 'Cancel' }).isDisabled());
   await shot(page, '09-canceled');

@@ -140,8 +140,9 @@ export function createGenerator(deps: {
     jobId = null;
     setBusy(false);
     progress.hidden = true;
+    // A canceled or failed job's last frame is not a result: it goes too.
+    preview.hidden = true;
     if (job.status === 'succeeded') {
-      preview.hidden = true;
       status.textContent = `Done: job ${job.id}.`;
       showResult(job);
     } else if (job.status === 'canceled') {
