@@ -211,6 +211,7 @@ export async function startServer(config: Config, options: StartOptions = {}): P
     limiter,
     defaultLimits: config.keys.defaultLimits,
     maxImageBytes: config.image.maxBytes,
+    playground: { pricesUsd: config.pricesUsd, creditsPerUsd: CREDITS_PER_USD, maxImagesPerRequest: config.maxImagesPerRequest },
     watermark: {
       watermarker,
       fetcher,

@@ -30,6 +30,7 @@ import type { KeyLimiter } from '../limits/ports.ts';
 import type { KeyLimits } from '../domain/key-limits.ts';
 import { registerMetricsHttp, type MetricsHttpOptions } from '../observability/metrics-http.ts';
 import { registerVerifyRoutes, type VerifyRouteDeps } from './routes/verify.ts';
+import { registerPlaygroundRoutes, type PlaygroundRouteDeps } from './routes/playground.ts';
 
 export interface AppDeps {
   logger: Logger;
@@ -59,6 +60,8 @@ export interface AppDeps {
   maxImageBytes: number;
   /** POST /v1/images/verify (C2PA manifest + watermark + trace); null: not served. */
   verify: Omit<VerifyRouteDeps, 'authenticate'> | null;
+  /** GET /playground: prices, credits per USD and the largest n the page shows. */
+  playground: PlaygroundRouteDeps;
 }
 
 /** A caller-supplied x-request-id is kept when it is short and plain; otherwise we make one. */
@@ -144,6 +147,7 @@ export async function buildApp(deps: AppDeps): Promise<FastifyInstance> {
   registerFileRoutes(app, { blobs: deps.blobs });
   registerHealthRoutes(app, { isReady: deps.isReady, isDraining: () => draining });
   registerDocsRoutes(app, { openapi: deps.openapi });
+  registerPlaygroundRoutes(app, deps.playground);
   if (deps.watermark) await registerWatermarkRoutes(app, { authenticate, ...deps.watermark });
   if (deps.verify) await registerVerifyRoutes(app, { authenticate, ...deps.verify });
   return app;

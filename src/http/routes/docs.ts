@@ -6,7 +6,7 @@ const PAGE = `<!doctype html>
 <style>body{font:15px/1.5 system-ui,sans-serif;max-width:60rem;margin:2rem auto;padding:0 1rem}
 table{border-collapse:collapse;width:100%}td,th{border:1px solid #ccc;padding:.3rem .5rem;vertical-align:top;text-align:left}
 code{background:#f3f3f3;padding:0 .2rem}</style></head>
-<body><h1 id="title">API</h1><p id="desc"></p><h2>Endpoints</h2><ul id="paths"></ul>
+<body><h1 id="title">API</h1><p id="desc"></p><p><a href="/playground">Try it in the playground</a>: every field, live progress, history.</p><h2>Endpoints</h2><ul id="paths"></ul>
 <h2>POST /v1/images/generations — request fields (JSON)</h2><table id="fields"><thead><tr><th>field</th><th>type and rules</th><th>default</th><th>description</th></tr></thead><tbody></tbody></table>
 <h2>POST /v1/images/edits — request fields (multipart/form-data)</h2><p id="edit-desc"></p><table id="edit-fields"><thead><tr><th>field</th><th>type and rules</th><th>default</th><th>description</th></tr></thead><tbody></tbody></table>
 <p>Errors: <code>{"error": {"message", "type", "param", "code"}}</code>. Machine-readable document: <a href="/openapi.json">/openapi.json</a>.</p>
