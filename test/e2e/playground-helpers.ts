@@ -68,6 +68,7 @@ export function pacedEngine() {
     description: engine.description,
     load: () => engine.load(),
     health: () => engine.health(),
+    capabilities: () => engine.capabilities(),
     close: () => engine.close(),
     async generate(request, signal, onProgress) {
       const mode = state.mode;
