@@ -185,7 +185,7 @@ export interface BlobStore {
   get(key: string): Promise<BlobObject | null>;
   /** Removes the blob; no error when it is already gone. */
   delete(key: string): Promise<void>;
-  /** Every key under a prefix (e.g. `generations/`), for the orphan sweep at start. */
+  /** Every key under a folder-like prefix ending in `/` (e.g. `generations/`), for the orphan sweep at start. */
   list(prefix: string): Promise<string[]>;
   /**
    * The URL a client downloads the blob from: `<publicBaseUrl>/files/<key>` (served by this server), or a

@@ -97,3 +97,14 @@ describe('s3 blob store: the bucket itself', () => {
     await store.close();
   });
 });
+
+describe('s3 blob store: a missing bucket', () => {
+  it('is an error for reads and deletes, not a missing key (a 404 of the files route would hide the misconfiguration)', async () => {
+    const store = storeOver({ bucket: 'no-such-bucket' });
+    const isNoBucket = (err: unknown) => isApiError(err) && err.code === 'blob_store_unavailable' && /NoSuchBucket/.test(err.message);
+    await assert.rejects(store.get('generations/a.png'), isNoBucket);
+    await assert.rejects(store.delete('generations/a.png'), isNoBucket);
+    await assert.rejects(store.put('generations/a.png', Buffer.from('x'), 'image/png'), isNoBucket);
+    await store.close();
+  });
+});

@@ -49,9 +49,10 @@ const CACHE_CONTROL = 'public, max-age=31536000, immutable';
 /** Seconds a client waits before retrying when the bucket did not answer (the SDK already retried 3 times). */
 const RETRY_AFTER_S = 5;
 
-function isNotFound(err: unknown): boolean {
+/** The key is not in the bucket (GetObject: NoSuchKey; HEAD answers carry no body, so only the status). A missing bucket is not that. */
+function isMissingKey(err: unknown): boolean {
   const e = err as { name?: string; $metadata?: { httpStatusCode?: number } };
-  return e?.name === 'NoSuchKey' || e?.name === 'NotFound' || e?.$metadata?.httpStatusCode === 404;
+  return e?.name === 'NoSuchKey' || (e?.$metadata?.httpStatusCode === 404 && e?.name !== 'NoSuchBucket');
 }
 
 export function createS3BlobStore(options: S3BlobStoreOptions): S3BlobStore {
@@ -97,7 +98,7 @@ export function createS3BlobStore(options: S3BlobStoreOptions): S3BlobStore {
         if (!stream) throw new Error('GetObject answered without a body');
         return { stream, contentType: res.ContentType ?? 'application/octet-stream', ...(res.ContentLength !== undefined ? { sizeBytes: res.ContentLength } : {}) };
       } catch (err) {
-        if (isNotFound(err)) return null;
+        if (isMissingKey(err)) return null;
         throw unavailable('GetObject', err);
       }
     },
@@ -107,7 +108,7 @@ export function createS3BlobStore(options: S3BlobStoreOptions): S3BlobStore {
         // S3 answers 204 for a key that is not there: deleting twice is not an error.
         await client.send(new DeleteObjectCommand({ Bucket: bucket, Key: objectKey(key) }));
       } catch (err) {
-        if (isNotFound(err)) return;
+        if (isMissingKey(err)) return;
         throw unavailable('DeleteObject', err);
       }
     },
