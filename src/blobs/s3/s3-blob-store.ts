@@ -64,9 +64,9 @@ export function createS3BlobStore(options: S3BlobStoreOptions): S3BlobStore {
     ...(options.endpoint ? { endpoint: options.endpoint } : {}),
     forcePathStyle: options.forcePathStyle,
     ...(options.credentials ? { credentials: options.credentials } : {}),
-    // Since 3.729 the SDK adds CRC32 checksums to every upload by default; many S3-compatible servers
-    // refuse or mis-sign them (the default came with aws-sdk-js-v3 PR #6750; see MinIO issue #20845). A custom endpoint gets checksums only
-    // where the operation requires one; AWS itself keeps the SDK's default.
+    // The SDK adds CRC32 checksums to every upload by default (since aws-sdk-js-v3 PR #6750, early 2025), which
+    // several S3-compatible servers refuse (e.g. MinIO issue #20845). A custom endpoint gets checksums only where
+    // the operation requires one; AWS itself keeps the SDK's default.
     ...(options.endpoint ? { requestChecksumCalculation: 'WHEN_REQUIRED' as const, responseChecksumValidation: 'WHEN_REQUIRED' as const } : {}),
   });
   const keyPrefix = options.prefix === '' ? '' : `${options.prefix}/`;
