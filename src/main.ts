@@ -20,7 +20,7 @@ import { createSqliteLimitUsage } from './store/sqlite/limit-usage.ts';
 import { createKeyLimiter } from './limits/key-limiter.ts';
 import { effectiveLimits } from './domain/key-limits.ts';
 import { createSqlitePromptCache } from './store/sqlite/prompt-cache.ts';
-import { createFsBlobStore } from './blobs/fs/fs-blob-store.ts';
+import { createBlobStore } from './blobs/create-blob-store.ts';
 import { createRunGeneration } from './pipeline/run-generation.ts';
 import { createSubmitGeneration } from './pipeline/submit-generation.ts';
 import { createSqliteJobStore } from './jobs/sqlite/job-store.ts';
@@ -76,7 +76,7 @@ export async function startServer(config: Config, options: StartOptions = {}): P
   const keys = createSqliteKeyStore(db, { hashKey: loadKeyHashSecret(config.keys.hashSecret, config.dataDir) });
   keys.syncEnvKeys(config.apiKeys, config.keys.adminApiKeys);
   const usage = createSqliteUsageStore(db);
-  const blobs = createFsBlobStore(path.join(config.dataDir, 'images'));
+  const blobs = createBlobStore(config.blobs, { dataDir: config.dataDir });
   const fetcher = createImageFetcher(config.image);
   const metrics = createMetrics();
 
@@ -279,6 +279,7 @@ export async function startServer(config: Config, options: StartOptions = {}): P
         await webhooks.close();
         await Promise.all([...models.values()].map((engine) => engine.close().catch((err: Error) => logger.warn({ err }, 'engine close failed'))));
         await fetcher.close();
+        await blobs.close();
         db.close();
       })();
       return closing;

@@ -46,6 +46,8 @@ export interface Config {
   keys: KeysConfig;
   metrics: MetricsConfig;
   c2pa: C2paConfig;
+  /** BLOB_STORE and its S3 settings (see the blob store block below). */
+  blobs: BlobsConfig;
 }
 
 export interface MetricsConfig {
@@ -190,6 +192,78 @@ function readC2paConfig(env: Env, cwd: string): C2paConfig {
   };
 }
 
+// ---------------------------------------------------------------- blob store (BLOB_STORE, S3_*, BLOB_URLS; docs/blobs.md)
+/** Where generated images and stored references live, and which URL a client is given for an image. */
+export type BlobsConfig =
+  | {
+      kind: 'fs';
+      /** Absolute folder from BLOB_STORE=file:///...; undefined → DATA_DIR/images. */
+      root: string | undefined;
+      urls: 'proxy';
+    }
+  | {
+      kind: 's3';
+      bucket: string;
+      /** Key prefix inside the bucket, without leading or trailing slashes; '' for the bucket's root. */
+      prefix: string;
+      /** S3_ENDPOINT (MinIO, R2, s3rver); undefined → AWS's own endpoint for the region. */
+      endpoint: string | undefined;
+      region: string;
+      /** `bucket` in the path rather than the host name: on by default with S3_ENDPOINT (S3_FORCE_PATH_STYLE). */
+      forcePathStyle: boolean;
+      /** proxy: the server's own /files/... URL, streamed from the bucket; presigned: a GET URL of the bucket itself. */
+      urls: 'proxy' | 'presigned';
+      /** Lifetime of a presigned URL in seconds (BLOB_PRESIGN_TTL_S). */
+      presignTtlS: number;
+    };
+
+/** SigV4 presigned URLs live at most 7 days (X-Amz-Expires ≤ 604800, AWS S3 API reference, "Authenticating Requests: Using Query Parameters"). */
+export const MAX_PRESIGN_TTL_S = 7 * 86_400;
+/** S3 bucket naming rules, simplified: 3–63 lowercase letters, digits, dots and hyphens, starting and ending alphanumeric. */
+const BUCKET_NAME = /^[a-z0-9][a-z0-9.-]{1,61}[a-z0-9]$/;
+
+function readBlobsConfig(env: Env): BlobsConfig {
+  const raw = env.BLOB_STORE?.trim() ?? '';
+  const urls = env.BLOB_URLS?.trim() || 'proxy';
+  if (urls !== 'proxy' && urls !== 'presigned') throw new ConfigError(`BLOB_URLS must be proxy or presigned, got "${urls}"`);
+  if (raw === '' || raw.startsWith('file:')) {
+    let root: string | undefined;
+    if (raw !== '') {
+      const url = URL.canParse(raw) ? new URL(raw) : null;
+      if (!url || url.host !== '' || url.pathname === '/' || url.search || url.hash) {
+        throw new ConfigError(`BLOB_STORE=file:// needs an absolute folder like file:///var/lib/qwen-images, got "${raw}"`);
+      }
+      root = decodeURIComponent(url.pathname).replace(/\/+$/, '');
+    }
+    if (urls === 'presigned') throw new ConfigError('BLOB_URLS=presigned needs an S3 BLOB_STORE (s3://bucket/prefix): a folder has nothing to presign');
+    return { kind: 'fs', root, urls: 'proxy' };
+  }
+  const m = /^s3:\/\/([^/]+)(?:\/(.*))?$/.exec(raw);
+  if (!m) throw new ConfigError(`BLOB_STORE must be s3://bucket/prefix or file:///absolute/folder, got "${raw}"`);
+  const bucket = m[1]!;
+  if (!BUCKET_NAME.test(bucket)) throw new ConfigError(`BLOB_STORE bucket "${bucket}" is not a valid S3 bucket name (3-63 lowercase letters, digits, dots, hyphens)`);
+  const prefix = (m[2] ?? '').replace(/^\/+|\/+$/g, '');
+  // The same rule as a blob key's (blobs/blob-key.ts): plain segments, so prefix + key is one unambiguous path.
+  if (prefix !== '' && (!/^[A-Za-z0-9][A-Za-z0-9._-]*(\/[A-Za-z0-9][A-Za-z0-9._-]*)*$/.test(prefix) || prefix.includes('..'))) {
+    throw new ConfigError(`BLOB_STORE prefix "${prefix}" must be segments of letters, digits, ".", "_", "-" (each starting with a letter or digit, no "..") separated by "/"`);
+  }
+  const endpoint = env.S3_ENDPOINT?.trim() || undefined;
+  if (endpoint !== undefined && !/^https?:\/\/[^/]/.test(endpoint)) throw new ConfigError(`S3_ENDPOINT must start with http:// or https://, got "${endpoint}"`);
+  const region = env.S3_REGION?.trim() || 'us-east-1';
+  if (!/^[a-z0-9-]+$/.test(region)) throw new ConfigError(`S3_REGION must be a region name like us-east-1 (R2: auto), got "${region}"`);
+  return {
+    kind: 's3',
+    bucket,
+    prefix,
+    endpoint: endpoint?.replace(/\/+$/, ''),
+    region,
+    forcePathStyle: boolSetting(env, 'S3_FORCE_PATH_STYLE', endpoint !== undefined),
+    urls,
+    presignTtlS: intSetting(env, 'BLOB_PRESIGN_TTL_S', 3600, 1, MAX_PRESIGN_TTL_S),
+  };
+}
+// ---------------------------------------------------------------- end of the blob store block
+
 export function readConfig(env: Env, cwd: string = process.cwd()): Config {
   const port = intSetting(env, 'PORT', 8080, 0, 65535);
   const host = env.HOST || '127.0.0.1';
@@ -264,5 +338,6 @@ export function readConfig(env: Env, cwd: string = process.cwd()): Config {
       host: env.METRICS_HOST || '127.0.0.1',
     },
     c2pa: readC2paConfig(env, cwd),
+    blobs: readBlobsConfig(env),
   };
 }

@@ -52,6 +52,7 @@ export const ERROR_CATALOGUE = {
   job_interrupted: { status: 503, type: 'service_unavailable' },
   uri_too_long: { status: 414, type: 'invalid_request_error' },
   insufficient_storage: { status: 507, type: 'server_error' },
+  blob_store_unavailable: { status: 503, type: 'service_unavailable' },
   internal_error: { status: 500, type: 'server_error' },
 } as const satisfies Record<string, CatalogueEntry>;
 

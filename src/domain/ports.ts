@@ -2,6 +2,7 @@
  * Interfaces the pipeline talks to. Implementations live in their own rooms (images/, prompt/, store/,
  * blobs/, engines/) and are wired together in main.ts.
  */
+import type { Readable } from 'node:stream';
 import type { RawImage } from './types.ts';
 import type { WebhookEvent } from './jobs.ts';
 import type { KeyLimitSettings, KeyRole } from './key-limits.ts';
@@ -169,12 +170,26 @@ export interface KeyStore {
 }
 
 // ---------------------------------------------------------------- generated images
+/** A stored blob, opened for reading: the caller consumes or destroys `stream`. */
+export interface BlobObject {
+  stream: Readable;
+  /** The type given to `put` (the S3 store keeps it with the object; the filesystem store derives it from the key's extension). */
+  contentType: string;
+  /** Length in bytes, when the store knows it before the body is read (both stores do). */
+  sizeBytes?: number;
+}
+
 export interface BlobStore {
   put(key: string, data: Buffer, contentType: string): Promise<void>;
-  /** null when missing */
-  get(key: string): Promise<{ data: Buffer; contentType: string } | null>;
+  /** null when missing (and for a key no blob can have, such as one with `..`). */
+  get(key: string): Promise<BlobObject | null>;
   /** Removes the blob; no error when it is already gone. */
   delete(key: string): Promise<void>;
-  /** Every key under a prefix (e.g. `generations/`), for the orphan sweep at start. */
+  /** Every key under a folder-like prefix ending in `/` (e.g. `generations/`), for the orphan sweep at start. */
   list(prefix: string): Promise<string[]>;
+  /**
+   * The URL a client downloads the blob from: `<publicBaseUrl>/files/<key>` (served by this server), or a
+   * presigned GET URL of the bucket that expires (BLOB_URLS=presigned).
+   */
+  urlFor(key: string, publicBaseUrl: string): Promise<string>;
 }

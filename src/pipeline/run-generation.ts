@@ -12,6 +12,7 @@ import type { Engine, EngineProgress, RawImage } from '../domain/types.ts';
 import type { EnhanceResult } from '../domain/ports.ts';
 import { encodeOutput } from '../images/encode-output.ts';
 import { decodeReference } from './reference-blobs.ts';
+import { getBlobBuffer } from '../blobs/get-blob-buffer.ts';
 import type { ContentCredentialsSigner, SignableMimeType } from '../provenance/index.ts';
 
 export interface RunGenerationDeps {
@@ -25,7 +26,7 @@ export interface RunGenerationDeps {
   contentCredentials?: ContentCredentialsSigner | null;
   pricesUsd: Record<string, number>;
   creditsPerUsd: number;
-  /** Base of returned image URLs (known once the server listens). */
+  /** Base of returned image URLs (known once the server listens); the blob store's urlFor builds on it. */
   publicUrl: () => string;
   software: string;
   now?: () => number;
@@ -91,9 +92,9 @@ export function createRunGeneration(deps: RunGenerationDeps) {
     let t = performance.now();
     const references = await Promise.all(
       params.referenceKeys.map(async (key) => {
-        const blob = await deps.blobs.get(key);
+        const blob = await getBlobBuffer(deps.blobs, key);
         if (!blob) throw new ApiError('internal_error', `the job's stored reference image ${key} is missing`);
-        return decodeReference(blob.data);
+        return decodeReference(blob);
       }),
     );
     mark('inputs_ms', t);
@@ -214,7 +215,7 @@ export function createRunGeneration(deps: RunGenerationDeps) {
       const key = `generations/${createdMs}-${crypto.randomUUID()}.${file.extension}`;
       await deps.blobs.put(key, file.data, file.contentType);
       outputKeys.push(key);
-      item = { url: `${deps.publicUrl()}/files/${key}`, seed, revised_prompt: drawnPrompt };
+      item = { url: await deps.blobs.urlFor(key, deps.publicUrl()), seed, revised_prompt: drawnPrompt };
     } else {
       item = { b64_json: file.data.toString('base64'), seed, revised_prompt: drawnPrompt };
     }

@@ -174,7 +174,10 @@ describe('metrics on the API port, behind METRICS_TOKEN', () => {
   test('labels are route patterns and configured names: no job id, request id, file name or unknown URL', async () => {
     const job = (await server.post('/v1/images/generations', { ...body, response_format: 'url' }, { 'x-request-id': 'req-metrics-label-check' })).json;
     const fileUrl = new URL(job.data[0].url);
-    assert.equal((await fetch(fileUrl)).status, 200);
+    const download = await fetch(fileUrl);
+    assert.equal(download.status, 200);
+    // Read to the end: a streamed download is counted when its response finishes.
+    await download.arrayBuffer();
     const listed = (await server.get('/v1/jobs?limit=1')).json.data[0];
     assert.equal((await server.get(`/v1/jobs/${listed.id}`)).status, 200);
     const stray = `/v1/no-such-${crypto.randomUUID()}`;
