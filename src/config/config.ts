@@ -48,6 +48,8 @@ export interface Config {
   c2pa: C2paConfig;
   /** BLOB_STORE and its S3 settings (see the blob store block below). */
   blobs: BlobsConfig;
+  // ---- Redis (issue 14: jobs, events, backend slots and rate windows shared across processes)
+  redis: RedisConfig;
 }
 
 export interface MetricsConfig {
@@ -106,6 +108,31 @@ export interface EnhancerConfig {
   apiKey: string | undefined;
   timeoutMs: number;
 }
+
+// ---------------------------------------------------------------- Redis (issue 14)
+/**
+ * REDIS_URL switches the job queue to BullMQ and puts job events, backend concurrency slots and the
+ * per-minute request windows in Redis (docs/redis.md). Unset: everything stays in this process.
+ */
+export interface RedisConfig {
+  /** redis://[user[:password]@]host[:port][/db] or rediss:// (TLS); absent: no Redis. */
+  url?: string;
+  /** Prefix of every key and channel, so deployments can share one Redis (REDIS_PREFIX, default `qis`). */
+  prefix: string;
+}
+
+function readRedisConfig(env: Env): RedisConfig {
+  const url = env.REDIS_URL?.trim() || undefined;
+  if (url !== undefined && !/^rediss?:\/\/[^/]/.test(url)) {
+    throw new ConfigError(`REDIS_URL must start with redis:// or rediss:// followed by a host, got "${url.replace(/\/\/[^@/]*@/, '//***@')}"`);
+  }
+  const prefix = env.REDIS_PREFIX?.trim() || 'qis';
+  if (!/^[A-Za-z0-9._:-]{1,64}$/.test(prefix)) {
+    throw new ConfigError(`REDIS_PREFIX must be 1 to 64 letters, digits or . _ : -, got "${prefix}"`);
+  }
+  return { ...(url === undefined ? {} : { url }), prefix };
+}
+// ---------------------------------------------------------------- end of Redis
 
 /** Default price of `alibaba/qwen-image-2-0` per image, from the seed's example response. */
 export const DEFAULT_PRICE_USD = 0.0455;
@@ -339,5 +366,6 @@ export function readConfig(env: Env, cwd: string = process.cwd()): Config {
     },
     c2pa: readC2paConfig(env, cwd),
     blobs: readBlobsConfig(env),
+    redis: readRedisConfig(env),
   };
 }

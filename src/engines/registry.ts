@@ -15,6 +15,7 @@ import { ComfyuiEngine } from './comfyui/comfyui-engine.ts';
 import { DashscopeEngine } from './dashscope/dashscope-engine.ts';
 import { OpenaiEngine } from './openai/openai-engine.ts';
 import { silentLogger, type EngineLogger } from './router/kit/logger.ts';
+import type { BackendSlots } from './router/backend-slots.ts';
 import { RouterEngine, type RouterBackendSpec } from './router/router-engine.ts';
 
 export interface BuiltinEngineContext {
@@ -33,6 +34,8 @@ export interface BuildModelEnginesOptions {
   env?: Readonly<Record<string, string | undefined>>;
   /** [0, 1) source for weighted choice among equal-priority backends. */
   random?: () => number;
+  /** Backend concurrency slots shared by every router (and, in Redis, every worker process); absent: each router counts its own. */
+  slots?: BackendSlots;
 }
 
 interface FactoryContext {
@@ -104,6 +107,7 @@ export function buildModelEngines(options: BuildModelEnginesOptions): Map<string
         overloadRetry: { ...BACKEND_DEFAULTS.overloadRetry, ...config.overloadRetry },
         logger,
         random: options.random,
+        slots: options.slots,
       }),
     );
   }

@@ -124,6 +124,13 @@ export interface JobQueue {
   list(model: string): Promise<string[]>;
   depth(model: string): Promise<number>;
   has(jobId: string): Promise<boolean>;
+  /**
+   * Calls `listener` when a job may have become claimable without this process doing anything: another
+   * process enqueued one, or a stopped worker's job came back (BullMQ: the queue's `waiting` event).
+   * A hint only (it may fire for jobs another worker takes first); returns the unsubscribe function.
+   * Absent: the queue cannot tell, and the runner looks again on a timer.
+   */
+  onAvailable?(listener: () => void): () => void;
 }
 
 // ---------------------------------------------------------------- live events

@@ -1,17 +1,20 @@
 /**
- * The in-process KeyLimiter. Requests per minute: a sliding log in memory (sliding-window.ts). Concurrency and
+ * The KeyLimiter. Requests per minute: a sliding log behind the RequestWindow port (request-window.ts: in
+ * memory by default; redis-request-window.ts shares it between API processes). Concurrency and
  * budgets: counted from the database (jobs queued or running; credits in the ledger since the start of the UTC
  * day / month) plus what this process has admitted but not yet written as a job. The prices of queued and running
  * jobs count against the budgets too, so a burst of async submits cannot overspend before any of them is charged.
  *
  * Admits of one key run one at a time (a promise chain per key), so two concurrent requests cannot both take the
- * last slot or the last credits. Across processes the database counts agree, but the per-minute log and the
- * admitted-not-yet-written holds are per process: that is what a Redis implementation of the port adds.
+ * last slot or the last credits. Across processes the database counts agree and the window can be in Redis, but
+ * the admitted-not-yet-written holds and the one-at-a-time chain stay per process: two processes admitting the
+ * same key at the same instant can each pass the concurrency and budget checks for the last slot or credits
+ * (at most one extra job per process, for the moment between admit and the job's row being written).
  */
 import { ApiError } from '../domain/errors.ts';
 import type { KeyLimits } from '../domain/key-limits.ts';
 import type { AdmitRequest, CreditPeriodStatus, KeyLimiter, KeyLimitStatus, LimitHold, LimitUsageSource } from './ports.ts';
-import { createSlidingWindow } from './sliding-window.ts';
+import { createMemoryRequestWindow, type RequestWindow, type WindowTake } from './request-window.ts';
 import { utcDayStart, utcMonthStart, utcNextDayStart, utcNextMonthStart } from './utc-periods.ts';
 
 export interface KeyLimiterDeps {
@@ -24,8 +27,10 @@ export interface KeyLimiterDeps {
   jobRetryAfterS(model: string): Promise<number>;
   /** The clock of the per-minute window and of the budget periods; tests inject one. */
   now?: () => number;
-  /** The "minute", ms. */
+  /** The "minute", ms (of the default in-memory window). */
   windowMs?: number;
+  /** Where the per-minute log lives; absent: in this process's memory. */
+  window?: RequestWindow;
 }
 
 const round6 = (n: number) => Math.round(n * 1e6) / 1e6;
@@ -38,7 +43,7 @@ interface Pending {
 export function createKeyLimiter(deps: KeyLimiterDeps): KeyLimiter {
   const now = deps.now ?? Date.now;
   const windowMs = deps.windowMs ?? 60_000;
-  const window = createSlidingWindow(windowMs);
+  const window = deps.window ?? createMemoryRequestWindow(windowMs);
   const pending = new Map<string, Pending>();
   const chains = new Map<string, Promise<void>>();
 
@@ -95,43 +100,56 @@ export function createKeyLimiter(deps: KeyLimiterDeps): KeyLimiter {
     };
   }
 
+  /** The concurrency and budget checks of admit; holds the job's price and slot when they pass. */
+  async function admitWithinBudgets(keyId: string, model: string, limits: KeyLimits, nowMs: number): Promise<LimitHold> {
+    const price = round6(deps.priceCredits(model));
+    const daily = limits.daily_credits;
+    const monthly = limits.monthly_credits;
+    const maxJobs = limits.max_concurrent_jobs;
+    if (maxJobs !== null || daily !== null || monthly !== null) {
+      const flight = await inFlight(keyId);
+      if (maxJobs !== null && flight.jobs >= maxJobs) {
+        throw new ApiError(
+          'too_many_concurrent_jobs',
+          `key ${keyId} is limited to ${maxJobs} concurrent jobs and has ${flight.jobs} queued or running; retry when one of them ends`,
+          { retryAfterS: await deps.jobRetryAfterS(model) },
+        );
+      }
+      if (daily !== null) {
+        const state = await period(keyId, daily, utcDayStart(nowMs), utcNextDayStart(nowMs), flight.heldCredits);
+        if (state.used + state.held + price > daily) throw budgetError(keyId, 'daily', daily, state, price, nowMs);
+      }
+      if (monthly !== null) {
+        const state = await period(keyId, monthly, utcMonthStart(nowMs), utcNextMonthStart(nowMs), flight.heldCredits);
+        if (state.used + state.held + price > monthly) throw budgetError(keyId, 'monthly', monthly, state, price, nowMs);
+      }
+    }
+    return hold(keyId, price);
+  }
+
   return {
     admit({ keyId, model }: AdmitRequest) {
       return oneAtATime(keyId, async () => {
         const limits = await deps.limitsOf(keyId);
         const nowMs = now();
         const rpm = limits.requests_per_minute;
+        // Checked and recorded in one step (atomic across processes sharing the window); given back below when a later check refuses.
+        let place: Extract<WindowTake, { admitted: true }> | undefined;
         if (rpm !== null) {
-          const waitMs = window.waitMs(keyId, rpm, nowMs);
-          if (waitMs > 0) {
-            const retryAfterS = Math.max(1, Math.ceil(waitMs / 1000));
+          const taken = await window.take(keyId, rpm, nowMs);
+          if (!taken.admitted) {
+            const retryAfterS = Math.max(1, Math.ceil(taken.waitMs / 1000));
             throw new ApiError('rate_limited', `key ${keyId} is limited to ${rpm} requests per minute; retry in ${retryAfterS} s`, { retryAfterS });
           }
+          place = taken;
         }
-        const price = round6(deps.priceCredits(model));
-        const daily = limits.daily_credits;
-        const monthly = limits.monthly_credits;
-        const maxJobs = limits.max_concurrent_jobs;
-        if (maxJobs !== null || daily !== null || monthly !== null) {
-          const flight = await inFlight(keyId);
-          if (maxJobs !== null && flight.jobs >= maxJobs) {
-            throw new ApiError(
-              'too_many_concurrent_jobs',
-              `key ${keyId} is limited to ${maxJobs} concurrent jobs and has ${flight.jobs} queued or running; retry when one of them ends`,
-              { retryAfterS: await deps.jobRetryAfterS(model) },
-            );
-          }
-          if (daily !== null) {
-            const state = await period(keyId, daily, utcDayStart(nowMs), utcNextDayStart(nowMs), flight.heldCredits);
-            if (state.used + state.held + price > daily) throw budgetError(keyId, 'daily', daily, state, price, nowMs);
-          }
-          if (monthly !== null) {
-            const state = await period(keyId, monthly, utcMonthStart(nowMs), utcNextMonthStart(nowMs), flight.heldCredits);
-            if (state.used + state.held + price > monthly) throw budgetError(keyId, 'monthly', monthly, state, price, nowMs);
-          }
+        try {
+          return await admitWithinBudgets(keyId, model, limits, nowMs);
+        } catch (err) {
+          // A request refused by a later check is not charged to the window.
+          await place?.undo();
+          throw err;
         }
-        if (rpm !== null) window.record(keyId, rpm, nowMs);
-        return hold(keyId, price);
       });
     },
 
@@ -139,11 +157,11 @@ export function createKeyLimiter(deps: KeyLimiterDeps): KeyLimiter {
       const limits = await deps.limitsOf(keyId);
       const nowMs = now();
       const rpm = limits.requests_per_minute;
-      const used = window.count(keyId, nowMs);
+      const used = await window.count(keyId, nowMs);
       const flight = await inFlight(keyId);
       return {
         limits,
-        requestsPerMinute: { used, remaining: rpm === null ? null : Math.max(0, rpm - used), resetInS: Math.ceil(window.resetInMs(keyId, nowMs) / 1000) },
+        requestsPerMinute: { used, remaining: rpm === null ? null : Math.max(0, rpm - used), resetInS: Math.ceil((await window.resetInMs(keyId, nowMs)) / 1000) },
         concurrentJobs: { inUse: flight.jobs, remaining: limits.max_concurrent_jobs === null ? null : Math.max(0, limits.max_concurrent_jobs - flight.jobs) },
         dailyCredits: await period(keyId, limits.daily_credits, utcDayStart(nowMs), utcNextDayStart(nowMs), flight.heldCredits),
         monthlyCredits: await period(keyId, limits.monthly_credits, utcMonthStart(nowMs), utcNextMonthStart(nowMs), flight.heldCredits),

@@ -3,12 +3,14 @@
  * of the key fall in the last `windowMs`. Unlike a fixed window, a burst cannot get 2 × limit through
  * across a window boundary. Refused requests are not logged (a client retrying at once is not punished
  * beyond the limit). Each key keeps at most `limit` timestamps: only the limit-th newest decides.
- * In memory, per process; a Redis implementation of KeyLimiter would keep the same log in a sorted set.
+ * In memory, per process (request-window.ts wraps it; redis-request-window.ts keeps the same log in Redis).
  */
 export interface SlidingWindow {
   /** ms until one more request fits; 0 when it fits now. Records nothing. */
   waitMs(keyId: string, limit: number, nowMs: number): number;
   record(keyId: string, limit: number, nowMs: number): void;
+  /** Takes back one admission recorded at `atMs` (a later check refused the request). */
+  forget(keyId: string, atMs: number): void;
   /** Admitted requests of the key in the window ending now. */
   count(keyId: string, nowMs: number): number;
   /** ms until the oldest request in the window leaves it (0 when empty). */
@@ -40,6 +42,13 @@ export function createSlidingWindow(windowMs: number): SlidingWindow {
       log.push(nowMs);
       if (log.length > limit) log.splice(0, log.length - limit);
       logs.set(keyId, log);
+    },
+    forget(keyId, atMs) {
+      const log = logs.get(keyId);
+      if (!log) return;
+      const at = log.lastIndexOf(atMs);
+      if (at >= 0) log.splice(at, 1);
+      if (log.length === 0) logs.delete(keyId);
     },
     count(keyId, nowMs) {
       return live(keyId, nowMs).length;

@@ -23,6 +23,7 @@ import { ApiError, isApiError } from '../../domain/errors.ts';
 import type { EngineCapabilities } from '../../domain/engine-capabilities.ts';
 import type { Engine, EngineHealth, EngineProgress, EngineRequest, EngineResult } from '../../domain/types.ts';
 import { BackendState, type RouterBackendSpec } from './backend-state.ts';
+import { createMemoryBackendSlots, type BackendSlots, type SlotLease } from './backend-slots.ts';
 import { CircuitBreaker } from './circuit-breaker.ts';
 import { abortErrorFrom, isBackendFailure, throwIfAborted } from './kit/errors.ts';
 import { assertExactSize } from './kit/images.ts';
@@ -48,10 +49,17 @@ export interface RouterEngineOptions {
   /** [0, 1) source for weighted choice; inject a seeded one for deterministic tests. */
   random?: () => number;
   now?: () => number;
+  /**
+   * Where backend concurrency slots are counted. Absent: in this router only. Redis (redis-backend-slots.ts):
+   * across every worker process, so `concurrency` holds for all of them together.
+   */
+  slots?: BackendSlots;
 }
 
 /** A waiting request re-evaluates at least this often: circuits turn half-open by time, not events. */
 const WAIT_RECHECK_MS = 500;
+/** A request whose backend is busy with other processes' jobs asks again this often: their releases send no wake-up here. */
+const SHARED_SLOT_RECHECK_MS = 100;
 
 export interface FailureClass {
   /** Another backend may be tried. */
@@ -90,6 +98,7 @@ export class RouterEngine implements Engine, DescribableEngine {
   private readonly random: () => number;
   private readonly now: () => number;
   private readonly waiters = new Set<() => void>();
+  private readonly slots: BackendSlots;
   private healthTimer: NodeJS.Timeout | undefined;
   private healthRun: Promise<void> | undefined;
   private closed = false;
@@ -103,6 +112,7 @@ export class RouterEngine implements Engine, DescribableEngine {
     this.logger = options.logger ?? silentLogger;
     this.random = options.random ?? Math.random;
     this.now = options.now ?? Date.now;
+    this.slots = options.slots ?? createMemoryBackendSlots();
     this.states = options.backends.map(
       (spec) =>
         new BackendState(
@@ -198,19 +208,27 @@ export class RouterEngine implements Engine, DescribableEngine {
       );
     }
     const tried = new Set<BackendState>();
+    // Backends with a free slot here whose shared slots other processes hold: busy until the next wait ends.
+    const busyElsewhere = new Set<BackendState>();
     let lastError: unknown;
     for (;;) {
       throwIfAborted(signal);
       if (this.closed) throw new ApiError('engine_unavailable', `model ${this.model} is shutting down`, { retryAfterS: 5 });
-      const choice = this.choose(eligible, tried);
+      const choice = this.choose(eligible, tried, busyElsewhere);
       if (choice === 'none') throw lastError ?? this.noBackendError(eligible);
       if (choice === 'wait') {
-        await this.waitForChange(signal);
+        await this.waitForChange(signal, busyElsewhere.size > 0 ? SHARED_SLOT_RECHECK_MS : WAIT_RECHECK_MS);
+        busyElsewhere.clear();
+        continue;
+      }
+      const lease = await this.acquireSlot(choice);
+      if (!lease) {
+        busyElsewhere.add(choice);
         continue;
       }
       tried.add(choice);
       try {
-        const result = await this.attempt(choice, request, signal, onProgress);
+        const result = await this.attempt(choice, lease, request, signal, onProgress);
         // The rest of the result (drawnPrompt: what the chosen backend actually drew with) passes through as is.
         return {
           ...result,
@@ -282,11 +300,11 @@ export class RouterEngine implements Engine, DescribableEngine {
     this.notify();
   }
 
-  private choose(eligible: BackendState[], tried: Set<BackendState>): BackendState | 'wait' | 'none' {
+  private choose(eligible: BackendState[], tried: Set<BackendState>, busyElsewhere: Set<BackendState>): BackendState | 'wait' | 'none' {
     const candidates = eligible.filter((s) => !tried.has(s) && s.isAvailable());
     if (candidates.length === 0) return 'none';
     const tier = Math.min(...candidates.map((s) => s.spec.priority));
-    const free = candidates.filter((s) => s.spec.priority === tier && s.hasFreeSlot());
+    const free = candidates.filter((s) => s.spec.priority === tier && s.hasFreeSlot() && !busyElsewhere.has(s));
     if (free.length === 0) return 'wait';
     return this.pickWeighted(free);
   }
@@ -301,14 +319,39 @@ export class RouterEngine implements Engine, DescribableEngine {
     return states[states.length - 1]!;
   }
 
+  /**
+   * Takes a slot of the backend from the (maybe shared) store; null when other holders have them all.
+   * Counted in `inFlight` while the store is asked, so concurrent requests here do not all ask for one slot.
+   * A store that cannot be reached is nobody's fault on the backend side: the request fails as unavailable.
+   */
+  private async acquireSlot(state: BackendState): Promise<SlotLease | null> {
+    state.inFlight += 1;
+    let lease: SlotLease | null;
+    try {
+      lease = await this.slots.tryAcquire(state.id, state.spec.concurrency);
+    } catch (err) {
+      state.inFlight -= 1;
+      this.notify();
+      throw new ApiError('engine_unavailable', `model ${this.model}: could not take a slot of backend ${state.id} (${(err as Error)?.message ?? String(err)})`, {
+        retryAfterS: 5,
+      });
+    }
+    if (!lease) {
+      state.inFlight -= 1;
+      this.notify();
+    }
+    return lease;
+  }
+
+  /** Runs one try on a backend whose slot `lease` holds (counted in inFlight by acquireSlot); gives the slot back at the end. */
   private async attempt(
     state: BackendState,
+    lease: SlotLease,
     request: EngineRequest,
     signal: AbortSignal,
     onProgress?: (progress: EngineProgress) => void,
   ): Promise<EngineResult> {
     const ticket = state.breaker.onDispatch();
-    state.inFlight += 1;
     state.requests += 1;
     const startedAt = this.now();
     try {
@@ -350,6 +393,9 @@ export class RouterEngine implements Engine, DescribableEngine {
       throw err;
     } finally {
       state.inFlight -= 1;
+      lease.release().catch((err: unknown) =>
+        this.logger.warn({ model: this.model, backend: state.id, err: (err as Error)?.message }, 'could not give a backend slot back; it frees itself when its lease expires'),
+      );
       this.notify();
     }
   }
@@ -367,7 +413,7 @@ export class RouterEngine implements Engine, DescribableEngine {
     });
   }
 
-  private waitForChange(signal: AbortSignal): Promise<void> {
+  private waitForChange(signal: AbortSignal, recheckMs: number): Promise<void> {
     return new Promise((resolve, reject) => {
       const cleanup = (): void => {
         clearTimeout(timer);
@@ -382,7 +428,7 @@ export class RouterEngine implements Engine, DescribableEngine {
         cleanup();
         reject(abortErrorFrom(signal));
       };
-      const timer = setTimeout(wake, WAIT_RECHECK_MS);
+      const timer = setTimeout(wake, recheckMs);
       this.waiters.add(wake);
       signal.addEventListener('abort', onAbort, { once: true });
     });
