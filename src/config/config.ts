@@ -107,8 +107,8 @@ export interface EnhancerConfig {
 
 /** Default price of `alibaba/qwen-image-2-0` per image, from the seed's example response. */
 export const DEFAULT_PRICE_USD = 0.0455;
-/** Credits per USD: the seed's example shows 91000 credits for $0.0455. */
-export const CREDITS_PER_USD = 2_000_000;
+/** Credits per USD (91000 credits for $0.0455 in the seed); defined with the money conversions. */
+export { CREDITS_PER_USD } from '../domain/money.ts';
 export const PUBLIC_MODEL_ID = 'alibaba/qwen-image-2-0';
 
 export class ConfigError extends Error {

@@ -5,6 +5,7 @@
  * delivery for a subscribed state) happen inside the same transaction.
  */
 import crypto from 'node:crypto';
+import { usdToMicros, wholeCredits } from '../../domain/money.ts';
 import type { UsageEntry } from '../../domain/ports.ts';
 import { webhookWants, type JobError, type JobRecord, type JobStatus, type JobWebhook, type NewJob } from '../../domain/jobs.ts';
 import type { SqliteDatabase } from '../../store/sqlite/database.ts';
@@ -85,8 +86,8 @@ export function createSqliteJobStore(db: SqliteDatabase, options: SqliteJobStore
      WHERE id = ? AND status = 'running'`,
   );
   const insertUsage = db.prepare(
-    `INSERT INTO usage_ledger (key_id, job_id, request_id, model, width, height, seed, credits, usd, created_at_ms, watermark_issuer_id, watermark_generation_id)
-     VALUES (@keyId, @jobId, @requestId, @model, @width, @height, @seed, @credits, @usd, @createdAtMs, @watermarkIssuerId, @watermarkGenerationId)`,
+    `INSERT INTO usage_ledger (key_id, job_id, request_id, model, width, height, seed, credits, usd_micros, created_at_ms, watermark_issuer_id, watermark_generation_id)
+     VALUES (@keyId, @jobId, @requestId, @model, @width, @height, @seed, @credits, @usdMicros, @createdAtMs, @watermarkIssuerId, @watermarkGenerationId)`,
   );
   const toFailed = db.prepare(
     `UPDATE jobs SET status = 'failed', completed_at_ms = ?, error = ?, progress = NULL
@@ -149,8 +150,14 @@ export function createSqliteJobStore(db: SqliteDatabase, options: SqliteJobStore
   const succeed = db.transaction((id: string, o: SucceedJob, usage: UsageEntry & { jobId: string }): boolean => {
     const changed = toSucceeded.run(o.completedAtMs, JSON.stringify(o.result), JSON.stringify(o.outputKeys), JSON.stringify(o.timings), id).changes;
     if (changed === 0) return false;
-    const { watermark, ...row } = usage;
-    insertUsage.run({ ...row, watermarkIssuerId: watermark?.issuerId ?? null, watermarkGenerationId: watermark?.generationId ?? null });
+    const { watermark, usd, credits, ...row } = usage;
+    insertUsage.run({
+      ...row,
+      credits: wholeCredits(credits),
+      usdMicros: usdToMicros(usd),
+      watermarkIssuerId: watermark?.issuerId ?? null,
+      watermarkGenerationId: watermark?.generationId ?? null,
+    });
     enqueueWebhook(id, 'succeeded', o.completedAtMs);
     return true;
   });
