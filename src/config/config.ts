@@ -46,6 +46,8 @@ export interface Config {
   keys: KeysConfig;
   metrics: MetricsConfig;
   c2pa: C2paConfig;
+  /** DATABASE_URL (store in Postgres; see the database block at the end of this file). */
+  database: DatabaseConfig;
 }
 
 export interface MetricsConfig {
@@ -264,5 +266,30 @@ export function readConfig(env: Env, cwd: string = process.cwd()): Config {
       host: env.METRICS_HOST || '127.0.0.1',
     },
     c2pa: readC2paConfig(env, cwd),
+    database: readDatabaseConfig(env),
   };
+}
+
+// ---------------------------------------------------------------- database (issue 14: state in Postgres)
+export interface DatabaseConfig {
+  /**
+   * DATABASE_URL: `postgres://` or `postgresql://` puts keys, the ledger, jobs, idempotency records, the prompt
+   * cache and the webhook outbox in Postgres (docs/postgres.md); undefined: the SQLite file in DATA_DIR.
+   */
+  url: string | undefined;
+}
+
+function readDatabaseConfig(env: Env): DatabaseConfig {
+  const raw = env.DATABASE_URL?.trim();
+  if (!raw) return { url: undefined };
+  let url: URL;
+  try {
+    url = new URL(raw);
+  } catch {
+    throw new ConfigError('DATABASE_URL must be a URL like postgres://user:password@host:5432/dbname');
+  }
+  if (url.protocol !== 'postgres:' && url.protocol !== 'postgresql:') {
+    throw new ConfigError(`DATABASE_URL must start with postgres:// or postgresql:// (got ${url.protocol}//); leave it unset to keep the SQLite file in DATA_DIR`);
+  }
+  return { url: raw };
 }

@@ -12,7 +12,7 @@
  * is whole credits and micro-USD in BIGINT columns (domain/money.ts).
  */
 import type pg from 'pg';
-import { describeDatabaseUrl } from './pool.ts';
+import { describeDatabaseUrl, inTransaction } from './pool.ts';
 
 /** An arbitrary constant naming "this schema's migrations" among advisory locks; the same in every release. */
 const MIGRATION_LOCK_ID = 716_973_001;
@@ -131,10 +131,11 @@ export interface MigrationOutcome {
  * database in the refusal (without its password).
  */
 export async function migratePostgres(pool: pg.Pool, url: string, migrations: readonly string[] = MIGRATIONS): Promise<MigrationOutcome> {
-  const client = await pool.connect();
-  let broken: Error | undefined;
-  try {
-    await client.query('BEGIN');
+  // Checked first so that an unreachable server reads as that, not as a failed migration.
+  await pool.query('SELECT 1').catch((err: Error) => {
+    throw new Error(`could not connect to ${describeDatabaseUrl(url)}: ${err.message}`, { cause: err });
+  });
+  return inTransaction(pool, async (client) => {
     // Held to the end of this transaction; a second process starting now waits here, then sees the result.
     await client.query('SELECT pg_advisory_xact_lock($1)', [MIGRATION_LOCK_ID]);
     await client.query(
@@ -153,14 +154,6 @@ export async function migratePostgres(pool: pg.Pool, url: string, migrations: re
       await client.query(migrations[v]!);
       await client.query('INSERT INTO schema_migrations (version) VALUES ($1)', [v + 1]);
     }
-    await client.query('COMMIT');
     return { from: found, to: migrations.length };
-  } catch (err) {
-    await client.query('ROLLBACK').catch((rollbackError: Error) => {
-      broken = rollbackError;
-    });
-    throw err;
-  } finally {
-    client.release(broken);
-  }
+  });
 }
