@@ -4,7 +4,12 @@
  * two pools, the newer-schema refusal, and the webhook outbox leased between two dispatchers.
  */
 import assert from 'node:assert/strict';
+import { execFile } from 'node:child_process';
 import { randomUUID } from 'node:crypto';
+import fs from 'node:fs';
+import os from 'node:os';
+import path from 'node:path';
+import { promisify } from 'node:util';
 import { after, before, describe, it } from 'node:test';
 import pg from 'pg';
 import { startPostgres, type TestPostgres } from '../../../test/helpers/postgres.ts';
@@ -192,5 +197,28 @@ describe('Postgres webhook outbox shared by several dispatchers', () => {
       assert.deepEqual((await a.due(1002, 10)).map((d) => d.id), ids.slice(0, 3));
       assert.deepEqual((await a.due(5000, 2)).map((d) => d.id), ids.slice(0, 2));
     });
+  });
+});
+
+describe('the CLI with DATABASE_URL', () => {
+  it('keys create and usage work on the Postgres database, not on a SQLite file in DATA_DIR', async () => {
+    const url = await server.createDatabase();
+    const dataDir = fs.mkdtempSync(path.join(os.tmpdir(), 'qis-cli-pg-'));
+    const repo = path.resolve(import.meta.dirname, '../../..');
+    const env = { ...process.env, DATABASE_URL: url, DATA_DIR: dataDir, KEY_HASH_SECRET: HASH_KEY.toString('utf8') };
+    const cli = (...args: string[]) => promisify(execFile)(path.join(repo, 'node_modules/.bin/tsx'), [path.join(repo, 'src/cli/main.ts'), ...args], { env, cwd: repo });
+    try {
+      const made = JSON.parse((await cli('keys', 'create', '--name', 'from-cli')).stdout) as { id: string; key: string };
+      const stores = await openStores({ databaseUrl: url, sqlitePath: '/unused', hashKey: HASH_KEY });
+      try {
+        assert.equal((await stores.keys.verify(made.key))?.id, made.id);
+      } finally {
+        await stores.close();
+      }
+      assert.equal(JSON.parse((await cli('usage', made.id)).stdout).generations, 0);
+      assert.ok(!fs.existsSync(path.join(dataDir, 'server.sqlite')), 'no SQLite file was made');
+    } finally {
+      fs.rmSync(dataDir, { recursive: true, force: true });
+    }
   });
 });
