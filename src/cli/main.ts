@@ -14,9 +14,7 @@
  */
 import path from 'node:path';
 import { readConfig } from '../config/config.ts';
-import { openDatabase } from '../store/sqlite/database.ts';
-import { createSqliteKeyStore } from '../store/sqlite/key-store.ts';
-import { createSqliteUsageStore } from '../store/sqlite/usage-store.ts';
+import { openStores } from '../store/open-stores.ts';
 import { loadKeyHashSecret } from '../store/key-hash-secret.ts';
 import { renderKey } from '../contracts/key-view.ts';
 import { isApiError } from '../domain/errors.ts';
@@ -63,9 +61,14 @@ async function main(argv: string[]): Promise<void> {
     return;
   }
   const config = readConfig(process.env);
-  const db = openDatabase(path.join(config.dataDir, 'server.sqlite'));
+  // The server's store: Postgres with DATABASE_URL, else the SQLite file in DATA_DIR.
+  const stores = await openStores({
+    databaseUrl: config.database.url,
+    sqlitePath: path.join(config.dataDir, 'server.sqlite'),
+    hashKey: loadKeyHashSecret(config.keys.hashSecret, config.dataDir),
+  });
   try {
-    const keys = createSqliteKeyStore(db, { hashKey: loadKeyHashSecret(config.keys.hashSecret, config.dataDir) });
+    const keys = stores.keys;
     const view = (record: Parameters<typeof renderKey>[0]) => {
       const { created_at, revoked_at, ...rest } = renderKey(record, config.keys.defaultLimits);
       return { ...rest, created: new Date(created_at).toISOString(), revoked: revoked_at ? new Date(revoked_at).toISOString() : null };
@@ -96,12 +99,12 @@ async function main(argv: string[]): Promise<void> {
         process.exitCode = 1;
       } else process.stdout.write(`revoked ${rest[0]}\n`);
     } else if (group === 'usage' && command) {
-      process.stdout.write(JSON.stringify(await createSqliteUsageStore(db).totals(command), null, 2) + '\n');
+      process.stdout.write(JSON.stringify(await stores.usage.totals(command), null, 2) + '\n');
     } else {
       usage();
     }
   } finally {
-    db.close();
+    await stores.close();
   }
 }
 

@@ -50,6 +50,8 @@ export interface Config {
   blobs: BlobsConfig;
   // ---- Redis (issue 14: jobs, events, backend slots and rate windows shared across processes)
   redis: RedisConfig;
+  /** DATABASE_URL (store in Postgres; see the database block at the end of this file). */
+  database: DatabaseConfig;
 }
 
 export interface MetricsConfig {
@@ -136,8 +138,8 @@ function readRedisConfig(env: Env): RedisConfig {
 
 /** Default price of `alibaba/qwen-image-2-0` per image, from the seed's example response. */
 export const DEFAULT_PRICE_USD = 0.0455;
-/** Credits per USD: the seed's example shows 91000 credits for $0.0455. */
-export const CREDITS_PER_USD = 2_000_000;
+/** Credits per USD (91000 credits for $0.0455 in the seed); defined with the money conversions. */
+export { CREDITS_PER_USD } from '../domain/money.ts';
 export const PUBLIC_MODEL_ID = 'alibaba/qwen-image-2-0';
 
 export class ConfigError extends Error {
@@ -367,5 +369,30 @@ export function readConfig(env: Env, cwd: string = process.cwd()): Config {
     c2pa: readC2paConfig(env, cwd),
     blobs: readBlobsConfig(env),
     redis: readRedisConfig(env),
+    database: readDatabaseConfig(env),
   };
+}
+
+// ---------------------------------------------------------------- database (issue 14: state in Postgres)
+export interface DatabaseConfig {
+  /**
+   * DATABASE_URL: `postgres://` or `postgresql://` puts keys, the ledger, jobs, idempotency records, the prompt
+   * cache and the webhook outbox in Postgres (docs/postgres.md); undefined: the SQLite file in DATA_DIR.
+   */
+  url: string | undefined;
+}
+
+function readDatabaseConfig(env: Env): DatabaseConfig {
+  const raw = env.DATABASE_URL?.trim();
+  if (!raw) return { url: undefined };
+  let url: URL;
+  try {
+    url = new URL(raw);
+  } catch {
+    throw new ConfigError('DATABASE_URL must be a URL like postgres://user:password@host:5432/dbname');
+  }
+  if (url.protocol !== 'postgres:' && url.protocol !== 'postgresql:') {
+    throw new ConfigError(`DATABASE_URL must start with postgres:// or postgresql:// (got ${url.protocol}//); leave it unset to keep the SQLite file in DATA_DIR`);
+  }
+  return { url: raw };
 }

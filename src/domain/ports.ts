@@ -60,7 +60,9 @@ export interface UsageEntry {
   width: number;
   height: number;
   seed: number;
+  /** Whole credits (domain/money.ts chargeFor). */
   credits: number;
+  /** USD, a whole number of micro-USD: the stores keep it as micro-USD (usdToMicros). */
   usd: number;
   /** ms since epoch */
   createdAtMs: number;
@@ -92,7 +94,9 @@ export interface MarkLedger {
 export interface UsageTotals {
   keyId: string;
   generations: number;
+  /** Whole credits. */
   credits: number;
+  /** USD, exact to the micro-dollar (summed as integers). */
   usd: number;
   /** Per model, same fields. */
   byModel: Array<{ model: string; generations: number; credits: number; usd: number }>;

@@ -8,6 +8,7 @@ import crypto from 'node:crypto';
 import { ApiError } from '../domain/errors.ts';
 import type { JobRecord, GenerationResponseBody } from '../domain/jobs.ts';
 import type { BlobStore, PromptEnhancer, UsageEntry, Watermarker, WatermarkPayload } from '../domain/ports.ts';
+import { chargeFor } from '../domain/money.ts';
 import type { Engine, EngineProgress, RawImage } from '../domain/types.ts';
 import type { EnhanceResult } from '../domain/ports.ts';
 import { encodeOutput } from '../images/encode-output.ts';
@@ -114,9 +115,8 @@ export function createRunGeneration(deps: RunGenerationDeps) {
       images.push(await drawImage(job, ctx, { index, count, engine, enhanced, references, createdMs, mark }));
     }
 
-    // One job, one ledger row: n images cost n times the price.
-    const usd = Math.round(priceUsd * count * 1e9) / 1e9;
-    const credits = Math.round(usd * deps.creditsPerUsd * 1e6) / 1e6;
+    // One job, one ledger row: n images cost n times the price, charged in whole micro-USD (domain/money.ts).
+    const { usd, credits } = chargeFor(priceUsd, count, deps.creditsPerUsd);
     return {
       result: { created: createdMs, data: images.map((i) => i.item), meta: { usage: { credits_used: credits, usd_spent: usd } } },
       outputKeys: images.flatMap((i) => i.outputKeys),

@@ -4,7 +4,7 @@
  *
  *   const enhancer = createPromptEnhancer({
  *     llm: config.enhancer.url && config.enhancer.model ? { url, model, apiKey, timeoutMs } : undefined,
- *     cache: createSqlitePromptCache(db),           // or createMemoryPromptCache()
+ *     cache: stores.promptCache,                    // SQLite or Postgres (store/open-stores.ts), or createMemoryPromptCache()
  *     logger,
  *   });
  *

@@ -31,8 +31,8 @@ export function createMemoryPromptCache(maxEntries: number = DEFAULT_MEMORY_CACH
   if (!Number.isInteger(maxEntries) || maxEntries < 1) throw new RangeError(`maxEntries must be a positive integer, got ${maxEntries}`);
   const entries = new Map<string, string>();
   return {
-    get: (key) => entries.get(key),
-    set(key, value) {
+    get: async (key) => entries.get(key),
+    async set(key, value) {
       if (entries.has(key)) return;
       if (entries.size >= maxEntries) {
         const oldest = entries.keys().next().value;

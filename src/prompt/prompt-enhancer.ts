@@ -71,18 +71,18 @@ export function createPromptEnhancer(options: PromptEnhancerOptions): StatefulPr
     return { prompt: rewriteOffline(input.prompt, input.isEdit), source: 'offline', fallbackReason: reason };
   }
 
-  function readCache(key: string, requestId: string): string | undefined {
+  async function readCache(key: string, requestId: string): Promise<string | undefined> {
     try {
-      return cache.get(key);
+      return await cache.get(key);
     } catch (error) {
       logger?.warn({ requestId, err: error }, 'prompt cache read failed; treated as a miss');
       return undefined;
     }
   }
 
-  function writeCache(key: string, value: string, requestId: string): void {
+  async function writeCache(key: string, value: string, requestId: string): Promise<void> {
     try {
-      cache.set(key, value);
+      await cache.set(key, value);
     } catch (error) {
       logger?.warn({ requestId, err: error }, 'prompt cache write failed; the rewrite is used but not kept');
     }
@@ -113,7 +113,7 @@ export function createPromptEnhancer(options: PromptEnhancerOptions): StatefulPr
       const rewrite = cleanRewrite(outcome.content);
       const verdict = checkRewrite(input.prompt, rewrite);
       if (!verdict.ok) return verdict;
-      writeCache(key, rewrite, input.requestId);
+      await writeCache(key, rewrite, input.requestId);
       return { ok: true, prompt: rewrite, attempts: outcome.attempts, ms: Math.round(performance.now() - startedMs) };
     } catch (error) {
       // Unreachable by design (the client returns failures); kept so a bug here still cannot fail a request.
@@ -133,7 +133,7 @@ export function createPromptEnhancer(options: PromptEnhancerOptions): StatefulPr
         enhancerModel: llm.model,
         rulesVersion,
       });
-      const cached = readCache(key, input.requestId);
+      const cached = await readCache(key, input.requestId);
       if (cached !== undefined) {
         counters.cacheHits++;
         return { prompt: cached, source: 'cache' };

@@ -4,11 +4,12 @@ import type { PromptEnhancer } from '../domain/ports.ts';
 /**
  * Where finished LLM rewrites are kept so that the same (prompt, seed, edit flag, enhancer model, rules version)
  * always draws with the same prompt. `set` keeps the first value stored for a key: a rewrite, once served, stays
- * the answer (a changed rule set gets a new rules version, hence new keys).
+ * the answer (a changed rule set gets a new rules version, hence new keys). Asynchronous, so the cache can live
+ * in a shared database (Postgres) as well as in the server's SQLite file or in memory.
  */
 export interface PromptCache {
-  get(key: string): string | undefined;
-  set(key: string, value: string): void;
+  get(key: string): Promise<string | undefined>;
+  set(key: string, value: string): Promise<void>;
 }
 
 /** The pino subset we use; every method is optional-free so a pino logger fits as is. */

@@ -96,7 +96,8 @@ describe('usage ledger', () => {
     const row = db.prepare('SELECT * FROM usage_ledger WHERE request_id = ?').get('ledger-check-1') as any;
     db.close();
     assert.ok(row.key_id.startsWith('key_env_'));
-    assert.deepEqual([row.model, row.width, row.height, row.seed, row.credits, row.usd], [MODEL, 640, 512, 99, 91000, 0.0455]);
+    // Money is stored as integers (domain/money.ts): whole credits and micro-USD.
+    assert.deepEqual([row.model, row.width, row.height, row.seed, row.credits, row.usd_micros], [MODEL, 640, 512, 99, 91000, 45500]);
     assert.ok(row.created_at_ms >= sentAtMs && row.created_at_ms <= Date.now(), 'written between the request and now');
   });
   test('GET /v1/usage returns the caller\'s own totals', async () => {

@@ -5,60 +5,12 @@
  * delivery for a subscribed state) happen inside the same transaction.
  */
 import crypto from 'node:crypto';
+import { usdToMicros, wholeCredits } from '../../domain/money.ts';
 import type { UsageEntry } from '../../domain/ports.ts';
 import { webhookWants, type JobError, type JobRecord, type JobStatus, type JobWebhook, type NewJob } from '../../domain/jobs.ts';
 import type { SqliteDatabase } from '../../store/sqlite/database.ts';
+import { decodeCursor, encodeCursor, parse, toRecord, type JobRow } from '../job-rows.ts';
 import type { CreateJobOutcome, IdempotencyClaim, JobPage, JobStore, ListJobsQuery, SucceedJob } from '../ports.ts';
-
-interface JobRow {
-  seq: number;
-  id: string;
-  key_id: string;
-  request_id: string;
-  model: string;
-  status: JobStatus;
-  params: string;
-  webhook: string | null;
-  created_at_ms: number;
-  started_at_ms: number | null;
-  completed_at_ms: number | null;
-  attempts: number;
-  progress: string | null;
-  result: string | null;
-  error: string | null;
-  output_keys: string;
-  timings: string | null;
-}
-
-const parse = <T>(text: string | null): T | null => (text === null ? null : (JSON.parse(text) as T));
-
-function toRecord(row: JobRow): JobRecord {
-  return {
-    id: row.id,
-    keyId: row.key_id,
-    requestId: row.request_id,
-    model: row.model,
-    status: row.status,
-    params: JSON.parse(row.params),
-    webhook: parse(row.webhook),
-    createdAtMs: row.created_at_ms,
-    startedAtMs: row.started_at_ms,
-    completedAtMs: row.completed_at_ms,
-    attempts: row.attempts,
-    progress: parse(row.progress),
-    result: parse(row.result),
-    error: parse(row.error),
-    outputKeys: JSON.parse(row.output_keys),
-    timings: parse(row.timings),
-  };
-}
-
-/** The list cursor is the row's creation sequence number, opaque to callers. */
-const encodeCursor = (seq: number): string => Buffer.from(`s${seq}`).toString('base64url');
-function decodeCursor(cursor: string): number | null {
-  const m = /^s(\d{1,15})$/.exec(Buffer.from(cursor, 'base64url').toString('utf8'));
-  return m ? Number(m[1]) : null;
-}
 
 export interface SqliteJobStoreOptions {
   now?: () => number;
@@ -85,8 +37,8 @@ export function createSqliteJobStore(db: SqliteDatabase, options: SqliteJobStore
      WHERE id = ? AND status = 'running'`,
   );
   const insertUsage = db.prepare(
-    `INSERT INTO usage_ledger (key_id, job_id, request_id, model, width, height, seed, credits, usd, created_at_ms, watermark_issuer_id, watermark_generation_id)
-     VALUES (@keyId, @jobId, @requestId, @model, @width, @height, @seed, @credits, @usd, @createdAtMs, @watermarkIssuerId, @watermarkGenerationId)`,
+    `INSERT INTO usage_ledger (key_id, job_id, request_id, model, width, height, seed, credits, usd_micros, created_at_ms, watermark_issuer_id, watermark_generation_id)
+     VALUES (@keyId, @jobId, @requestId, @model, @width, @height, @seed, @credits, @usdMicros, @createdAtMs, @watermarkIssuerId, @watermarkGenerationId)`,
   );
   const toFailed = db.prepare(
     `UPDATE jobs SET status = 'failed', completed_at_ms = ?, error = ?, progress = NULL
@@ -149,8 +101,14 @@ export function createSqliteJobStore(db: SqliteDatabase, options: SqliteJobStore
   const succeed = db.transaction((id: string, o: SucceedJob, usage: UsageEntry & { jobId: string }): boolean => {
     const changed = toSucceeded.run(o.completedAtMs, JSON.stringify(o.result), JSON.stringify(o.outputKeys), JSON.stringify(o.timings), id).changes;
     if (changed === 0) return false;
-    const { watermark, ...row } = usage;
-    insertUsage.run({ ...row, watermarkIssuerId: watermark?.issuerId ?? null, watermarkGenerationId: watermark?.generationId ?? null });
+    const { watermark, usd, credits, ...row } = usage;
+    insertUsage.run({
+      ...row,
+      credits: wholeCredits(credits),
+      usdMicros: usdToMicros(usd),
+      watermarkIssuerId: watermark?.issuerId ?? null,
+      watermarkGenerationId: watermark?.generationId ?? null,
+    });
     enqueueWebhook(id, 'succeeded', o.completedAtMs);
     return true;
   });

@@ -226,6 +226,35 @@ export function runJobStoreConformance(name: string, setup: () => Promise<JobSto
       assert.ok(!(await s.store.listOutputKeys()).has('generations/old.png'));
     });
 
+    it('concurrency: idempotent creates with one key make one job; one start and one success win', async () => {
+      const claim = { keyId: 'key_c', key: 'same-key', bodyHash: 'h' };
+      const outcomes = await Promise.all(Array.from({ length: 6 }, () => s.store.create(newJob('key_c'), claim)));
+      const created = outcomes.filter((o) => o.kind === 'created');
+      assert.equal(created.length, 1, `one created, got ${outcomes.map((o) => o.kind).join(', ')}`);
+      const id = created[0]!.kind === 'created' ? created[0]!.job.id : '';
+      assert.ok(outcomes.every((o) => o.kind !== 'conflict' && o.job.id === id), 'the others answer with that job');
+      assert.equal((await s.store.list({ keyId: 'key_c', limit: 10 })).jobs.length, 1);
+
+      const starts = await Promise.all([1, 2, 3].map(() => s.store.markRunning(id, ++clock)));
+      assert.equal(starts.filter((r) => r !== null).length, 1, 'one worker starts it');
+      const job = (await s.store.get(id))!;
+      const asNew: NewJob = { id, keyId: job.keyId, requestId: job.requestId, params: job.params, webhook: null, createdAtMs: job.createdAtMs };
+      const wins = await Promise.all([1, 2, 3].map(() => s.store.succeed(id, success(asNew))));
+      assert.deepEqual(wins.filter(Boolean), [true], 'one success commits');
+      assert.equal(await s.ledgerRowsFor(id), 1, 'charged once');
+    });
+
+    it('concurrency: a cancel racing a success leaves one terminal state, charged only if it succeeded', async () => {
+      const job = newJob();
+      await s.store.create(job);
+      await s.store.markRunning(job.id, ++clock);
+      const [succeeded, canceled] = await Promise.all([s.store.succeed(job.id, success(job)), s.store.cancel(job.id, ++clock)]);
+      const final = (await s.store.get(job.id))!;
+      assert.equal(final.status, succeeded ? 'succeeded' : 'canceled');
+      assert.equal(canceled?.status, final.status);
+      assert.equal(await s.ledgerRowsFor(job.id), succeeded ? 1 : 0);
+    });
+
     it('queue: FIFO per model, claim, remove, position, depth', async () => {
       await s.queue.enqueue('job_1', MODEL);
       await s.queue.enqueue('job_2', 'other/model');

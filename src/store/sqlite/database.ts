@@ -1,4 +1,7 @@
-/** Opens the SQLite database file (WAL) and applies the schema. */
+/**
+ * Opens the SQLite database file (WAL) and applies the schema: numbered migrations, the version kept in
+ * `PRAGMA user_version`; a file of a newer version than this build knows is refused.
+ */
 import Database from 'better-sqlite3';
 import fs from 'node:fs';
 import path from 'node:path';
@@ -131,7 +134,37 @@ const MIGRATIONS: string[] = [
    ALTER TABLE usage_ledger ADD COLUMN watermark_generation_id INTEGER;
    CREATE INDEX usage_ledger_watermark ON usage_ledger (watermark_generation_id, watermark_issuer_id)
      WHERE watermark_generation_id IS NOT NULL;`,
+  // 6: money as integers (domain/money.ts). The ledger held REAL USD and REAL credits, each rounded where it was
+  // computed; it now holds whole micro-USD (usd_micros) and whole credits, so sums are exact. SQLite cannot change
+  // a column's type: the table is rebuilt, each amount rounded to the nearest whole unit.
+  `CREATE TABLE usage_ledger_v6 (
+     id INTEGER PRIMARY KEY AUTOINCREMENT,
+     key_id TEXT NOT NULL,
+     job_id TEXT UNIQUE,
+     request_id TEXT NOT NULL,
+     model TEXT NOT NULL,
+     width INTEGER NOT NULL,
+     height INTEGER NOT NULL,
+     seed INTEGER NOT NULL,
+     credits INTEGER NOT NULL,           -- whole credits
+     usd_micros INTEGER NOT NULL,        -- micro-USD (1e-6 USD)
+     created_at_ms INTEGER NOT NULL,
+     watermark_issuer_id INTEGER,
+     watermark_generation_id INTEGER
+   );
+   INSERT INTO usage_ledger_v6 (id, key_id, job_id, request_id, model, width, height, seed, credits, usd_micros, created_at_ms, watermark_issuer_id, watermark_generation_id)
+     SELECT id, key_id, job_id, request_id, model, width, height, seed, CAST(ROUND(credits) AS INTEGER), CAST(ROUND(usd * 1000000) AS INTEGER),
+            created_at_ms, watermark_issuer_id, watermark_generation_id
+     FROM usage_ledger;
+   DROP TABLE usage_ledger;
+   ALTER TABLE usage_ledger_v6 RENAME TO usage_ledger;
+   CREATE INDEX usage_ledger_key ON usage_ledger (key_id, created_at_ms);
+   CREATE INDEX usage_ledger_watermark ON usage_ledger (watermark_generation_id, watermark_issuer_id)
+     WHERE watermark_generation_id IS NOT NULL;`,
 ];
+
+/** The schema version this build writes: the number of migrations it knows. */
+export const SQLITE_SCHEMA_VERSION = MIGRATIONS.length;
 
 export function openDatabase(file: string): SqliteDatabase {
   if (file !== ':memory:') fs.mkdirSync(path.dirname(file), { recursive: true });

@@ -10,11 +10,13 @@ import { createSqliteKeyStore, keyedHash } from './key-store.ts';
 const ENV_SECRET = 'correct-horse-battery-staple';
 const HASH = { hashKey: Buffer.from('key-store-test-hash-key') };
 /**
- * Back to schema version 3: undoes migration 5 (the ledger's watermark columns) and 4 (roles, limits, keyed
- * hashes). The hashes stay what they are: the caller rewrites them as version 3 had them.
+ * Back to schema version 3: undoes migration 6 (integer money: the ledger is empty here, so only the column's
+ * name matters), 5 (the ledger's watermark columns) and 4 (roles, limits, keyed hashes). The hashes stay what
+ * they are: the caller rewrites them as version 3 had them.
  */
 function undoMigration4(db: ReturnType<typeof openDatabase>): void {
-  db.exec(`DROP INDEX usage_ledger_watermark; ALTER TABLE usage_ledger DROP COLUMN watermark_issuer_id; ALTER TABLE usage_ledger DROP COLUMN watermark_generation_id;
+  db.exec(`ALTER TABLE usage_ledger RENAME COLUMN usd_micros TO usd;
+           DROP INDEX usage_ledger_watermark; ALTER TABLE usage_ledger DROP COLUMN watermark_issuer_id; ALTER TABLE usage_ledger DROP COLUMN watermark_generation_id;
            DROP INDEX jobs_key_status;
            ALTER TABLE api_keys DROP COLUMN role; ALTER TABLE api_keys DROP COLUMN hash_kind;
            ALTER TABLE api_keys DROP COLUMN limit_rpm; ALTER TABLE api_keys DROP COLUMN limit_concurrent;

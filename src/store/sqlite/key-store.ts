@@ -7,100 +7,29 @@
  * Rows written before migration 4 hold a plain SHA-256 and cannot be re-hashed without their secret:
  * `verify` (and syncEnvKeys) accept them and rewrite the row as HMAC the first time the secret is seen.
  */
-import crypto from 'node:crypto';
 import { ApiError } from '../../domain/errors.ts';
 import type { ApiKeyRecord, KeyStore, KeyUpdate, NewKeyOptions } from '../../domain/ports.ts';
-import { DEFAULT_LIMIT_SETTINGS, type KeyLimitSettings, type KeyRole, type LimitField, type LimitSetting } from '../../domain/key-limits.ts';
-import { WEBHOOK_EVENTS, type WebhookEvent } from '../../domain/jobs.ts';
+import { DEFAULT_LIMIT_SETTINGS, type KeyLimitSettings, type LimitField, type LimitSetting } from '../../domain/key-limits.ts';
 // The one definition of the `whsec_` format; a pure function (node:crypto only), so this import
 // brings no job machinery into the store.
 import { generateWebhookSecret } from '../../domain/webhook-secret.ts';
+import {
+  displayPrefix,
+  listEnvKeys,
+  generateSecret,
+  keyedHash,
+  legacyHash,
+  LIMIT_COLUMNS,
+  newKeyId,
+  parseEvents,
+  toColumn,
+  toRecord,
+  type KeyRow as Row,
+  type WebhookRow,
+} from '../key-rows.ts';
 import type { SqliteDatabase } from './database.ts';
 
-export const KEY_PREFIX = 'qis_';
-
-/** The scheme of rows written before migration 4; only read, never written. */
-export function legacyHash(secret: string): string {
-  return crypto.createHash('sha256').update(secret, 'utf8').digest('hex');
-}
-
-export function keyedHash(hashKey: Buffer, secret: string): string {
-  return crypto.createHmac('sha256', hashKey).update(secret, 'utf8').digest('hex');
-}
-
-export function generateSecret(): string {
-  return KEY_PREFIX + crypto.randomBytes(24).toString('base64url');
-}
-
-interface WebhookRow {
-  webhook_url: string | null;
-  webhook_events: string | null;
-  webhook_secret: string | null;
-}
-
-/** A stored events list, read defensively: unknown names (a later downgrade) are dropped. */
-function parseEvents(json: string | null): WebhookEvent[] {
-  if (json === null) return ['completed'];
-  const parsed: unknown = JSON.parse(json);
-  const events = Array.isArray(parsed) ? parsed.filter((e): e is WebhookEvent => (WEBHOOK_EVENTS as readonly unknown[]).includes(e)) : [];
-  return events.length > 0 ? events : ['completed'];
-}
-
-interface Row {
-  id: string;
-  name: string;
-  prefix: string;
-  hash: string;
-  source: 'env' | 'cli';
-  created_at_ms: number;
-  revoked_at_ms: number | null;
-  revoked_by: 'cli' | 'env' | null;
-  role: KeyRole;
-  limit_rpm: number | null;
-  limit_concurrent: number | null;
-  limit_daily_credits: number | null;
-  limit_monthly_credits: number | null;
-}
-
-/** Limit columns: NULL follows the server default, -1 is "no limit" (migration 4). */
-const LIMIT_COLUMNS: Record<LimitField, 'limit_rpm' | 'limit_concurrent' | 'limit_daily_credits' | 'limit_monthly_credits'> = {
-  requests_per_minute: 'limit_rpm',
-  max_concurrent_jobs: 'limit_concurrent',
-  daily_credits: 'limit_daily_credits',
-  monthly_credits: 'limit_monthly_credits',
-};
-const NO_LIMIT = -1;
-
-function fromColumn(value: number | null): LimitSetting {
-  if (value === null) return 'default';
-  return value === NO_LIMIT ? null : value;
-}
-
-function toColumn(setting: LimitSetting): number | null {
-  if (setting === 'default') return null;
-  return setting === null ? NO_LIMIT : setting;
-}
-
-function toRecord(row: Row): ApiKeyRecord {
-  const limits = { ...DEFAULT_LIMIT_SETTINGS };
-  for (const [field, column] of Object.entries(LIMIT_COLUMNS) as Array<[LimitField, keyof Row]>) limits[field] = fromColumn(row[column] as number | null);
-  return {
-    id: row.id,
-    name: row.name,
-    prefix: row.prefix,
-    source: row.source,
-    createdAtMs: row.created_at_ms,
-    revokedAtMs: row.revoked_at_ms,
-    revokedBy: row.revoked_by,
-    role: row.role,
-    limits,
-  };
-}
-
-/** `qis_` + 4 characters for a key this store generated; nothing of any other secret (see ApiKeyRecord.prefix). */
-function displayPrefix(secret: string, generated: boolean): string {
-  return generated ? secret.slice(0, KEY_PREFIX.length + 4) : '';
-}
+export { KEY_PREFIX, generateSecret, keyedHash, legacyHash } from '../key-rows.ts';
 
 export interface SqliteKeyStore extends KeyStore {
   /**
@@ -161,7 +90,7 @@ export function createSqliteKeyStore(db: SqliteDatabase, options: SqliteKeyStore
     const hash = hashOf(secret);
     // Env keys get an id derived from the (keyed) hash so that restarts keep the same id (and usage history).
     // Env keys made before migration 4 keep their ids, which came from the plain hash.
-    const id = source === 'env' ? `key_env_${hash.slice(0, 12)}` : `key_${crypto.randomBytes(8).toString('hex')}`;
+    const id = newKeyId(source, hash);
     const prefix = displayPrefix(secret, generated);
     const limits: KeyLimitSettings = { ...DEFAULT_LIMIT_SETTINGS, ...options.limits };
     const now = Date.now();
@@ -242,9 +171,7 @@ export function createSqliteKeyStore(db: SqliteDatabase, options: SqliteKeyStore
     },
     syncEnvKeys(secrets, adminSecrets = []) {
       db.transaction(() => {
-        const listed = new Map<string, { name: string; role: KeyRole }>();
-        secrets.forEach((secret, i) => listed.set(secret, { name: `API_KEYS[${i}]`, role: 'user' }));
-        adminSecrets.forEach((secret, i) => listed.set(secret, { name: listed.get(secret)?.name ?? `ADMIN_API_KEYS[${i}]`, role: 'admin' }));
+        const listed = listEnvKeys(secrets, adminSecrets);
         // Looking each listed secret up first re-hashes its pre-migration row, so the comparison below is on keyed hashes.
         const existing = new Map([...listed.keys()].map((secret) => [secret, findBySecret(secret)] as const));
         const wanted = new Set([...listed.keys()].map(hashOf));

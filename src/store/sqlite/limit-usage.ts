@@ -1,4 +1,4 @@
-/** What the per-key limiter reads from SQLite: credits charged (the ledger) and jobs in flight (the jobs table). */
+/** What the per-key limiter reads from SQLite: credits charged (the ledger, whole credits) and jobs in flight (the jobs table). */
 import type { LimitUsageSource } from '../../limits/ports.ts';
 import type { SqliteDatabase } from './database.ts';
 

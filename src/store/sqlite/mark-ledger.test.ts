@@ -12,8 +12,8 @@ test('rows keep their mark; rows from before migration 4 have none; a trace show
   const file = path.join(fs.mkdtempSync(path.join(os.tmpdir(), 'qis-marks-')), 'server.sqlite');
   const db = openDatabase(file);
   const insert = db.prepare(
-    `INSERT INTO usage_ledger (key_id, job_id, request_id, model, width, height, seed, credits, usd, created_at_ms, watermark_issuer_id, watermark_generation_id)
-     VALUES (?, ?, 'req', 'm', 64, 48, 1, 1, 0.1, ?, ?, ?)`,
+    `INSERT INTO usage_ledger (key_id, job_id, request_id, model, width, height, seed, credits, usd_micros, created_at_ms, watermark_issuer_id, watermark_generation_id)
+     VALUES (?, ?, 'req', 'm', 64, 48, 1, 200000, 100000, ?, ?, ?)`,
   );
   insert.run('key_a', 'job_old', 1, null, null);
   insert.run('key_a', 'job_a1', 2, 7, 42);

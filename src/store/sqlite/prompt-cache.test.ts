@@ -12,26 +12,26 @@ describe('SQLite prompt cache', () => {
   const dir = mkdtempSync(join(tmpdir(), 'prompt-cache-'));
   after(() => rmSync(dir, { recursive: true, force: true }));
 
-  it('stores, keeps the first value, and creates its table', () => {
+  it('stores, keeps the first value, and creates its table', async () => {
     const db = new Database(':memory:');
     const cache = createSqlitePromptCache(db, { now: () => 1234 });
-    assert.equal(cache.get('k'), undefined);
-    cache.set('k', 'first');
-    cache.set('k', 'second');
-    assert.equal(cache.get('k'), 'first');
+    assert.equal(await cache.get('k'), undefined);
+    await cache.set('k', 'first');
+    await cache.set('k', 'second');
+    assert.equal(await cache.get('k'), 'first');
     assert.deepEqual(db.prepare('SELECT key, value, created_at_ms FROM prompt_cache').all(), [{ key: 'k', value: 'first', created_at_ms: 1234 }]);
     createSqlitePromptCache(db); // a second instance on the same database finds the table in place
     db.close();
   });
 
-  it('survives reopening the file', () => {
+  it('survives reopening the file', async () => {
     const file = join(dir, 'reopen.sqlite');
     const key = promptCacheKey({ prompt: 'a cat', seed: 1, isEdit: false, enhancerModel: 'm', rulesVersion: 'v' });
     const first = new Database(file);
-    createSqlitePromptCache(first).set(key, 'a fluffy cat');
+    await createSqlitePromptCache(first).set(key, 'a fluffy cat');
     first.close();
     const second = new Database(file);
-    assert.equal(createSqlitePromptCache(second).get(key), 'a fluffy cat');
+    assert.equal(await createSqlitePromptCache(second).get(key), 'a fluffy cat');
     second.close();
   });
 

@@ -27,8 +27,8 @@ export function createSqlitePromptCache(db: BetterSqlite3.Database, options: Sql
     'INSERT INTO prompt_cache (key, value, created_at_ms) VALUES (?, ?, ?) ON CONFLICT(key) DO NOTHING',
   );
   return {
-    get: (key) => select.get(key)?.value,
-    set(key, value) {
+    get: async (key) => select.get(key)?.value,
+    async set(key, value) {
       insert.run(key, value, now());
     },
   };
