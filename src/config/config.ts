@@ -46,6 +46,11 @@ export interface Config {
   keys: KeysConfig;
   metrics: MetricsConfig;
   c2pa: C2paConfig;
+  // ---- roles (issue 14): which halves of the server this process runs (readRoleConfig below)
+  role: Role;
+  worker: WorkerConfig;
+  /** A dependency check of GET /healthz that has not answered within this is reported down. */
+  healthCheckTimeoutMs: number;
 }
 
 export interface MetricsConfig {
@@ -264,5 +269,41 @@ export function readConfig(env: Env, cwd: string = process.cwd()): Config {
       host: env.METRICS_HOST || '127.0.0.1',
     },
     c2pa: readC2paConfig(env, cwd),
+    ...readRoleConfig(env, port, publicUrl),
+  };
+}
+
+// ---------------------------------------------------------------- roles (issue 14)
+/**
+ * ROLE=api: HTTP, submit, results, SSE, cancel, webhooks, retention; no engine is loaded, no job run.
+ * ROLE=worker: the engines and the job runner; only a health port (GET /healthz, /readyz, /metrics).
+ * ROLE=all (default): both in one process, as `npm start` has always run. docs/deploy.md.
+ */
+export const ROLES = ['api', 'worker', 'all'] as const;
+export type Role = (typeof ROLES)[number];
+
+export interface WorkerConfig {
+  /** Port of a worker's health listener (WORKER_HEALTH_PORT; default PORT). Not used by api/all. */
+  healthPort: number;
+  /** How often a worker looks at the queue for jobs other processes enqueued (WORKER_POLL_MS). */
+  pollMs: number;
+}
+
+export function readRoleConfig(env: Env, port: number, publicUrl: string | undefined): { role: Role; worker: WorkerConfig; healthCheckTimeoutMs: number } {
+  const raw = (env.ROLE ?? '').trim().toLowerCase();
+  if (raw !== '' && !(ROLES as readonly string[]).includes(raw)) throw new ConfigError(`ROLE must be one of ${ROLES.join(', ')}, got "${env.ROLE}"`);
+  // A worker writes the image URLs of its results, and nobody reaches a worker: they must name the api side.
+  if (raw === 'worker' && publicUrl === undefined) {
+    throw new ConfigError('ROLE=worker needs PUBLIC_URL: the image URLs a worker writes into results must point at the api processes (their load balancer)');
+  }
+  return {
+    role: (raw || 'all') as Role,
+    worker: {
+      healthPort: intSetting(env, 'WORKER_HEALTH_PORT', port, 0, 65535),
+      // 1 s: a job enqueued by an api process starts within a second even when no notification reaches the worker.
+      pollMs: intSetting(env, 'WORKER_POLL_MS', 1000, 10, 600_000),
+    },
+    // 2 s: longer than a healthy database, Redis or bucket takes to answer, short enough for a probe's own timeout.
+    healthCheckTimeoutMs: intSetting(env, 'HEALTH_CHECK_TIMEOUT_MS', 2000, 10, 60_000),
   };
 }

@@ -124,6 +124,12 @@ export interface JobQueue {
   list(model: string): Promise<string[]>;
   depth(model: string): Promise<number>;
   has(jobId: string): Promise<boolean>;
+  /**
+   * Calls `listener` when a job may have become claimable (enqueued by any process, or handed back
+   * after a worker stopped); returns the unsubscribe function. Optional: without it the runner of a
+   * shared queue finds new jobs by polling (WORKER_POLL_MS).
+   */
+  onAvailable?(listener: () => void): () => void;
 }
 
 // ---------------------------------------------------------------- live events
