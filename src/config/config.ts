@@ -52,6 +52,11 @@ export interface Config {
   redis: RedisConfig;
   /** DATABASE_URL (store in Postgres; see the database block at the end of this file). */
   database: DatabaseConfig;
+  // ---- roles (issue 14): which halves of the server this process runs (readRoleConfig below)
+  role: Role;
+  worker: WorkerConfig;
+  /** A dependency check of GET /healthz that has not answered within this is reported down. */
+  healthCheckTimeoutMs: number;
 }
 
 export interface MetricsConfig {
@@ -121,6 +126,12 @@ export interface RedisConfig {
   url?: string;
   /** Prefix of every key and channel, so deployments can share one Redis (REDIS_PREFIX, default `qis`). */
   prefix: string;
+  /**
+   * How long a claimed job's queue lock lasts without renewal, ms (REDIS_JOB_LOCK_MS, default 30 s): a worker
+   * that dies (kill -9, a lost host) has its job handed to another worker about this long afterwards. The
+   * stalled-job check and the backend-slot leases use the same figure.
+   */
+  jobLockMs: number;
 }
 
 function readRedisConfig(env: Env): RedisConfig {
@@ -132,7 +143,7 @@ function readRedisConfig(env: Env): RedisConfig {
   if (!/^[A-Za-z0-9._:-]{1,64}$/.test(prefix)) {
     throw new ConfigError(`REDIS_PREFIX must be 1 to 64 letters, digits or . _ : -, got "${prefix}"`);
   }
-  return { ...(url === undefined ? {} : { url }), prefix };
+  return { ...(url === undefined ? {} : { url }), prefix, jobLockMs: intSetting(env, 'REDIS_JOB_LOCK_MS', 30_000, 1000, 600_000) };
 }
 // ---------------------------------------------------------------- end of Redis
 
@@ -370,6 +381,42 @@ export function readConfig(env: Env, cwd: string = process.cwd()): Config {
     blobs: readBlobsConfig(env),
     redis: readRedisConfig(env),
     database: readDatabaseConfig(env),
+    ...readRoleConfig(env, port, publicUrl),
+  };
+}
+
+// ---------------------------------------------------------------- roles (issue 14)
+/**
+ * ROLE=api: HTTP, submit, results, SSE, cancel, webhooks, retention; no engine is loaded, no job run.
+ * ROLE=worker: the engines and the job runner; only a health port (GET /healthz, /readyz, /metrics).
+ * ROLE=all (default): both in one process, as `npm start` has always run. docs/deploy.md.
+ */
+export const ROLES = ['api', 'worker', 'all'] as const;
+export type Role = (typeof ROLES)[number];
+
+export interface WorkerConfig {
+  /** Port of a worker's health listener (WORKER_HEALTH_PORT; default PORT). Not used by api/all. */
+  healthPort: number;
+  /** How often a worker looks at the queue for jobs other processes enqueued (WORKER_POLL_MS). */
+  pollMs: number;
+}
+
+export function readRoleConfig(env: Env, port: number, publicUrl: string | undefined): { role: Role; worker: WorkerConfig; healthCheckTimeoutMs: number } {
+  const raw = (env.ROLE ?? '').trim().toLowerCase();
+  if (raw !== '' && !(ROLES as readonly string[]).includes(raw)) throw new ConfigError(`ROLE must be one of ${ROLES.join(', ')}, got "${env.ROLE}"`);
+  // A worker writes the image URLs of its results, and nobody reaches a worker: they must name the api side.
+  if (raw === 'worker' && publicUrl === undefined) {
+    throw new ConfigError('ROLE=worker needs PUBLIC_URL: the image URLs a worker writes into results must point at the api processes (their load balancer)');
+  }
+  return {
+    role: (raw || 'all') as Role,
+    worker: {
+      healthPort: intSetting(env, 'WORKER_HEALTH_PORT', port, 0, 65535),
+      // 1 s: a job enqueued by an api process starts within a second even when no notification reaches the worker.
+      pollMs: intSetting(env, 'WORKER_POLL_MS', 1000, 10, 600_000),
+    },
+    // 2 s: longer than a healthy database, Redis or bucket takes to answer, short enough for a probe's own timeout.
+    healthCheckTimeoutMs: intSetting(env, 'HEALTH_CHECK_TIMEOUT_MS', 2000, 10, 60_000),
   };
 }
 

@@ -256,7 +256,8 @@ export function buildOpenApiDocument(publicUrl: string, version: string): Record
           responses: { '200': { description: 'The report', content: { 'application/json': { schema: verifyReportSchema } } }, ...errorResponses([400, 401, 413, 415]) },
         },
       },
-      '/healthz': { get: { operationId: 'health', security: [], summary: '200 once the engines are loaded', responses: { '200': { description: 'ok' }, '503': { description: 'loading or draining' } } } },
+      '/healthz': { get: { operationId: 'health', security: [], summary: 'each dependency with its state; 200 once ready', responses: { '200': { description: 'ok' }, '503': { description: 'loading, draining, or a dependency does not answer (degraded)' } } } },
+      '/readyz': { get: { operationId: 'ready', security: [], summary: 'the same answer as /healthz, for load balancers', responses: { '200': { description: 'ok' }, '503': { description: 'loading, draining or degraded' } } } },
     },
   };
 }

@@ -11,7 +11,8 @@ import type { ValidateFn } from '../contracts/validate-generation.ts';
 import type { SubmitGeneration } from '../pipeline/submit-generation.ts';
 import type { Engine } from '../domain/types.ts';
 import type { ModelRunStats } from '../jobs/job-runner.ts';
-import type { Config } from '../config/config.ts';
+import type { Config, Role } from '../config/config.ts';
+import type { HealthReporter } from '../observability/health-report.ts';
 import { registerErrorHandling, sendApiError } from './plugins/errors.ts';
 import { ApiError } from '../domain/errors.ts';
 import { createAuthenticate, createRequireAdmin } from './plugins/auth.ts';
@@ -47,7 +48,9 @@ export interface AppDeps {
   engines: Map<string, Engine>;
   runStats: (model: string) => Promise<ModelRunStats>;
   openapi: Record<string, unknown>;
-  isReady: () => boolean;
+  /** GET /healthz and /readyz: this process's role and the state of its dependencies. */
+  role: Role;
+  health: HealthReporter;
   /** Webhook URLs may point at private addresses (WEBHOOK_ALLOW_PRIVATE_URLS). */
   allowPrivateWebhooks: boolean;
   watermark: Omit<WatermarkRouteDeps, 'authenticate'> | null;
@@ -145,7 +148,7 @@ export async function buildApp(deps: AppDeps): Promise<FastifyInstance> {
   registerUsageRoutes(app, { authenticate, usage: deps.usage, limiter: deps.limiter });
   registerAdminRoutes(app, { requireAdmin: createRequireAdmin(authenticate), keys: deps.keys, usage: deps.usage, limiter: deps.limiter, defaultLimits: deps.defaultLimits });
   registerFileRoutes(app, { blobs: deps.blobs });
-  registerHealthRoutes(app, { isReady: deps.isReady, isDraining: () => draining });
+  registerHealthRoutes(app, { role: deps.role, health: deps.health, isDraining: () => draining });
   registerDocsRoutes(app, { openapi: deps.openapi });
   registerPlaygroundRoutes(app, deps.playground);
   if (deps.watermark) await registerWatermarkRoutes(app, { authenticate, ...deps.watermark });

@@ -49,7 +49,11 @@ describe('health, models, docs', () => {
   test('GET /healthz is 200 once loaded', async () => {
     const res = await fetch(`${server.url}/healthz`);
     assert.equal(res.status, 200);
-    assert.deepEqual(await res.json(), { status: 'ok' });
+    const body = await res.json();
+    assert.equal(body.status, 'ok');
+    assert.equal(body.role, 'all');
+    for (const name of ['database', 'queue', 'blobs']) assert.equal(body.checks[name]?.ok, true, name);
+    assert.equal(body.checks.engines['alibaba/qwen-image-2-0']?.ok, true);
   });
   test('GET /v1/models lists the public model with the engine behind it', async () => {
     const res = await server.get('/v1/models');

@@ -1,0 +1,128 @@
+/**
+ * What a runner does once at start, before it takes jobs: jobs left running by a crash run again (or
+ * fail after maxAttempts), every queued job is in the queue, and blobs nobody will use are deleted.
+ *
+ * With a queue shared across processes (BullMQ), a job marked running may belong to a live worker on
+ * another machine: it is left alone, and the queue itself hands a dead worker's job out again after its
+ * lock expires (the runner then reclaims it, job-runner.ts). When other processes write to the same
+ * store and blobs (a shared queue, or ROLE=worker next to an `api` process), the orphan sweep keeps
+ * what they may still commit or read:
+ * - a generated image is deleted only when no job lists it AND its name says it was written more
+ *   than twice the run deadline ago (run-generation.ts names it `generations/<ms>-<uuid>.<ext>`; a run
+ *   commits before its deadline, so an older unlisted image can no longer become a job's);
+ * - a reference is deleted only when its job exists and has ended (submit stores the references
+ *   before it writes the job, so "no such job" may be a submit in flight on an `api` process).
+ * What the restricted sweep leaves (references of a submit that crashed before writing its job) stays
+ * until a start without other writers, or an operator's cleanup.
+ */
+import { ApiError } from '../domain/errors.ts';
+import { isTerminal, type JobRecord } from '../domain/jobs.ts';
+import type { BlobStore } from '../domain/ports.ts';
+import { jobIdOfReference } from '../pipeline/reference-blobs.ts';
+import { deleteReferences, toJobError, type JobObserver, type RunnerLogger } from './job-control.ts';
+import type { JobQueue, JobStore } from './ports.ts';
+
+export interface RecoveryDeps {
+  store: JobStore;
+  queue: JobQueue;
+  blobs: BlobStore;
+  logger: RunnerLogger;
+  maxAttempts: number;
+  /** Deadline of one run (the shared sweep keeps images younger than twice this). */
+  runTimeoutMs: number;
+  /** Other processes write to the same store and blobs: sweep only what they cannot still use. */
+  othersWrite: boolean;
+  observer?: JobObserver;
+  now: () => number;
+}
+
+export interface RecoveryReport {
+  requeued: number;
+  failed: number;
+  /** Jobs marked running that were left to the live workers running them (shared queue). */
+  leftRunning: number;
+  orphansDeleted: number;
+}
+
+/**
+ * A queued job missing from a shared queue is enqueued only once it is this old: submit on another
+ * process writes the job, then enqueues it, a few ms apart; enqueueing it here in between could have it
+ * claimed twice.
+ */
+const SUBMIT_IN_FLIGHT_MS = 60_000;
+
+export function interruptedError(attempts: number): ApiError {
+  return new ApiError('job_interrupted', `the server stopped while this job was running, ${attempts} time(s); it was not retried again`);
+}
+
+/** Fails a job whose runs were all interrupted; true when this call wrote it. */
+export async function failInterrupted(deps: Pick<RecoveryDeps, 'store' | 'blobs' | 'logger' | 'observer' | 'now'>, job: JobRecord): Promise<boolean> {
+  const error = interruptedError(job.attempts);
+  const written = await deps.store.fail(job.id, toJobError(error), deps.now());
+  if (written) deps.observer?.ended(job, { status: 'failed', code: error.code });
+  await deleteReferences(deps, job);
+  return written;
+}
+
+export async function recoverJobs(deps: RecoveryDeps): Promise<RecoveryReport> {
+  const shared = deps.queue.sharedAcrossProcesses;
+  let requeued = 0;
+  let failed = 0;
+  let leftRunning = 0;
+  for (const job of await deps.store.listByStatus('running')) {
+    if (shared) {
+      leftRunning++;
+    } else if (job.attempts >= deps.maxAttempts) {
+      if (await failInterrupted(deps, job)) failed++;
+    } else if (await deps.store.requeue(job.id)) {
+      await deps.queue.enqueue(job.id, job.model);
+      requeued++;
+    }
+  }
+  for (const job of await deps.store.listByStatus('queued')) {
+    if (shared && deps.now() - job.createdAtMs < SUBMIT_IN_FLIGHT_MS) continue;
+    if (!(await deps.queue.has(job.id))) await deps.queue.enqueue(job.id, job.model);
+  }
+  const orphansDeleted = await sweepOrphans(deps);
+  if (requeued + failed + orphansDeleted > 0) deps.logger.info({ requeued, failed, leftRunning, orphansDeleted }, 'recovered jobs after a restart');
+  return { requeued, failed, leftRunning, orphansDeleted };
+}
+
+/** `generations/<ms>-...`: the ms the image was drawn; null for a name run-generation.ts did not make. */
+function writtenAtMs(key: string): number | null {
+  const m = /^generations\/(\d{10,16})-/.exec(key);
+  return m ? Number(m[1]) : null;
+}
+
+/** Images written by a run that never committed (a crash between store and commit), and references of finished jobs. */
+async function sweepOrphans(deps: RecoveryDeps): Promise<number> {
+  let deleted = 0;
+  const kept = await deps.store.listOutputKeys();
+  const oldEnoughMs = deps.now() - 2 * deps.runTimeoutMs;
+  for (const key of await deps.blobs.list('generations/')) {
+    if (kept.has(key)) continue;
+    if (deps.othersWrite) {
+      const at = writtenAtMs(key);
+      if (at === null || at > oldEnoughMs) continue;
+    }
+    await deps.blobs.delete(key);
+    deleted++;
+  }
+  const pending = deps.othersWrite
+    ? null
+    : new Set([...(await deps.store.listByStatus('queued')), ...(await deps.store.listByStatus('running'))].map((j) => j.id));
+  for (const key of await deps.blobs.list('inputs/')) {
+    const jobId = jobIdOfReference(key);
+    let orphan: boolean;
+    if (pending) orphan = !jobId || !pending.has(jobId);
+    else {
+      const job = jobId ? await deps.store.get(jobId) : null;
+      orphan = job !== null && isTerminal(job.status);
+    }
+    if (orphan) {
+      await deps.blobs.delete(key);
+      deleted++;
+    }
+  }
+  return deleted;
+}

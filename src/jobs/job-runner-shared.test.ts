@@ -1,0 +1,398 @@
+/**
+ * The job runner over a queue shared by several processes, as BullMQ is: two or three runner
+ * instances (each standing for a worker process) over one real SQLite job store, one filesystem blob
+ * store and one JobEvents object (standing for Redis pub/sub). The queue is the embedded SQLite queue
+ * behind a small test wrapper that marks itself shared, holds each claimed job until `complete`, and
+ * can hand one out again the way BullMQ's stalled-job check does once a worker stops renewing its lock.
+ * Engines are gated fakes (no GPU here); everything after the engine (encode, store, commit, ledger)
+ * is the real pipeline.
+ */
+import { ANY_SIZE, type EngineCapabilities } from '../domain/engine-capabilities.ts';
+import assert from 'node:assert/strict';
+import { randomUUID } from 'node:crypto';
+import fs from 'node:fs';
+import os from 'node:os';
+import path from 'node:path';
+import { afterEach, beforeEach, describe, it } from 'node:test';
+import { openDatabase, type SqliteDatabase } from '../store/sqlite/database.ts';
+import { createFsBlobStore } from '../blobs/fs/fs-blob-store.ts';
+import type { BlobStore, PromptEnhancer } from '../domain/ports.ts';
+import type { Engine, EngineResult } from '../domain/types.ts';
+import type { JobParams } from '../domain/jobs.ts';
+import { createRunGeneration } from '../pipeline/run-generation.ts';
+import { referenceKey } from '../pipeline/reference-blobs.ts';
+import { waitUntil } from '../../test/helpers/wait-until.ts';
+import { createMemoryJobEvents } from './memory-events.ts';
+import { createJobRunner, type JobRunner } from './job-runner.ts';
+import type { JobEvent, JobEvents, JobQueue, JobStore } from './ports.ts';
+import { createSqliteJobQueue } from './sqlite/job-queue.ts';
+import { createSqliteJobStore } from './sqlite/job-store.ts';
+
+const MODEL = 'alibaba/qwen-image-2-0';
+const SIDE = 64;
+const silent = { info() {}, warn() {}, error() {} };
+
+interface SharedTestQueue extends JobQueue {
+  /** Claimed and not completed: held under a worker's lock. */
+  readonly held: ReadonlySet<string>;
+  /** The lock of a held job expired (its worker stopped renewing it): back to waiting, as BullMQ moves a stalled job. */
+  redeliver(jobId: string, model: string): Promise<void>;
+}
+
+function createSharedTestQueue(inner: JobQueue): SharedTestQueue {
+  const held = new Set<string>();
+  const listeners = new Set<() => void>();
+  const notify = () => {
+    for (const listener of [...listeners]) listener();
+  };
+  return {
+    sharedAcrossProcesses: true,
+    held,
+    async enqueue(jobId, model) {
+      await inner.enqueue(jobId, model);
+      notify();
+    },
+    async claim(model) {
+      const id = await inner.claim(model);
+      if (id) held.add(id);
+      return id;
+    },
+    async complete(jobId) {
+      held.delete(jobId);
+    },
+    remove: (jobId) => inner.remove(jobId),
+    position: (jobId) => inner.position(jobId),
+    list: (model) => inner.list(model),
+    depth: (model) => inner.depth(model),
+    has: (jobId) => inner.has(jobId),
+    onAvailable(listener) {
+      listeners.add(listener);
+      return () => listeners.delete(listener);
+    },
+    async redeliver(jobId, model) {
+      assert.ok(held.delete(jobId), `${jobId} is not held by a worker`);
+      await inner.enqueue(jobId, model);
+      notify();
+    },
+  };
+}
+
+interface EngineCall {
+  signal: AbortSignal;
+  /** Lets the engine answer with its image. */
+  release(): void;
+}
+
+const TEST_CAPABILITIES: EngineCapabilities = { maxReferenceImages: 3, sizes: ANY_SIZE, negativePrompt: true, seed: true, progress: false, previews: false, masks: false, promptAdaptation: false };
+
+/** An engine that answers only when released, and rejects as soon as its signal aborts. */
+function createGatedEngine(id: string, everyCall?: EngineCall[]) {
+  const calls: EngineCall[] = [];
+  const engine: Engine = {
+    id,
+    kind: 'fake',
+    description: 'gated test engine',
+    capabilities: () => TEST_CAPABILITIES,
+    async load() {},
+    async health() {
+      return { ok: true };
+    },
+    capacity: () => 1,
+    generate(request, signal) {
+      return new Promise<EngineResult>((resolve, reject) => {
+        const image = { width: request.width, height: request.height, data: new Uint8Array(request.width * request.height * 3).fill(90) };
+        const call = { signal, release: () => resolve({ image, info: { backend: id } }) };
+        calls.push(call);
+        everyCall?.push(call);
+        signal.addEventListener('abort', () => reject(signal.reason), { once: true });
+      });
+    },
+    async close() {},
+  };
+  return { engine, calls };
+}
+
+interface World {
+  dir: string;
+  db: SqliteDatabase;
+  store: JobStore;
+  queue: SharedTestQueue;
+  events: JobEvents;
+  blobs: BlobStore;
+  runners: JobRunner[];
+  /** Every engine call of every worker, so a test's end can let the frozen ones finish. */
+  calls: EngineCall[];
+  ledgerRows(jobId: string): number;
+  /** One worker process: its own runner and engine over the shared store, queue, events and blobs. */
+  worker(options?: { maxAttempts?: number; pollIntervalMs?: number }): { runner: JobRunner; calls: EngineCall[] };
+  submit(overrides?: Partial<JobParams>): Promise<string>;
+}
+
+const unusedEnhancer: PromptEnhancer = {
+  enhance: async () => {
+    throw new Error('the jobs of this test do not enhance their prompt');
+  },
+};
+
+function createWorld(): World {
+  const dir = fs.mkdtempSync(path.join(os.tmpdir(), 'qis-shared-runner-'));
+  const db = openDatabase(path.join(dir, 'server.sqlite'));
+  const store = createSqliteJobStore(db);
+  const queue = createSharedTestQueue(createSqliteJobQueue(db));
+  const events = createMemoryJobEvents();
+  const blobs = createFsBlobStore(path.join(dir, 'images'));
+  const ledger = db.prepare(`SELECT COUNT(*) AS n FROM usage_ledger WHERE job_id = ?`);
+  const runners: JobRunner[] = [];
+  const allCalls: EngineCall[] = [];
+  return {
+    dir,
+    db,
+    store,
+    queue,
+    events,
+    blobs,
+    runners,
+    calls: allCalls,
+    ledgerRows: (jobId) => (ledger.get(jobId) as { n: number }).n,
+    worker(options = {}) {
+      const { engine, calls } = createGatedEngine(`fake-${runners.length}`, allCalls);
+      const engines = new Map([[MODEL, engine]]);
+      const runner = createJobRunner({
+        store,
+        queue,
+        events,
+        blobs,
+        engines,
+        runGeneration: createRunGeneration({
+          engines,
+          blobs,
+          enhancer: unusedEnhancer,
+          watermarker: null,
+          watermarkIssuerId: 1,
+          pricesUsd: { [MODEL]: 0.0455 },
+          creditsPerUsd: 2_000_000,
+          publicUrl: () => 'http://api.test',
+          software: 'test',
+        }),
+        fallbackConcurrency: 1,
+        maxQueued: 16,
+        runTimeoutMs: 600_000,
+        maxAttempts: options.maxAttempts ?? 3,
+        pollIntervalMs: options.pollIntervalMs,
+        logger: silent,
+      });
+      runners.push(runner);
+      return { runner, calls };
+    },
+    async submit(overrides = {}) {
+      const id = `job_${randomUUID()}`;
+      const params: JobParams = {
+        model: MODEL,
+        prompt: 'a red house',
+        negativePrompt: '',
+        width: SIDE,
+        height: SIDE,
+        seed: 7,
+        enhancePrompt: false,
+        watermark: false,
+        responseFormat: 'url',
+        referenceKeys: [],
+        ...overrides,
+      };
+      const created = await store.create({ id, keyId: 'key_a', requestId: `req_${randomUUID()}`, params, webhook: null, createdAtMs: Date.now() });
+      assert.equal(created.kind, 'created');
+      await queue.enqueue(id, MODEL);
+      return id;
+    },
+  };
+}
+
+/** Resolves with the first event of `type` published for the job. */
+function nextEvent(events: JobEvents, jobId: string, type: JobEvent['type']): Promise<JobEvent> {
+  return new Promise((resolve) => {
+    const unsubscribe = events.subscribe(jobId, (event) => {
+      if (event.type !== type) return;
+      unsubscribe();
+      resolve(event);
+    });
+  });
+}
+
+describe('job runner over a shared queue', () => {
+  let w: World;
+  beforeEach(() => {
+    w = createWorld();
+  });
+  afterEach(async () => {
+    // A worker a test left frozen finishes now, so close() does not wait on it forever.
+    for (const call of w.calls) call.release();
+    for (const runner of w.runners) await runner.close();
+    w.db.close();
+    fs.rmSync(w.dir, { recursive: true, force: true });
+  });
+
+  it('a job handed out again after its worker stopped is reclaimed, run as a new attempt and completed in the queue', async () => {
+    const a = w.worker();
+    const b = w.worker();
+    const id = await w.submit();
+    await a.runner.pump();
+    await waitUntil(() => a.calls.length === 1, 'worker A to reach its engine');
+    assert.equal((await w.store.get(id))?.attempts, 1);
+
+    // A stops renewing its lock (killed, or frozen): the queue gives the job to whoever claims next.
+    await w.queue.redeliver(id, MODEL);
+    const succeeded = nextEvent(w.events, id, 'succeeded');
+    await b.runner.pump();
+    await waitUntil(() => b.calls.length === 1, 'worker B to reach its engine');
+    assert.equal(b.runner.isRunningHere(id), true);
+    assert.equal((await w.store.get(id))?.attempts, 2);
+    b.calls[0]!.release();
+    await succeeded;
+
+    const job = await w.store.get(id);
+    assert.equal(job?.status, 'succeeded');
+    assert.equal(w.ledgerRows(id), 1);
+    await waitUntil(() => !b.runner.isRunningHere(id), 'worker B to let go of the job');
+    assert.equal(w.queue.held.has(id), false, 'the queue was told the job is complete');
+  });
+
+  it('a job whose worker stopped on every attempt is failed as interrupted, never charged', async () => {
+    const a = w.worker();
+    const b = w.worker({ maxAttempts: 1 });
+    const id = await w.submit();
+    await a.runner.pump();
+    await waitUntil(() => a.calls.length === 1, 'worker A to reach its engine');
+
+    await w.queue.redeliver(id, MODEL);
+    const failed = nextEvent(w.events, id, 'failed');
+    await b.runner.pump();
+    await failed;
+    const job = await w.store.get(id);
+    assert.equal(job?.status, 'failed');
+    assert.equal(job?.error?.error.code, 'job_interrupted');
+    assert.equal(b.calls.length, 0, 'worker B never ran it');
+    assert.equal(w.queue.held.has(id), false);
+
+    // A was only frozen: it finishes, and its result cannot commit over the failure.
+    a.calls[0]!.release();
+    await waitUntil(() => !a.runner.isRunningHere(id), 'worker A to finish');
+    assert.equal((await w.store.get(id))?.status, 'failed');
+    assert.equal(w.ledgerRows(id), 0);
+    assert.deepEqual(await w.blobs.list('generations/'), [], 'the late image was deleted');
+  });
+
+  it('charges exactly once when the first worker comes back and tries to succeed after the second did', async () => {
+    const a = w.worker();
+    const b = w.worker();
+    const id = await w.submit();
+    await a.runner.pump();
+    await waitUntil(() => a.calls.length === 1, 'worker A to reach its engine');
+    await w.queue.redeliver(id, MODEL);
+    await b.runner.pump();
+    await waitUntil(() => b.calls.length === 1, 'worker B to reach its engine');
+    b.calls[0]!.release();
+    await waitUntil(async () => (await w.store.get(id))?.status === 'succeeded', 'worker B to commit');
+    const committed = await w.store.get(id);
+    const kept = await w.blobs.list('generations/');
+    assert.equal(kept.length, 1);
+
+    // A's engine answers after all; its run reaches store.succeed, which must refuse it.
+    const canceledEvents: JobEvent[] = [];
+    w.events.subscribe(id, (event) => event.type === 'canceled' && canceledEvents.push(event));
+    a.calls[0]!.release();
+    await waitUntil(() => !a.runner.isRunningHere(id), 'worker A to finish');
+
+    assert.equal(w.ledgerRows(id), 1, 'one ledger row');
+    const after = await w.store.get(id);
+    assert.equal(after?.status, 'succeeded');
+    assert.deepEqual(after?.result, committed?.result, 'the committed result is B\'s, unchanged');
+    assert.deepEqual(await w.blobs.list('generations/'), kept, 'A\'s image was deleted, B\'s kept');
+    assert.deepEqual(canceledEvents, [], 'A does not announce the succeeded job as canceled');
+  });
+
+  it('a cancel made by another process aborts the engine of the worker running the job', async () => {
+    const a = w.worker();
+    const api = w.worker(); // stands for an api process: it never runs this job
+    const id = await w.submit();
+    await a.runner.pump();
+    await waitUntil(() => a.calls.length === 1, 'worker A to reach its engine');
+    assert.equal(api.runner.isRunningHere(id), false);
+
+    const stopped = await api.runner.stop(id);
+    assert.equal(stopped?.status, 'canceled');
+    await waitUntil(() => a.calls[0]!.signal.aborted, 'the cancel to reach worker A\'s engine');
+    await waitUntil(() => !a.runner.isRunningHere(id), 'worker A to let go of the job');
+    assert.equal((await w.store.get(id))?.status, 'canceled');
+    assert.equal(w.ledgerRows(id), 0);
+    assert.equal(w.queue.held.has(id), false);
+    assert.deepEqual(await w.blobs.list('generations/'), []);
+  });
+
+  it('recover() at start leaves a job running elsewhere alone, and sweeps only what nobody can still use', async () => {
+    const a = w.worker();
+    const id = await w.submit();
+    await a.runner.pump();
+    await waitUntil(() => a.calls.length === 1, 'worker A to reach its engine');
+
+    const fresh = `generations/${Date.now()}-${randomUUID()}.png`; // may be a run elsewhere about to commit
+    const stale = `generations/${Date.now() - 3 * 600_000}-${randomUUID()}.png`; // older than twice the deadline
+    const inFlightRef = referenceKey(`job_${randomUUID()}`, 0); // a submit elsewhere, before it writes its job
+    for (const key of [fresh, stale, inFlightRef]) await w.blobs.put(key, Buffer.from('x'), 'application/octet-stream');
+
+    const restarted = w.worker();
+    const report = await restarted.runner.recover();
+    assert.equal(report.requeued, 0);
+    assert.equal(report.failed, 0);
+    assert.equal(report.leftRunning, 1);
+    const job = await w.store.get(id);
+    assert.equal(job?.status, 'running');
+    assert.equal(job?.attempts, 1);
+    assert.equal(await w.queue.has(id), false, 'not put back in the queue');
+    assert.equal(a.calls[0]!.signal.aborted, false);
+    const left = new Set([...(await w.blobs.list('generations/')), ...(await w.blobs.list('inputs/'))]);
+    assert.ok(left.has(fresh), 'a young unlisted image is kept');
+    assert.ok(left.has(inFlightRef), 'a reference of a job not yet written is kept');
+    assert.equal(left.has(stale), false, 'an image older than any run is deleted');
+
+    a.calls[0]!.release();
+    await waitUntil(async () => (await w.store.get(id))?.status === 'succeeded', 'worker A to commit');
+    assert.equal(w.ledgerRows(id), 1);
+  });
+
+  it('a started worker takes jobs other processes enqueue: on the queue\'s notification, and by polling without one', async () => {
+    const notified = w.worker();
+    notified.runner.start();
+    const first = await w.submit();
+    await waitUntil(() => notified.calls.length === 1, 'the notified worker to start the job');
+    notified.calls[0]!.release();
+    await waitUntil(async () => (await w.store.get(first))?.status === 'succeeded', 'the first job to succeed');
+    await notified.runner.close();
+
+    // A queue without onAvailable: only the periodic pump can find the job.
+    const { onAvailable: _unused, ...withoutNotifications } = w.queue;
+    void _unused;
+    const silentQueue = withoutNotifications as JobQueue;
+    const { engine, calls } = createGatedEngine('polling', w.calls);
+    const engines = new Map([[MODEL, engine]]);
+    const poller = createJobRunner({
+      store: w.store,
+      queue: silentQueue,
+      events: w.events,
+      blobs: w.blobs,
+      engines,
+      runGeneration: createRunGeneration({ engines, blobs: w.blobs, enhancer: unusedEnhancer, watermarker: null, watermarkIssuerId: 1, pricesUsd: { [MODEL]: 0.0455 }, creditsPerUsd: 2_000_000, publicUrl: () => 'http://api.test', software: 'test' }),
+      fallbackConcurrency: 1,
+      maxQueued: 16,
+      runTimeoutMs: 600_000,
+      maxAttempts: 3,
+      pollIntervalMs: 20,
+      logger: silent,
+    });
+    w.runners.push(poller);
+    poller.start();
+    const second = await w.submit();
+    await waitUntil(() => calls.length === 1, 'the polling worker to find the job');
+    calls[0]!.release();
+    await waitUntil(async () => (await w.store.get(second))?.status === 'succeeded', 'the second job to succeed');
+  });
+});
