@@ -337,7 +337,8 @@ describe('job runner over a shared queue', () => {
     const fresh = `generations/${Date.now()}-${randomUUID()}.png`; // may be a run elsewhere about to commit
     const stale = `generations/${Date.now() - 3 * 600_000}-${randomUUID()}.png`; // older than twice the deadline
     const inFlightRef = referenceKey(`job_${randomUUID()}`, 0); // a submit elsewhere, before it writes its job
-    for (const key of [fresh, stale, inFlightRef]) await w.blobs.put(key, Buffer.from('x'), 'application/octet-stream');
+    for (const key of [fresh, stale]) await w.blobs.put(key, Buffer.from('x'), 'image/png');
+    await w.blobs.put(inFlightRef, Buffer.from('x'), 'application/octet-stream');
 
     const restarted = w.worker();
     const report = await restarted.runner.recover();

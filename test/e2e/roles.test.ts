@@ -10,67 +10,15 @@
  * the api only reads. Concurrent writers, SSE and cancel across processes need the shared adapters
  * (docs/deploy.md); the runner's side of those is covered by src/jobs/job-runner-shared.test.ts.
  */
-import { test, after } from 'node:test';
+import { test } from 'node:test';
 import assert from 'node:assert/strict';
-import { spawn, type ChildProcess } from 'node:child_process';
 import fs from 'node:fs';
 import os from 'node:os';
 import path from 'node:path';
 import Database from 'better-sqlite3';
-import { MODEL, REPO_ROOT, TEST_KEY, TINY_MODEL_DIR } from '../helpers/server.ts';
+import { MODEL, TEST_KEY } from '../helpers/server.ts';
 import { waitUntil } from '../helpers/wait-until.ts';
-
-interface ServerProcess {
-  child: ChildProcess;
-  url: string;
-  exited: Promise<{ code: number | null; signal: NodeJS.Signals | null }>;
-  log(): string;
-}
-
-const children: ChildProcess[] = [];
-after(() => {
-  for (const child of children) if (child.exitCode === null && child.signalCode === null) child.kill('SIGKILL');
-});
-
-function spawnServer(env: NodeJS.ProcessEnv) {
-  const child = spawn(process.execPath, ['--import', 'tsx', path.join(REPO_ROOT, 'src/main.ts')], { env, cwd: REPO_ROOT, stdio: ['ignore', 'pipe', 'pipe'] });
-  children.push(child);
-  let out = '';
-  child.stdout!.on('data', (d: Buffer) => (out += d));
-  child.stderr!.on('data', (d: Buffer) => (out += d));
-  const exited = new Promise<{ code: number | null; signal: NodeJS.Signals | null }>((resolve) => child.on('exit', (code, signal) => resolve({ code, signal })));
-  return { child, exited, log: () => out };
-}
-
-/** Resolves with the server's URL once its log says "server ready". */
-async function startServerProcess(env: NodeJS.ProcessEnv): Promise<ServerProcess> {
-  const proc = spawnServer(env);
-  const url = await new Promise<string>((resolve, reject) => {
-    const look = () => {
-      const line = proc.log().split('\n').find((l) => l.includes('"msg":"server ready"'));
-      if (line) resolve((JSON.parse(line) as { url: string }).url);
-    };
-    proc.child.stdout!.on('data', look);
-    proc.child.stderr!.on('data', look);
-    void proc.exited.then(({ code, signal }) => reject(new Error(`server exited (${code ?? signal}) before it was ready:\n${proc.log().slice(-3000)}`)));
-  });
-  return { ...proc, url };
-}
-
-function baseEnv(dataDir: string, extra: Record<string, string>): NodeJS.ProcessEnv {
-  return {
-    PATH: process.env.PATH,
-    HOME: process.env.HOME,
-    PORT: '0',
-    HOST: '127.0.0.1',
-    DATA_DIR: dataDir,
-    API_KEYS: TEST_KEY,
-    BUILTIN_MODEL_DIR: TINY_MODEL_DIR,
-    ORT_THREADS: '1',
-    LOG_LEVEL: 'info',
-    ...extra,
-  };
-}
+import { serverProcessEnv as baseEnv, spawnServer, startServerProcess } from '../helpers/server-process.ts';
 
 const auth = { authorization: `Bearer ${TEST_KEY}` };
 const getJson = async (url: string, headers: Record<string, string> = {}) => {
