@@ -10,7 +10,7 @@
  * the api only reads. Concurrent writers, SSE and cancel across processes need the shared adapters
  * (docs/deploy.md); the runner's side of those is covered by src/jobs/job-runner-shared.test.ts.
  */
-import { test } from 'node:test';
+import { test, after } from 'node:test';
 import assert from 'node:assert/strict';
 import fs from 'node:fs';
 import os from 'node:os';
@@ -18,7 +18,9 @@ import path from 'node:path';
 import Database from 'better-sqlite3';
 import { MODEL, TEST_KEY } from '../helpers/server.ts';
 import { waitUntil } from '../helpers/wait-until.ts';
-import { serverProcessEnv as baseEnv, spawnServer, startServerProcess } from '../helpers/server-process.ts';
+import { killSpawnedServers, serverProcessEnv as baseEnv, spawnServer, startServerProcess } from '../helpers/server-process.ts';
+
+after(killSpawnedServers);
 
 const auth = { authorization: `Bearer ${TEST_KEY}` };
 const getJson = async (url: string, headers: Record<string, string> = {}) => {

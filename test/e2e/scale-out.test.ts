@@ -13,7 +13,7 @@ import fs from 'node:fs';
 import os from 'node:os';
 import path from 'node:path';
 import { MODEL, TEST_KEY } from '../helpers/server.ts';
-import { serverProcessEnv, startServerProcess, type ServerProcess } from '../helpers/server-process.ts';
+import { killSpawnedServers, serverProcessEnv, startServerProcess, type ServerProcess } from '../helpers/server-process.ts';
 import { waitUntil } from '../helpers/wait-until.ts';
 import { writeRoutingFile } from '../helpers/routing.ts';
 import { startPostgres, type TestPostgres } from '../helpers/postgres.ts';
@@ -107,7 +107,7 @@ describe('two api and two worker processes over Redis, Postgres and S3', { timeo
   });
 
   after(async () => {
-    for (const proc of [...apis, ...workers]) proc?.child.kill('SIGKILL');
+    killSpawnedServers();
     await Promise.all([...apis, ...workers].map((p) => p?.exited));
     await Promise.all([gpuA?.close(), gpuB?.close(), s3?.stop(), redis?.stop(), pg?.stop()]);
   });

@@ -1,9 +1,9 @@
 /**
  * The server as a real child process (`node --import tsx src/main.ts`), as an operator runs it: the
- * tests that need several processes (roles, scale-out) or a real `kill -9` start it this way. Every
- * process started here is killed when the test file ends, also when a test failed midway.
+ * tests that need several processes (roles, scale-out) or a real `kill -9` start it this way, and so
+ * does bench/scale.ts. A test file calls `after(killSpawnedServers)` so that a failed test leaves no
+ * process behind (this module does not import node:test: a benchmark importing it must not become a test run).
  */
-import { after } from 'node:test';
 import { spawn, type ChildProcess } from 'node:child_process';
 import path from 'node:path';
 import { REPO_ROOT, TEST_KEY, TINY_MODEL_DIR } from './server.ts';
@@ -21,9 +21,11 @@ export interface ServerProcess extends SpawnedServer {
 }
 
 const children: ChildProcess[] = [];
-after(() => {
+
+/** SIGKILL to every process started here that is still running. */
+export function killSpawnedServers(): void {
   for (const child of children) if (child.exitCode === null && child.signalCode === null) child.kill('SIGKILL');
-});
+}
 
 export function spawnServer(env: NodeJS.ProcessEnv): SpawnedServer {
   const child = spawn(process.execPath, ['--import', 'tsx', path.join(REPO_ROOT, 'src/main.ts')], { env, cwd: REPO_ROOT, stdio: ['ignore', 'pipe', 'pipe'] });
