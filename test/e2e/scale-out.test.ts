@@ -15,6 +15,7 @@ import path from 'node:path';
 import { MODEL, TEST_KEY } from '../helpers/server.ts';
 import { killSpawnedServers, serverProcessEnv, startServerProcess, type ServerProcess } from '../helpers/server-process.ts';
 import { waitUntil } from '../helpers/wait-until.ts';
+import { openEvents } from '../helpers/jobs.ts';
 import { writeRoutingFile } from '../helpers/routing.ts';
 import { startPostgres, type TestPostgres } from '../helpers/postgres.ts';
 import { startRedis, type TestRedis } from '../helpers/redis.ts';
@@ -188,5 +189,20 @@ describe('two api and two worker processes over Redis, Postgres and S3', { timeo
     const next = await submit(apis[0]!, 'a kite after the cancel');
     await waitForStatus([next], 'succeeded', 'the next job succeeded');
     assert.equal((await usage(apis[0]!)).generations, before + 1);
+  });
+  test('the events of a job run by a worker reach the SSE stream on another API process', async () => {
+    // Both workers paused: the job waits in the queue while the stream opens, so "running" can only come
+    // from the worker that takes it, through Redis.
+    for (const w of workers) w!.child.kill('SIGSTOP');
+    const id = await submit(apis[1]!, 'a kite watched from the other API');
+    const stream = await openEvents(`${apis[0]!.url}/v1/jobs/${id}/events`, TEST_KEY);
+    await stream.next((e) => e.event === 'queued');
+    for (const w of workers) w!.child.kill('SIGCONT');
+    await stream.next((e) => e.event === 'running');
+    await stream.next((e) => e.event === 'succeeded');
+    const order = stream.events.map((e) => e.event).filter((e) => e !== 'progress');
+    assert.deepEqual(order.slice(-2), ['running', 'succeeded'], `events in order: ${order.join(', ')}`);
+    stream.close();
+    assert.equal((await job(apis[0]!, id)).status, 'succeeded');
   });
 });
