@@ -48,9 +48,14 @@ const perType = <K extends 'concurrency' | 'timeoutMs'>(key: K): Readonly<Record
 
 /** Every default of the routing file, gathered from the router's and the engines' config.ts. */
 export const BACKEND_DEFAULTS = {
-  ...ROUTING_DEFAULTS,
+  priority: ROUTING_DEFAULTS.priority,
+  weight: ROUTING_DEFAULTS.weight,
   concurrency: perType('concurrency'),
   timeoutMs: perType('timeoutMs'),
+  maxReferenceImages: ROUTING_DEFAULTS.maxReferenceImages,
+  healthCheck: ROUTING_DEFAULTS.healthCheck,
+  circuitBreaker: ROUTING_DEFAULTS.circuitBreaker,
+  overloadRetry: ROUTING_DEFAULTS.overloadRetry,
 } as const;
 
 export const DEFAULT_MODEL_ID = 'alibaba/qwen-image-2-0';
