@@ -2,8 +2,8 @@ import assert from 'node:assert/strict';
 import { after, before, describe, it } from 'node:test';
 import { startFakeComfyui, type FakeComfyui } from '../../test/fakes/fake-comfyui.ts';
 import { startFakeDashscope, type FakeDashscope } from '../../test/fakes/fake-dashscope.ts';
-import { defaultBackendsConfig, validateBackendsConfig } from '../config/backends.ts';
-import { buildModelEngines } from './registry.ts';
+import { BACKEND_DEFAULTS, BackendsConfigError, defaultBackendsConfig, validateBackendsConfig } from '../config/backends.ts';
+import { buildModelEngines, ENGINE_MODULES } from './registry.ts';
 import type { RouterDescription } from './router/types.ts';
 import { conformanceRequest, referenceImages } from './testing/conformance.ts';
 import { ScriptedEngine } from './testing/scripted-engine.ts';
@@ -91,5 +91,42 @@ describe('buildModelEngines', () => {
       () => buildModelEngines({ config, createBuiltin: () => new ScriptedEngine('b'), env: {} }),
       /backend cloud: environment variable NOT_SET_ANYWHERE \(apiKeyEnv\) is not set/,
     );
+  });
+});
+
+describe('ENGINE_MODULES', () => {
+  const issuesOf = (backend: Record<string, unknown>): string[] => {
+    try {
+      validateBackendsConfig({ models: { m: { backends: [backend] } } });
+    } catch (err) {
+      assert.ok(err instanceof BackendsConfigError);
+      return err.issues;
+    }
+    return [];
+  };
+
+  it('keeps every default the routing file had before each engine owned its own', () => {
+    assert.deepEqual(JSON.parse(JSON.stringify(BACKEND_DEFAULTS)), {
+      priority: 0,
+      weight: 1,
+      maxReferenceImages: 3,
+      healthCheck: { intervalMs: 15_000, timeoutMs: 3_000 },
+      circuitBreaker: { failureThreshold: 3, resetMs: 30_000 },
+      overloadRetry: { retries: 2, maxDelayMs: 10_000, baseDelayMs: 250 },
+      concurrency: { builtin: 1, comfyui: 1, openai: 1, dashscope: 2 },
+      timeoutMs: { builtin: 0, comfyui: 300_000, openai: 300_000, dashscope: 180_000 },
+    });
+  });
+
+  it('puts each registered type into the validator, with its own fields only', () => {
+    assert.deepEqual(issuesOf({ id: 'x', type: 'nope' }), ['models["m"].backends[0].type: must be one of "builtin", "comfyui", "openai", "dashscope"']);
+    for (const module of ENGINE_MODULES) {
+      const required = Object.fromEntries((module.schema.required ?? []).map((k) => [k, k === 'url' ? 'http://127.0.0.1:1' : 'SOME_KEY']));
+      assert.deepEqual(issuesOf({ id: 'x', type: module.type, ...required }), [], module.type);
+      assert.deepEqual(issuesOf({ id: 'x', type: module.type, ...required, bogus: 1 }), ['models["m"].backends[0]: unknown property "bogus"'], module.type);
+      for (const field of module.schema.required ?? []) {
+        assert.ok(issuesOf({ id: 'x', type: module.type }).includes(`models["m"].backends[0]: missing required property "${field}"`), `${module.type} ${field}`);
+      }
+    }
   });
 });

@@ -1,28 +1,44 @@
 /**
- * The engine registry: turns the backends configuration into one RouterEngine per public model.
- * A new backend type is a new folder under src/engines/ plus one entry in BACKEND_FACTORIES.
+ * The engine registry: the list of engine modules (one line per routing-file `type`) and the
+ * generic wiring that turns the backends configuration into one RouterEngine per public model.
+ * A new backend type is a new folder under src/engines/ (engine, config.ts, tests) plus one line
+ * in ENGINE_MODULES; config/backends.ts assembles the routing file's validator from this list.
  * Called by main.ts (the composition root) with the validated config, the builtin engine factory,
  * the logger and the environment (for API keys named by `apiKeyEnv`).
  */
-import {
-  BACKEND_DEFAULTS,
-  type BackendConfig,
-  type BackendsConfig,
-  type BackendType,
-} from '../config/backends.ts';
+import type { BackendsConfig } from '../config/backends.ts';
 import type { Engine } from '../domain/types.ts';
+import { builtinConfig } from './builtin/config.ts';
+import { comfyuiConfig } from './comfyui/config.ts';
 import { ComfyuiEngine } from './comfyui/comfyui-engine.ts';
+import { dashscopeConfig } from './dashscope/config.ts';
 import { DashscopeEngine } from './dashscope/dashscope-engine.ts';
+import { engineModule, type BuiltinEngineContext, type EngineContext, type EngineModule, type EntryOf } from './engine-module.ts';
+import { openaiConfig } from './openai/config.ts';
 import { OpenaiEngine } from './openai/openai-engine.ts';
-import { silentLogger, type EngineLogger } from './router/kit/logger.ts';
+import { silentLogger, type EngineLogger } from './remote/logger.ts';
 import type { BackendSlots } from './router/backend-slots.ts';
+import { ROUTING_DEFAULTS } from './router/config.ts';
 import { RouterEngine, type RouterBackendSpec } from './router/router-engine.ts';
 
-export interface BuiltinEngineContext {
-  /** The backend id from the config (e.g. "builtin"). */
-  backendId: string;
-  /** The public model this instance serves. */
-  model: string;
+export type { BuiltinEngineContext } from './engine-module.ts';
+
+/** Every backend type the routing file accepts, in the order its error messages list them. */
+export const ENGINE_MODULES = [
+  engineModule(builtinConfig, (options, context) => context.createBuiltin(options)),
+  engineModule(comfyuiConfig, (options) => new ComfyuiEngine(options)),
+  engineModule(openaiConfig, (options) => new OpenaiEngine(options)),
+  engineModule(dashscopeConfig, (options) => new DashscopeEngine(options)),
+] as const;
+
+/** One backend entry of the routing file, whichever its type. */
+export type RegisteredBackendConfig = EntryOf<(typeof ENGINE_MODULES)[number]>;
+
+/** The module of a routing-file `type`; the validator has already rejected unknown types. */
+export function engineModuleFor(type: string): EngineModule {
+  const found = ENGINE_MODULES.find((m) => m.type === type);
+  if (!found) throw new Error(`no engine module for backend type "${type}"`);
+  return found as unknown as EngineModule;
 }
 
 export interface BuildModelEnginesOptions {
@@ -38,73 +54,35 @@ export interface BuildModelEnginesOptions {
   slots?: BackendSlots;
 }
 
-interface FactoryContext {
-  model: string;
-  logger: EngineLogger;
-  env: Readonly<Record<string, string | undefined>>;
-  createBuiltin: (context: BuiltinEngineContext) => Engine;
-}
-
-type FactoryFor<T extends BackendType> = (config: Extract<BackendConfig, { type: T }>, context: FactoryContext) => Engine;
-
-// Short-call budgets (upload, health, cancel, download) are not set here: every remote engine
-// defaults to REMOTE_REQUEST_TIMEOUT_MS / REMOTE_CONTROL_TIMEOUT_MS (router/kit/http.ts), written once.
-
-const BACKEND_FACTORIES: { readonly [T in BackendType]: FactoryFor<T> } = {
-  builtin: (config, context) => context.createBuiltin({ backendId: config.id, model: context.model }),
-  comfyui: (config, context) =>
-    new ComfyuiEngine({
-      id: config.id,
-      url: config.url,
-      preset: config.workflows?.preset,
-      textToImage: config.workflows?.textToImage,
-      edit: config.workflows?.edit,
-      deleteHistory: config.deleteHistory,
-      logger: context.logger,
-    }),
-  openai: (config, context) =>
-    new OpenaiEngine({
-      ...config,
-      apiKey: config.apiKeyEnv ? requireEnv(config.apiKeyEnv, config.id, context.env) : undefined,
-      logger: context.logger,
-    }),
-  dashscope: (config, context) =>
-    new DashscopeEngine({
-      id: config.id,
-      url: config.url,
-      model: config.model,
-      apiKey: requireEnv(config.apiKeyEnv, config.id, context.env),
-      apiKeyEnv: config.apiKeyEnv,
-      logger: context.logger,
-    }),
-};
-
 export function buildModelEngines(options: BuildModelEnginesOptions): Map<string, Engine> {
   const logger = options.logger ?? silentLogger;
   const env = options.env ?? {};
   const { config } = options;
   const engines = new Map<string, Engine>();
   for (const [model, entry] of Object.entries(config.models)) {
-    const context: FactoryContext = { model, logger, env, createBuiltin: options.createBuiltin };
-    const backends: RouterBackendSpec[] = entry.backends.map((backend) => ({
-      id: backend.id,
-      engine: createBackendEngine(backend, context),
-      priority: backend.priority ?? BACKEND_DEFAULTS.priority,
-      weight: backend.weight ?? BACKEND_DEFAULTS.weight,
-      concurrency: backend.concurrency ?? BACKEND_DEFAULTS.concurrency[backend.type],
-      maxReferenceImages: backend.maxReferenceImages ?? BACKEND_DEFAULTS.maxReferenceImages,
-      maxSidePx: backend.maxSidePx,
-      maxPixels: backend.maxPixels,
-      timeoutMs: backend.timeoutMs ?? BACKEND_DEFAULTS.timeoutMs[backend.type],
-    }));
+    const context: EngineContext = { model, logger, env, createBuiltin: options.createBuiltin };
+    const backends: RouterBackendSpec[] = entry.backends.map((backend) => {
+      const module = engineModuleFor(backend.type);
+      return {
+        id: backend.id,
+        engine: module.create(module.toOptions(backend, context), context),
+        priority: backend.priority ?? ROUTING_DEFAULTS.priority,
+        weight: backend.weight ?? ROUTING_DEFAULTS.weight,
+        concurrency: backend.concurrency ?? module.defaults.concurrency,
+        maxReferenceImages: backend.maxReferenceImages ?? ROUTING_DEFAULTS.maxReferenceImages,
+        maxSidePx: backend.maxSidePx,
+        maxPixels: backend.maxPixels,
+        timeoutMs: backend.timeoutMs ?? module.defaults.timeoutMs,
+      };
+    });
     engines.set(
       model,
       new RouterEngine({
         model,
         backends,
-        healthCheck: { ...BACKEND_DEFAULTS.healthCheck, ...config.healthCheck },
-        circuitBreaker: { ...BACKEND_DEFAULTS.circuitBreaker, ...config.circuitBreaker },
-        overloadRetry: { ...BACKEND_DEFAULTS.overloadRetry, ...config.overloadRetry },
+        healthCheck: { ...ROUTING_DEFAULTS.healthCheck, ...config.healthCheck },
+        circuitBreaker: { ...ROUTING_DEFAULTS.circuitBreaker, ...config.circuitBreaker },
+        overloadRetry: { ...ROUTING_DEFAULTS.overloadRetry, ...config.overloadRetry },
         logger,
         random: options.random,
         slots: options.slots,
@@ -112,18 +90,4 @@ export function buildModelEngines(options: BuildModelEnginesOptions): Map<string
     );
   }
   return engines;
-}
-
-function createBackendEngine(backend: BackendConfig, context: FactoryContext): Engine {
-  const factory = BACKEND_FACTORIES[backend.type] as (config: BackendConfig, context: FactoryContext) => Engine;
-  return factory(backend, context);
-}
-
-/** A missing key is a start-up error naming the variable, never a 401 at the first request. */
-function requireEnv(name: string, backendId: string, env: Readonly<Record<string, string | undefined>>): string {
-  const value = env[name];
-  if (!value || value.trim() === '') {
-    throw new Error(`backend ${backendId}: environment variable ${name} (apiKeyEnv) is not set`);
-  }
-  return value.trim();
 }

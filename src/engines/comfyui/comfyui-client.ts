@@ -15,8 +15,8 @@
  *   GET  /object_info/{Class}  {Class: {input: {required, optional}, ...}}, `{}` for an unknown class
  */
 import { FormData } from 'undici';
-import { backendErrorFailure, type BackendFailure } from '../router/kit/errors.ts';
-import { BackendHttpClient, extractErrorReason, httpStatusFailure, parseJsonBody } from '../router/kit/http.ts';
+import { backendErrorFailure, type BackendFailure } from '../remote/errors.ts';
+import { BackendHttpClient, extractErrorReason, httpStatusFailure, parseJsonBody } from '../remote/http.ts';
 import type { ComfyWorkflow } from './workflow-template.ts';
 import type { ComfyObjectInfo } from './workflow-requirements.ts';
 

@@ -13,13 +13,13 @@
 import { randomBytes, randomUUID } from 'node:crypto';
 import { readFile } from 'node:fs/promises';
 import { fileURLToPath } from 'node:url';
-import type { ComfyuiWorkflowConfig, ComfyuiWorkflowPreset } from '../../config/backends.ts';
+import type { ComfyuiWorkflowConfig, ComfyuiWorkflowPreset } from './config.ts';
 import type { EngineCapabilities } from '../../domain/engine-capabilities.ts';
 import type { Engine, EngineHealth, EngineProgress, EngineRequest, EngineResult, RawImage } from '../../domain/types.ts';
-import { backendErrorFailure, rejectedFailure, sleep, throwIfAborted } from '../router/kit/errors.ts';
-import { BackendHttpClient, REMOTE_CONTROL_TIMEOUT_MS, REMOTE_REQUEST_TIMEOUT_MS } from '../router/kit/http.ts';
-import { assertExactSize, decodeBackendImage, encodePng } from '../router/kit/images.ts';
-import { silentLogger, type EngineLogger } from '../router/kit/logger.ts';
+import { backendErrorFailure, rejectedFailure, sleep, throwIfAborted } from '../remote/errors.ts';
+import { BackendHttpClient, REMOTE_CONTROL_TIMEOUT_MS, REMOTE_REQUEST_TIMEOUT_MS } from '../remote/http.ts';
+import { assertExactSize, decodeBackendImage, encodePng } from '../remote/images.ts';
+import { silentLogger, type EngineLogger } from '../remote/logger.ts';
 import { ComfyClient, type ComfyHistoryEntry, type ComfyImageRef } from './comfyui-client.ts';
 import { ComfySocket, ComfySocketClosedError } from './comfyui-socket.ts';
 import { findMissing, requiredClasses } from './workflow-requirements.ts';

@@ -2,7 +2,7 @@ import assert from 'node:assert/strict';
 import { after, before, beforeEach, describe, it } from 'node:test';
 import { startFakeComfyui, type FakeComfyui } from '../../../test/fakes/fake-comfyui.ts';
 import { RouterEngine } from '../router/router-engine.ts';
-import type { EngineLogger } from '../router/kit/logger.ts';
+import type { EngineLogger } from '../remote/logger.ts';
 import { conformanceRequest, expectFailure } from '../testing/conformance.ts';
 import { ComfyuiEngine } from './comfyui-engine.ts';
 import { comboOptions } from './workflow-requirements.ts';

@@ -14,7 +14,7 @@
  */
 import sharp from 'sharp';
 import type { RawImage } from '../../domain/types.ts';
-import { decodeBackendImage } from '../router/kit/images.ts';
+import { decodeBackendImage } from '../remote/images.ts';
 
 export const PREVIEW_IMAGE_EVENT = 1;
 

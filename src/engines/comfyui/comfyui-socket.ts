@@ -17,7 +17,7 @@
  */
 import WebSocket from 'ws';
 import type { EngineProgress } from '../../domain/types.ts';
-import { abortErrorFrom, backendErrorFailure, unavailableFailure } from '../router/kit/errors.ts';
+import { abortErrorFrom, backendErrorFailure, unavailableFailure } from '../remote/errors.ts';
 import { decodePreview, MAX_PREVIEW_BYTES, parsePreviewFrame, type PreviewFrame } from './comfyui-preview.ts';
 
 const ENDING_EVENTS = new Set(['execution_success', 'execution_error', 'execution_interrupted']);

@@ -12,7 +12,7 @@
  * deleted together with every input that linked to it, so TextEncodeQwenImageEditPlus simply gets
  * fewer images.
  */
-import type { ComfyuiWorkflowConfig } from '../../config/backends.ts';
+import type { ComfyuiWorkflowConfig } from './config.ts';
 
 export interface ComfyNode {
   class_type: string;

@@ -11,10 +11,10 @@
  */
 import type { EngineCapabilities } from '../../domain/engine-capabilities.ts';
 import type { Engine, EngineHealth, EngineRequest, EngineResult, RawImage } from '../../domain/types.ts';
-import { backendErrorFailure, throwIfAborted } from '../router/kit/errors.ts';
-import { BackendHttpClient, parseJsonBody, REMOTE_CONTROL_TIMEOUT_MS, REMOTE_REQUEST_TIMEOUT_MS } from '../router/kit/http.ts';
-import { assertExactSize, decodeBackendImage, encodeJpeg, encodePng } from '../router/kit/images.ts';
-import { redactSecrets, silentLogger, type EngineLogger } from '../router/kit/logger.ts';
+import { backendErrorFailure, throwIfAborted } from '../remote/errors.ts';
+import { BackendHttpClient, parseJsonBody, REMOTE_CONTROL_TIMEOUT_MS, REMOTE_REQUEST_TIMEOUT_MS } from '../remote/http.ts';
+import { assertExactSize, decodeBackendImage, encodeJpeg, encodePng } from '../remote/images.ts';
+import { redactSecrets, silentLogger, type EngineLogger } from '../remote/logger.ts';
 import { dashscopeErrorCode, dashscopeFailure } from './dashscope-errors.ts';
 
 export const DASHSCOPE_DEFAULT_URL = 'https://dashscope-intl.aliyuncs.com';

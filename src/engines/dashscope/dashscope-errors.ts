@@ -8,9 +8,9 @@
  *   ServiceUnavailable / HTTP 503                                               -> 503
  *   InternalError / other 5xx                                                   -> 502, retryable
  */
-import { backendErrorFailure, rejectedFailure, unavailableFailure, type BackendFailure } from '../router/kit/errors.ts';
-import { parseRetryAfter, type HttpResult } from '../router/kit/http.ts';
-import { redactSecrets } from '../router/kit/logger.ts';
+import { backendErrorFailure, rejectedFailure, unavailableFailure, type BackendFailure } from '../remote/errors.ts';
+import { parseRetryAfter, type HttpResult } from '../remote/http.ts';
+import { redactSecrets } from '../remote/logger.ts';
 
 export interface DashscopeErrorBody {
   request_id?: string;

@@ -2,7 +2,7 @@ import assert from 'node:assert/strict';
 import { after, before, beforeEach, describe, it } from 'node:test';
 import { startFakeDashscope, type FakeDashscope } from '../../../test/fakes/fake-dashscope.ts';
 import { RouterEngine } from '../router/router-engine.ts';
-import type { EngineLogger } from '../router/kit/logger.ts';
+import type { EngineLogger } from '../remote/logger.ts';
 import { startHttpServer } from '../testing/fake-http.ts';
 import { DashscopeEngine } from './dashscope-engine.ts';
 

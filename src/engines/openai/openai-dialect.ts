@@ -15,17 +15,22 @@
  * - stable-diffusion.cpp sd-server: extra parameters travel inside the prompt as
  *   <sd_cpp_extra_args>{json}</sd_cpp_extra_args>; edits take `image[]` (or `image`); GET /v1/models.
  */
-import type { OpenaiFlavor } from '../../config/backends.ts';
+/** The values each dialect field may take; the routing file's schema enums are these lists. */
+export const OPENAI_EXTRA_FIELDS = ['negative_prompt', 'seed'] as const;
+export const OPENAI_IMAGE_FIELDS = ['image', 'image[]'] as const;
+export const OPENAI_PROMPT_EXTRAS = ['none', 'localai-pipe', 'sd-cpp-extra-args'] as const;
+export const OPENAI_EDIT_TRANSPORTS = ['multipart', 'ref-images-json'] as const;
+export const OPENAI_RESPONSE_FORMATS = ['b64_json', 'url', 'none'] as const;
 
 export interface OpenaiDialect {
-  extraFields: ReadonlyArray<'negative_prompt' | 'seed'>;
+  extraFields: ReadonlyArray<(typeof OPENAI_EXTRA_FIELDS)[number]>;
   extraParams: Readonly<Record<string, string | number | boolean>>;
-  imageField: 'image' | 'image[]';
-  promptExtras: 'none' | 'localai-pipe' | 'sd-cpp-extra-args';
+  imageField: (typeof OPENAI_IMAGE_FIELDS)[number];
+  promptExtras: (typeof OPENAI_PROMPT_EXTRAS)[number];
   edits: boolean;
   /** How reference images travel: multipart to editsPath (OpenAI), or `ref_images` in the generations JSON (LocalAI). */
-  editTransport: 'multipart' | 'ref-images-json';
-  responseFormat: 'b64_json' | 'url' | 'none';
+  editTransport: (typeof OPENAI_EDIT_TRANSPORTS)[number];
+  responseFormat: (typeof OPENAI_RESPONSE_FORMATS)[number];
   generationsPath: string;
   editsPath: string;
   healthPath: string;
@@ -44,13 +49,20 @@ const BASE: OpenaiDialect = {
   healthPath: '/v1/models',
 };
 
-export const OPENAI_DIALECTS: Readonly<Record<OpenaiFlavor, OpenaiDialect>> = {
+/**
+ * The one list of dialects: the routing file's `flavor` values are its keys, in this order
+ * (the validator's "must be one of" message lists them so).
+ */
+export const OPENAI_DIALECTS = {
   generic: BASE,
   'vllm-omni': { ...BASE, extraFields: ['negative_prompt', 'seed'], healthPath: '/health' },
   sglang: { ...BASE, extraFields: ['negative_prompt', 'seed'], imageField: 'image', healthPath: '/models' },
   localai: { ...BASE, extraFields: ['seed'], promptExtras: 'localai-pipe', editTransport: 'ref-images-json', healthPath: '/readyz' },
   'sd-server': { ...BASE, promptExtras: 'sd-cpp-extra-args' },
-};
+} satisfies Readonly<Record<string, OpenaiDialect>>;
+
+export type OpenaiFlavor = keyof typeof OPENAI_DIALECTS;
+export const OPENAI_FLAVORS = Object.keys(OPENAI_DIALECTS) as OpenaiFlavor[];
 
 /** What a server of this dialect does with the request's negative prompt and seed (capabilities). */
 export function dialectHonours(dialect: OpenaiDialect): { negativePrompt: boolean; seed: boolean } {

@@ -6,13 +6,13 @@
  * servers see as a client disconnect.
  */
 import { FormData } from 'undici';
-import type { OpenaiBackendConfig } from '../../config/backends.ts';
+import type { OpenaiBackendConfig } from './config.ts';
 import type { EngineCapabilities } from '../../domain/engine-capabilities.ts';
 import type { Engine, EngineHealth, EngineRequest, EngineResult } from '../../domain/types.ts';
-import { backendErrorFailure, rejectedFailure, throwIfAborted } from '../router/kit/errors.ts';
-import { BackendHttpClient, REMOTE_CONTROL_TIMEOUT_MS, REMOTE_REQUEST_TIMEOUT_MS } from '../router/kit/http.ts';
-import { assertExactSize, decodeBackendImage, encodePng } from '../router/kit/images.ts';
-import { silentLogger, type EngineLogger } from '../router/kit/logger.ts';
+import { backendErrorFailure, rejectedFailure, throwIfAborted } from '../remote/errors.ts';
+import { BackendHttpClient, REMOTE_CONTROL_TIMEOUT_MS, REMOTE_REQUEST_TIMEOUT_MS } from '../remote/http.ts';
+import { assertExactSize, decodeBackendImage, encodePng } from '../remote/images.ts';
+import { silentLogger, type EngineLogger } from '../remote/logger.ts';
 import { composePrompt, dialectHonours, extraFieldValues, OPENAI_DIALECTS, type OpenaiDialect } from './openai-dialect.ts';
 
 export interface OpenaiEngineOptions

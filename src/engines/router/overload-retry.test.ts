@@ -5,7 +5,7 @@ import { validateBackendsConfig } from '../../config/backends.ts';
 import { isAbortError } from '../../domain/errors.ts';
 import { OpenaiEngine } from '../openai/openai-engine.ts';
 import { conformanceRequest } from '../testing/conformance.ts';
-import type { OverloadRetryOptions } from './kit/retry.ts';
+import type { OverloadRetryOptions } from '../remote/retry.ts';
 import { RouterEngine } from './router-engine.ts';
 
 describe('router: same-backend retry on 429/503 before failover', () => {

@@ -10,7 +10,7 @@ import { startHttpServer } from '../testing/fake-http.ts';
 import { conformanceRequest, referenceImages, runEngineConformance } from '../testing/conformance.ts';
 import { deferred, ScriptedEngine } from '../testing/scripted-engine.ts';
 import { waitUntil } from '../../../test/helpers/wait-until.ts';
-import { backendErrorFailure } from './kit/errors.ts';
+import { backendErrorFailure } from '../remote/errors.ts';
 import { RouterEngine, type RouterBackendSpec } from './router-engine.ts';
 
 function spec(engine: Engine, overrides: Partial<RouterBackendSpec> = {}): RouterBackendSpec {

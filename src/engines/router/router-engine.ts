@@ -14,7 +14,7 @@
  * Failover: a failure is retried on the next candidate when the backend returned no result and the
  * failure says nothing about the caller's input: unreachable, timeout, 429/503 overload, 5xx, a
  * ComfyUI execution error. A 429/503 answer is first asked again on the same backend, after its
- * Retry-After (`overloadRetry`, kit/retry.ts), and fails over when that did not help. This holds even after progress was reported, because the client only
+ * Retry-After (`overloadRetry`, ../remote/retry.ts), and fails over when that did not help. This holds even after progress was reported, because the client only
  * ever sees the final image and the deadline still bounds the total time. Never retried: 4xx
  * rejections of the input (backend_rejected), output that came back broken or at the wrong size
  * (a configuration error that a second GPU run would repeat), and the caller's abort.
@@ -25,10 +25,10 @@ import type { Engine, EngineHealth, EngineProgress, EngineRequest, EngineResult 
 import { BackendState, type RouterBackendSpec } from './backend-state.ts';
 import { createMemoryBackendSlots, type BackendSlots, type SlotLease } from './backend-slots.ts';
 import { CircuitBreaker } from './circuit-breaker.ts';
-import { abortErrorFrom, isBackendFailure, throwIfAborted } from './kit/errors.ts';
-import { assertExactSize } from './kit/images.ts';
-import { silentLogger, type EngineLogger } from './kit/logger.ts';
-import { retryOnOverload, type OverloadRetryOptions } from './kit/retry.ts';
+import { abortErrorFrom, isBackendFailure, throwIfAborted } from '../remote/errors.ts';
+import { assertExactSize } from '../remote/images.ts';
+import { silentLogger, type EngineLogger } from '../remote/logger.ts';
+import { retryOnOverload, type OverloadRetryOptions } from '../remote/retry.ts';
 import { generateWithDeadline } from './timeout-engine.ts';
 import type { DescribableEngine, RouterDescription } from './types.ts';
 
@@ -42,7 +42,7 @@ export interface RouterEngineOptions {
   circuitBreaker: { failureThreshold: number; resetMs: number };
   /**
    * A backend answering 429/503 is asked again (same backend, after Retry-After) this many times
-   * before the next backend is tried (kit/retry.ts). Absent: no same-backend retry.
+   * before the next backend is tried (../remote/retry.ts). Absent: no same-backend retry.
    */
   overloadRetry?: Omit<OverloadRetryOptions, 'onRetry'>;
   logger?: EngineLogger;

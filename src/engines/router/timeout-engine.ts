@@ -5,7 +5,7 @@
  * backend. `withGenerationTimeout` wraps a whole Engine; the router calls `generateWithDeadline`.
  */
 import type { Engine, EngineProgress, EngineRequest, EngineResult } from '../../domain/types.ts';
-import { abortErrorFrom, timeoutFailure } from './kit/errors.ts';
+import { abortErrorFrom, timeoutFailure } from '../remote/errors.ts';
 
 export async function generateWithDeadline(
   engine: Engine,

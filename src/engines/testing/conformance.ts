@@ -13,7 +13,7 @@ import assert from 'node:assert/strict';
 import { randomUUID } from 'node:crypto';
 import { after, before, beforeEach, describe, it } from 'node:test';
 import { isAbortError } from '../../domain/errors.ts';
-import { isBackendFailure } from '../router/kit/errors.ts';
+import { isBackendFailure } from '../remote/errors.ts';
 import type { Engine, EngineProgress, EngineRequest, ImageSize, RawImage } from '../../domain/types.ts';
 import { waitUntil } from '../../../test/helpers/wait-until.ts';
 

@@ -5,7 +5,7 @@
  */
 import { ANY_SIZE, type EngineCapabilities } from '../../domain/engine-capabilities.ts';
 import type { Engine, EngineHealth, EngineProgress, EngineRequest, EngineResult } from '../../domain/types.ts';
-import { abortErrorFrom, sleep } from '../router/kit/errors.ts';
+import { abortErrorFrom, sleep } from '../remote/errors.ts';
 
 export interface ScriptStep {
   /** Reject with this after the delay / gate. */

@@ -1,6 +1,6 @@
 import assert from 'node:assert/strict';
 import { describe, it } from 'node:test';
-import { isAbortError } from '../../../domain/errors.ts';
+import { isAbortError } from '../../domain/errors.ts';
 import { backendErrorFailure, rejectedFailure, unavailableFailure } from './errors.ts';
 import { overloadDelayMs, retryOnOverload, type OverloadRetryOptions } from './retry.ts';
 

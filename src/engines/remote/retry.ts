@@ -12,7 +12,7 @@
  * Composable, in the manner of undici's interceptors: `retryOnOverload(run, signal, options)` wraps
  * one call; `withOverloadRetry(engine, options)` wraps a whole Engine.
  */
-import type { Engine } from '../../../domain/types.ts';
+import type { Engine } from '../../domain/types.ts';
 import { isBackendFailure, sleep as abortableSleep, throwIfAborted } from './errors.ts';
 
 export interface OverloadRetryOptions {

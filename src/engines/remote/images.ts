@@ -3,7 +3,7 @@
  * server speaks 8-bit RGB (src/domain/types.ts).
  */
 import sharp from 'sharp';
-import type { RawImage } from '../../../domain/types.ts';
+import type { RawImage } from '../../domain/types.ts';
 import { backendErrorFailure } from './errors.ts';
 
 /** Decodes what a backend returned. Undecodable bytes are the backend's fault: 502, not retried. */

@@ -4,7 +4,7 @@
  * facts the router needs: may another backend be tried, and does it count against this backend's
  * circuit breaker.
  */
-import { ApiError, type ErrorCode } from '../../../domain/errors.ts';
+import { ApiError, type ErrorCode } from '../../domain/errors.ts';
 
 export interface BackendFailureOptions {
   backendId: string;

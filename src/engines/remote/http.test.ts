@@ -1,8 +1,8 @@
 import assert from 'node:assert/strict';
 import { describe, it } from 'node:test';
 import { readBody, sendJson, startHttpServer } from '../testing/fake-http.ts';
-import { isBackendFailure } from './kit/errors.ts';
-import { BackendHttpClient, extractErrorReason, httpStatusFailure, parseRetryAfter } from './kit/http.ts';
+import { isBackendFailure } from './errors.ts';
+import { BackendHttpClient, extractErrorReason, httpStatusFailure, parseRetryAfter } from './http.ts';
 
 describe('BackendHttpClient', () => {
   it('turns credentials in the URL into a Basic header and keeps the password out of errors', async () => {
