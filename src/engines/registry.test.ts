@@ -53,7 +53,9 @@ describe('buildModelEngines', () => {
           ],
         },
       },
-      healthCheck: { intervalMs: 60_000, timeoutMs: 1000 },
+      // A generous check deadline: on a loaded machine a 1 s limit marked the fake ComfyUI down, and the edit went
+      // to the next tier. Port 9 refuses at once, so the long limit costs nothing.
+      healthCheck: { intervalMs: 60_000, timeoutMs: 60_000 },
     });
     const engines = buildModelEngines({
       config,

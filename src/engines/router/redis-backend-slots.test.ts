@@ -98,9 +98,9 @@ describe('Redis backend slots', () => {
 
     async function drive(routers: RouterEngine[], jobs: number): Promise<void> {
       const results = await Promise.all(
-        Array.from({ length: jobs }, (_, i) => routers[i % routers.length]!.generate(conformanceRequest({ width: 64, height: 64 }), new AbortController().signal)),
+        Array.from({ length: jobs }, (_, i) => routers[i % routers.length]!.generate(conformanceRequest({ width: 256, height: 256 }), new AbortController().signal)),
       );
-      for (const r of results) assert.equal(r.image.width, 64);
+      for (const r of results) assert.equal(r.image.width, 256);
     }
 
     it('never exceeds the backend\'s concurrency (and would without shared slots)', async () => {
