@@ -1,0 +1,97 @@
+/**
+ * The last step of the builtin engine's decode: the super-resolution output (rows·P·S × cols·P·S, 224×160 for
+ * 1024×768) to exactly the requested size. The bundled model draws flat-coloured shapes, so the ideal output has
+ * one-pixel edges; a plain resize by ~4.6× spreads each edge over several pixels. Measured by model/sharpness.py
+ * through bench/sharpness.ts (numbers in docs/performance.md).
+ */
+import sharp, { type KernelEnum } from 'sharp';
+import type { RawImage } from '../../domain/types.ts';
+
+/**
+ * `<kernel>`: a sharp resize with that kernel. `<kernel>+snap`: the resize, then `snapEdges`.
+ * `lanczos3+unsharp`: the resize, then sharp's unsharp mask on lightness (measured, not the default: it rings).
+ */
+export const FINAL_RESIZE_METHODS = [
+  'lanczos3', 'lanczos2', 'cubic', 'mitchell', 'linear', 'nearest',
+  'lanczos3+unsharp', 'linear+snap', 'mitchell+snap', 'lanczos3+snap',
+] as const;
+export type FinalResizeMethod = (typeof FINAL_RESIZE_METHODS)[number];
+
+/** What the engine uses unless told otherwise (BuiltinEngineOptions.finalResize). */
+export const DEFAULT_FINAL_RESIZE: FinalResizeMethod = 'lanczos3';
+
+export interface SnapOptions {
+  /** Half-width in output pixels of the window whose extremes a pixel may snap to; at least half an edge ramp. */
+  radius: number;
+  /** A channel snaps only where its window range is at least this (0..255): smooth sky gradients stay smooth. */
+  threshold: number;
+}
+
+/** Tuned on model/sharpness.py's scenes at 1024×768 (ramp of the 224→1024 resize ≈ 2 × 4.6 px). */
+export const DEFAULT_SNAP: SnapOptions = { radius: 5, threshold: 24 };
+/** Output/input scale below which `+snap` leaves the resize as it is. */
+export const SNAP_MIN_SCALE = 1.5;
+
+/**
+ * Toggle mapping (a discrete shock filter, Kramer & Bruckner 1975): per channel, every pixel takes the window's
+ * minimum or maximum, whichever is nearer. A ramp between two flat colours becomes a step at its midpoint, and since
+ * every output value is an input value from its own window, nothing overshoots the local range (no new halos).
+ * The window min/max are separable (rows, then columns), so the cost is 2·(2r+1) comparisons per channel value.
+ */
+export function snapEdges(img: RawImage, options: SnapOptions = DEFAULT_SNAP): RawImage {
+  const { width: w, height: h, data } = img;
+  const r = Math.max(1, Math.round(options.radius));
+  const n = w * h * 3;
+  const rowMin = new Uint8Array(n);
+  const rowMax = new Uint8Array(n);
+  for (let y = 0; y < h; y++) {
+    const base = y * w * 3;
+    for (let x = 0; x < w; x++) {
+      const x0 = Math.max(0, x - r);
+      const x1 = Math.min(w - 1, x + r);
+      for (let c = 0; c < 3; c++) {
+        let lo = 255;
+        let hi = 0;
+        for (let k = x0; k <= x1; k++) {
+          const v = data[base + k * 3 + c]!;
+          if (v < lo) lo = v;
+          if (v > hi) hi = v;
+        }
+        rowMin[base + x * 3 + c] = lo;
+        rowMax[base + x * 3 + c] = hi;
+      }
+    }
+  }
+  const out = new Uint8Array(n);
+  const stride = w * 3;
+  for (let y = 0; y < h; y++) {
+    const y0 = Math.max(0, y - r);
+    const y1 = Math.min(h - 1, y + r);
+    for (let i = y * stride, end = i + stride; i < end; i++) {
+      let lo = 255;
+      let hi = 0;
+      for (let k = y0, j = y0 * stride + (i - y * stride); k <= y1; k++, j += stride) {
+        if (rowMin[j]! < lo) lo = rowMin[j]!;
+        if (rowMax[j]! > hi) hi = rowMax[j]!;
+      }
+      const v = data[i]!;
+      out[i] = hi - lo < options.threshold ? v : v - lo <= hi - v ? lo : hi;
+    }
+  }
+  return { width: w, height: h, data: out };
+}
+
+export async function resizeFinal(img: RawImage, width: number, height: number, method: FinalResizeMethod = DEFAULT_FINAL_RESIZE): Promise<RawImage> {
+  const [kernel, post] = method.split('+') as [keyof KernelEnum, 'snap' | 'unsharp' | undefined];
+  let pipeline = sharp(img.data, { raw: { width: img.width, height: img.height, channels: 3 } }).resize(width, height, { fit: 'fill', kernel });
+  // sigma in output pixels: about half the 224→1024 ramp
+  if (post === 'unsharp') pipeline = pipeline.sharpen({ sigma: 2 });
+  const { data, info } = await pipeline.raw().toBuffer({ resolveWithObject: true });
+  const resized: RawImage = { width: info.width, height: info.height, data: new Uint8Array(data.buffer, data.byteOffset, data.byteLength) };
+  if (post !== 'snap') return resized;
+  // The ramp a resize leaves is about two source pixels wide, so the window follows the scale; near 1× the SR
+  // output's own edges are already crisp and snapping would only remove their anti-aliasing.
+  const scale = Math.max(width / img.width, height / img.height);
+  if (scale < SNAP_MIN_SCALE) return resized;
+  return snapEdges(resized, { ...DEFAULT_SNAP, radius: Math.min(DEFAULT_SNAP.radius, Math.ceil(scale)) });
+}
