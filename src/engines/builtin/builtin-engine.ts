@@ -1,8 +1,8 @@
 /**
  * The builtin engine: the bundled Qwen-Image-style model (model/CONTRACT.md) run with ONNX Runtime on
  * the CPU under the TypeScript sampler. Text encoder → Euler steps of the MMDiT denoiser with guidance
- * (prompt, empty text and any negative prompt in one batch) → unpatchify → learned super-resolution → lanczos to the exact
- * requested size.
+ * (prompt, empty text and any negative prompt in one batch) → unpatchify → learned super-resolution → final resize to the
+ * exact requested size (final-resize.ts).
  */
 import * as ort from 'onnxruntime-node';
 import path from 'node:path';
@@ -92,7 +92,7 @@ export class BuiltinEngine implements Engine {
   }
 
   /**
-   * References are resized onto the latent grid and the output is resized with lanczos, so any
+   * References are resized onto the latent grid and the output is resized to the exact request, so any
    * size; the negative prompt is its own guidance row; previews are the per-step clean estimate.
    */
   capabilities(): EngineCapabilities {
