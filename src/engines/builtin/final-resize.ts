@@ -53,40 +53,40 @@ export function snapEdges(img: RawImage, options: SnapOptions = DEFAULT_SNAP): R
   const { width: w, height: h, data } = img;
   const r = Math.max(1, Math.round(options.radius));
   const n = w * h * 3;
+  const stride = w * 3;
   const rowMin = new Uint8Array(n);
   const rowMax = new Uint8Array(n);
-  for (let y = 0; y < h; y++) {
-    const base = y * w * 3;
-    for (let x = 0; x < w; x++) {
-      const x0 = Math.max(0, x - r);
-      const x1 = Math.min(w - 1, x + r);
-      for (let c = 0; c < 3; c++) {
-        let lo = 255;
-        let hi = 0;
-        for (let k = x0; k <= x1; k++) {
-          const v = data[base + k * 3 + c]!;
-          if (v < lo) lo = v;
-          if (v > hi) hi = v;
-        }
-        rowMin[base + x * 3 + c] = lo;
-        rowMax[base + x * 3 + c] = hi;
+  // Flat indices: one row is `stride` values, a step of 3 is the same channel one pixel on.
+  for (let rowStart = 0; rowStart < n; rowStart += stride) {
+    const rowEnd = rowStart + stride;
+    for (let i = rowStart; i < rowEnd; i++) {
+      const j0 = Math.max(rowStart + ((i - rowStart) % 3), i - 3 * r);
+      const j1 = Math.min(rowEnd - 1, i + 3 * r);
+      let lo = 255;
+      let hi = 0;
+      for (let j = j0; j <= j1; j += 3) {
+        const v = data[j]!;
+        if (v < lo) lo = v;
+        if (v > hi) hi = v;
       }
+      rowMin[i] = lo;
+      rowMax[i] = hi;
     }
   }
   const out = new Uint8Array(n);
-  const stride = w * 3;
+  const threshold = options.threshold;
   for (let y = 0; y < h; y++) {
-    const y0 = Math.max(0, y - r);
-    const y1 = Math.min(h - 1, y + r);
-    for (let i = y * stride, end = i + stride; i < end; i++) {
+    const first = Math.max(0, y - r) * stride;
+    const last = Math.min(h - 1, y + r) * stride;
+    for (let x3 = 0, i = y * stride; x3 < stride; x3++, i++) {
       let lo = 255;
       let hi = 0;
-      for (let k = y0, j = y0 * stride + (i - y * stride); k <= y1; k++, j += stride) {
+      for (let j = first + x3; j <= last + x3; j += stride) {
         if (rowMin[j]! < lo) lo = rowMin[j]!;
         if (rowMax[j]! > hi) hi = rowMax[j]!;
       }
       const v = data[i]!;
-      out[i] = hi - lo < options.threshold ? v : v - lo <= hi - v ? lo : hi;
+      out[i] = hi - lo < threshold ? v : v - lo <= hi - v ? lo : hi;
     }
   }
   return { width: w, height: h, data: out };
