@@ -3,8 +3,10 @@
   /usr/bin/python3 model/eval.py --base-url http://127.0.0.1:8080 --key KEY [--sample K]
   /usr/bin/python3 model/eval.py --direct [--ckpt model/checkpoints/main/ckpt.pt] [--sample K]
 
-Prints a markdown table: held-out caption attribute accuracy, negative-prompt removal rate, edit success,
-PSNR outside the edited region, seed determinism.  Exit status 1 if determinism fails.
+Prints a markdown table: held-out caption attribute accuracy, the same on held-out captions phrased with words
+outside the model's vocabulary that people type (through the server: mapped by src/prompt/vocabulary.ts, and raw),
+negative-prompt removal rate, edit success, PSNR outside the edited region, edge sharpness against the direct render
+(model/sharpness.py), seed determinism.  Exit status 1 if determinism fails.
 """
 from __future__ import annotations
 
@@ -23,6 +25,7 @@ HERE = os.path.dirname(os.path.abspath(__file__))
 sys.path.insert(0, HERE)
 import checker as K  # noqa: E402
 import scenes as S  # noqa: E402
+import sharpness as Q  # noqa: E402
 
 MODEL = "alibaba/qwen-image-2-0"
 W, H = 1024, 768  # landscape_4_3
@@ -45,8 +48,9 @@ class ServerGen:
     def __init__(self, base, key, timeout=120, enhance=False):
         self.base, self.key, self.timeout, self.enhance = base.rstrip("/"), key, timeout, enhance
 
-    def __call__(self, prompt, seed, negative=None, refs=None):
-        body = {"model": MODEL, "prompt": prompt, "enhance_prompt": self.enhance, "seed": int(seed),
+    def __call__(self, prompt, seed, negative=None, refs=None, enhance=None):
+        body = {"model": MODEL, "prompt": prompt, "enhance_prompt": self.enhance if enhance is None else enhance,
+                "seed": int(seed),
                 "image_size": "landscape_4_3", "response_format": "b64_json"}
         if negative:
             body["negative_prompt"] = negative
@@ -69,7 +73,7 @@ class DirectGen:
         self.pipe = Pipeline.from_checkpoint(ckpt, sr_ckpt)
         self.cfg_scale = cfg_scale
 
-    def __call__(self, prompt, seed, negative=None, refs=None):
+    def __call__(self, prompt, seed, negative=None, refs=None, enhance=None):
         # the server path sends PNGs through image_urls; refs here are the same uint8 arrays
         return self.pipe.generate(prompt, seed, W, H, negative_prompt=negative, refs=refs, cfg_scale=self.cfg_scale)
 
@@ -117,6 +121,49 @@ def heldout_cases(n, rng):
         if s["moon"]:
             exp["moon"] = True
         cases.append((cap, exp, 1000 + i))
+    return cases
+
+
+# Words people type instead of the model's own (none is in the tokenizer's vocabulary; src/prompt/vocabulary.ts maps
+# them when the builtin engine draws with enhance_prompt on). Each attribute keeps its meaning.
+TYPED_COLOR = {"red": ["crimson", "scarlet", "cherry red", "burgundy"], "orange": ["amber", "tangerine", "copper"],
+               "yellow": ["golden", "mustard", "sunflower yellow"], "green": ["emerald", "jade", "forest green"],
+               "blue": ["navy", "azure", "cerulean", "sky blue"], "purple": ["violet", "lavender", "mauve"],
+               "pink": ["fuchsia", "rosy", "hot pink"], "white": ["ivory", "cream", "snow white"],
+               "black": ["ebony", "onyx", "jet black"], "gray": ["charcoal", "silver", "slate"],
+               "brown": ["khaki", "tan", "chocolate brown"]}
+TYPED_OBJ = {"house": ["cabin", "barn", "chalet", "villa"], "tree": ["pine tree", "fir", "palm tree", "oak"],
+             "mountain": ["peak", "volcano", "summit"], "circle": ["sphere", "orb", "globe"],
+             "square": ["cube", "crate", "rectangle"], "triangle": ["pyramid"]}
+TYPED_POS = {"left": ["on the left", "leftmost"], "center": ["centered", "central"], "right": ["on the right", "rightmost"]}
+TYPED_GROUND = {"grass": ["on a lawn", "on a prairie", "in a pasture"], "sea": ["on a lake", "by the seaside", "over the waves"],
+                "desert": ["in the sahara", "on sandy dunes"], "snow": ["in winter", "on icy ground"]}
+TYPED_TIME = {"day": ["in the morning", "at midday", "in the afternoon"], "sunset": ["at golden hour", "at twilight", "at dawn"],
+              "night": ["at nightfall", "at midnight", "tonight"]}
+TYPED_SKY = {"sun": ["with sunshine", "in the sunlight"], "moon": ["with a full moon", "in the moonlight"]}
+
+
+def typed_cases(n, rng):
+    """held-out colour x object x position combinations, captioned with the TYPED_* words"""
+    trip = sorted(S.HELDOUT)
+    cases = []
+    for i in range(n):
+        c, o, p = trip[(7 * i + 3) % len(trip)]
+        s = S.random_scene(rng, n_objects=0)
+        s["objects"] = [{"type": o, "color": c, "pos": p}]
+        s["clouds"] = s["stars"] = False
+        parts = []
+        for ob in s["objects"]:
+            cw, ow = S._pick(TYPED_COLOR[ob["color"]], rng), S._pick(TYPED_OBJ[ob["type"]], rng)
+            pw = S._pick(TYPED_POS[ob["pos"]], rng)
+            parts.append(f"{S._article(cw)} {cw} {ow} {pw}" if " " in pw else f"{S._article(pw)} {pw} {cw} {ow}")
+        cap = " ".join(parts + [S._pick(TYPED_GROUND[s["ground"]], rng), S._pick(TYPED_TIME[s["time"]], rng)])
+        exp = {"time": s["time"], "ground": s["ground"], "objects": s["objects"]}
+        for k in ("sun", "moon"):
+            if s[k]:
+                cap += " " + S._pick(TYPED_SKY[k], rng)
+                exp[k] = True
+        cases.append((cap, exp, 4000 + i))
     return cases
 
 
@@ -176,6 +223,9 @@ def main():
     ap.add_argument("--cfg", type=float, default=None, help="--direct only: override true_cfg_scale (default 4.0)")
     ap.add_argument("--sample", type=int, default=24, help="held-out captions and edits to run")
     ap.add_argument("--neg-seeds", type=int, default=5)
+    ap.add_argument("--typed-sample", type=int, default=None, help="typed-word captions (default: --sample)")
+    ap.add_argument("--sharp-sample", type=int, default=6, help="scenes for the sharpness row")
+    ap.add_argument("--only", default=None, help="comma list of sections to run: heldout,typed,negative,edits,sharpness,determinism")
     ap.add_argument("--save-dir", default=None, help="write every generated image here")
     ap.add_argument("--enhance-prompt", action="store_true", help="server only: send enhance_prompt true (the API default)")
     ap.add_argument("--json", default=None, help="also write the results as JSON here")
@@ -203,75 +253,117 @@ def main():
         return img
 
     rows = []
-    # 1. held-out captions
-    attr = []
-    per_kind = {}
-    for i, (cap, exp, seed) in enumerate(heldout_cases(a.sample, rng)):
-        det = K.detect(G(f"heldout_{i}", cap, seed))
-        r = K.score(det, exp)
-        attr += r
-        for k, v in r:
-            kk = "object" if "@" in k and " " not in k else ("object colour" if "@" in k else k)
-            per_kind.setdefault(kk, []).append(v)
-        print(f"[heldout] {cap!r}: {sum(v for _, v in r)}/{len(r)} {[k for k, v in r if not v]}", flush=True)
-    acc = float(np.mean([v for _, v in attr]))
-    rows.append(("held-out caption attribute accuracy", f"{acc*100:.1f}% ({sum(v for _, v in attr)}/{len(attr)})",
-                 "≥80%", acc >= 0.8))
-    for k, v in sorted(per_kind.items()):
-        rows.append((f"  · {k}", f"{np.mean(v)*100:.1f}% ({sum(v)}/{len(v)})", "", None))
-    # 2. negative prompts
-    elig, removed, tried = 0, 0, 0
-    for j, (p, sky, neg) in enumerate(NEG_PROMPTS):
-        seeds = range(300 + 10 * j, 300 + 10 * j + a.neg_seeds)
-        shown = [K.detect(G(f"neg{j}_plain_{s}", p, s))[sky] for s in seeds]
-        rate = float(np.mean(shown))
-        if rate >= 0.8:
-            elig += 1
-            gone = [not K.detect(G(f"neg{j}_neg_{s}", p, s, negative=neg))[sky] for s in seeds]
-            removed += sum(gone)
-            tried += len(gone)
-            print(f"[negative] {p!r} {sky} shown {rate:.0%}; with negative {neg!r} removed {np.mean(gone):.0%}", flush=True)
-        else:
-            print(f"[negative] {p!r} {sky} shown only {rate:.0%}: not eligible", flush=True)
-    rem = removed / tried if tried else float("nan")
-    rows.append(("negative-prompt removal rate", f"{rem*100:.1f}% ({removed}/{tried}; {elig}/{len(NEG_PROMPTS)} prompts eligible)",
-                 "≥80%", bool(tried and rem >= 0.8)))
-    # 3. edits
-    ok_all, psnrs, by_op = [], [], {}
-    for i, (instr, refs_sc, tsc, info, seed) in enumerate(edit_cases(a.sample, rng)):
-        refs = [S.render(s, H, W, ss=1).round().astype(np.uint8) for s in refs_sc]
-        out = G(f"edit_{i}", instr, seed, refs=refs)
-        det = K.detect(out)
-        r = K.score(det, edit_expect(tsc, info))
-        # other objects of the source must survive (type at position)
-        keep = [o for o in tsc["objects"] if not (info.get("obj") and o["pos"] == info["obj"]["pos"])]
-        r += K.score(det, {"objects": [{"type": o["type"], "pos": o["pos"]} for o in keep]})
-        ok = all(v for _, v in r)
-        ok_all.append(ok)
-        by_op.setdefault(info["op"], []).append(ok)
-        msg = ""
-        if info["local"]:
-            src_s = small(S.render(refs_sc[0], H, W, ss=1))
-            tgt_s = small(S.render(tsc, H, W, ss=1))
-            diff = np.abs(src_s - tgt_s).sum(-1) > 6
-            mask = ~dilate(diff, 3)
-            p = psnr(small(out), src_s, mask)
-            psnrs.append(p)
-            msg = f" psnr_outside={p:.1f}dB"
-        print(f"[edit] {info['op']} {instr!r}: {'ok' if ok else 'FAIL ' + str([k for k, v in r if not v])}{msg}", flush=True)
-    es = float(np.mean(ok_all))
-    rows.append(("edit success", f"{es*100:.1f}% ({sum(ok_all)}/{len(ok_all)})", "≥70%", es >= 0.7))
-    for k, v in sorted(by_op.items()):
-        rows.append((f"  · {k}", f"{np.mean(v)*100:.0f}% ({sum(v)}/{len(v)})", "", None))
-    mp = float(np.mean(psnrs)) if psnrs else float("nan")
-    rows.append(("PSNR outside edited region (mean, local edits)", f"{mp:.1f} dB (min {min(psnrs):.1f})", "≥25 dB", mp >= 25))
-    # 4. determinism
-    p = "a green tree on the left and a red house on the right at sunset"
-    x1, x2, x3 = G("det_a", p, 42), G("det_b", p, 42), G("det_c", p, 43)
-    same = bool(np.array_equal(x1, x2))
-    diff = not np.array_equal(x1, x3)
-    rows.append(("seed determinism (same request → same pixels)", str(same), "True", same))
-    rows.append(("different seeds → different images", str(diff), "True", diff))
+    sections = set((a.only or "heldout,typed,negative,edits,sharpness,determinism").split(","))
+    same = diff = True
+    if "heldout" in sections:
+        # 1. held-out captions
+        attr = []
+        per_kind = {}
+        for i, (cap, exp, seed) in enumerate(heldout_cases(a.sample, rng)):
+            det = K.detect(G(f"heldout_{i}", cap, seed))
+            r = K.score(det, exp)
+            attr += r
+            for k, v in r:
+                kk = "object" if "@" in k and " " not in k else ("object colour" if "@" in k else k)
+                per_kind.setdefault(kk, []).append(v)
+            print(f"[heldout] {cap!r}: {sum(v for _, v in r)}/{len(r)} {[k for k, v in r if not v]}", flush=True)
+        acc = float(np.mean([v for _, v in attr]))
+        rows.append(("held-out caption attribute accuracy", f"{acc*100:.1f}% ({sum(v for _, v in attr)}/{len(attr)})",
+                     "≥80%", acc >= 0.8))
+        for k, v in sorted(per_kind.items()):
+            rows.append((f"  · {k}", f"{np.mean(v)*100:.1f}% ({sum(v)}/{len(v)})", "", None))
+    if "negative" in sections:
+        # 2. negative prompts
+        elig, removed, tried = 0, 0, 0
+        for j, (p, sky, neg) in enumerate(NEG_PROMPTS):
+            seeds = range(300 + 10 * j, 300 + 10 * j + a.neg_seeds)
+            shown = [K.detect(G(f"neg{j}_plain_{s}", p, s))[sky] for s in seeds]
+            rate = float(np.mean(shown))
+            if rate >= 0.8:
+                elig += 1
+                gone = [not K.detect(G(f"neg{j}_neg_{s}", p, s, negative=neg))[sky] for s in seeds]
+                removed += sum(gone)
+                tried += len(gone)
+                print(f"[negative] {p!r} {sky} shown {rate:.0%}; with negative {neg!r} removed {np.mean(gone):.0%}", flush=True)
+            else:
+                print(f"[negative] {p!r} {sky} shown only {rate:.0%}: not eligible", flush=True)
+        rem = removed / tried if tried else float("nan")
+        rows.append(("negative-prompt removal rate", f"{rem*100:.1f}% ({removed}/{tried}; {elig}/{len(NEG_PROMPTS)} prompts eligible)",
+                     "≥80%", bool(tried and rem >= 0.8)))
+    if "edits" in sections:
+        # 3. edits
+        ok_all, psnrs, by_op = [], [], {}
+        for i, (instr, refs_sc, tsc, info, seed) in enumerate(edit_cases(a.sample, rng)):
+            refs = [S.render(s, H, W, ss=1).round().astype(np.uint8) for s in refs_sc]
+            out = G(f"edit_{i}", instr, seed, refs=refs)
+            det = K.detect(out)
+            r = K.score(det, edit_expect(tsc, info))
+            # other objects of the source must survive (type at position)
+            keep = [o for o in tsc["objects"] if not (info.get("obj") and o["pos"] == info["obj"]["pos"])]
+            r += K.score(det, {"objects": [{"type": o["type"], "pos": o["pos"]} for o in keep]})
+            ok = all(v for _, v in r)
+            ok_all.append(ok)
+            by_op.setdefault(info["op"], []).append(ok)
+            msg = ""
+            if info["local"]:
+                src_s = small(S.render(refs_sc[0], H, W, ss=1))
+                tgt_s = small(S.render(tsc, H, W, ss=1))
+                diff = np.abs(src_s - tgt_s).sum(-1) > 6
+                mask = ~dilate(diff, 3)
+                p = psnr(small(out), src_s, mask)
+                psnrs.append(p)
+                msg = f" psnr_outside={p:.1f}dB"
+            print(f"[edit] {info['op']} {instr!r}: {'ok' if ok else 'FAIL ' + str([k for k, v in r if not v])}{msg}", flush=True)
+        es = float(np.mean(ok_all))
+        rows.append(("edit success", f"{es*100:.1f}% ({sum(ok_all)}/{len(ok_all)})", "≥70%", es >= 0.7))
+        for k, v in sorted(by_op.items()):
+            rows.append((f"  · {k}", f"{np.mean(v)*100:.0f}% ({sum(v)}/{len(v)})", "", None))
+        mp = float(np.mean(psnrs)) if psnrs else float("nan")
+        rows.append(("PSNR outside edited region (mean, local edits)", f"{mp:.1f} dB (min {min(psnrs):.1f})", "≥25 dB", mp >= 25))
+    # 5. captions phrased with words people type (own rng: the sections above draw the same cases as before)
+    if "typed" in sections:
+        modes = [("mapped", True)] + ([("raw", False)] if not a.direct else [])
+        for label, enh in modes:
+            res, kinds = [], {}
+            for i, (cap, exp, seed) in enumerate(typed_cases(a.typed_sample or a.sample, np.random.default_rng(4242))):
+                det = K.detect(G(f"typed_{label}_{i}", cap, seed, **({} if a.direct else {"enhance": enh})))
+                r = K.score(det, exp)
+                res += r
+                for k, v in r:
+                    kk = "object" if "@" in k and " " not in k else ("object colour" if "@" in k else k)
+                    kinds.setdefault(kk, []).append(v)
+                print(f"[typed {label}] {cap!r}: {sum(v for _, v in r)}/{len(r)} {[k for k, v in r if not v]}", flush=True)
+            acc_t = float(np.mean([v for _, v in res]))
+            what = "vocabulary mapping on (enhance_prompt true)" if enh else "raw (enhance_prompt false: no mapping)"
+            rows.append((f"typed-word held-out captions, {what}", f"{acc_t*100:.1f}% ({sum(v for _, v in res)}/{len(res)})",
+                         "≥80%" if enh else "", (acc_t >= 0.8) if enh else None))
+            for k, v in sorted(kinds.items()):
+                rows.append((f"  · {k}", f"{np.mean(v)*100:.1f}% ({sum(v)}/{len(v)})", "", None))
+    # 6. sharpness of what comes back at 1024x768 against the same scene rendered directly at that size
+    if "sharpness" in sections:
+        srng = np.random.default_rng(5151)
+        figs = []
+        for i, sc in enumerate(Q.sharp_scenes(a.sharp_sample, 5150)):
+            sc = dict(sc, clouds=False, stars=False)  # what a full caption can pin down exactly
+            cap = S.caption(sc, srng, mode="full")
+            out = G(f"sharp_{i}", cap, 5000 + i)
+            f = Q.figures(out, S.render(sc, H, W).round().astype(np.uint8))
+            figs.append(f)
+            print(f"[sharpness] {cap!r}: {Q.fmt(f)}", flush=True)
+        mf = Q.mean_figures(figs)
+        rows.append(("edge sharpness vs direct render (alignment-free; generated edges can sit px off)",
+                     f"{mf['sharp_top']:.3f} (aligned {mf['sharp']:.3f})", "≥0.8", mf["sharp_top"] >= 0.8))
+        rows.append(("halo: overshoot beyond the direct render's local range near edges",
+                     f"{mf['halo']:.2f} levels ({mf['halo_frac']*100:.1f}% of band > {Q.HALO_VISIBLE:.0f})", "", None))
+        rows.append(("PSNR vs direct render (includes the model's own drawing error)", f"{mf['psnr']:.2f} dB", "", None))
+    if "determinism" in sections:
+        # 4. determinism
+        p = "a green tree on the left and a red house on the right at sunset"
+        x1, x2, x3 = G("det_a", p, 42), G("det_b", p, 42), G("det_c", p, 43)
+        same = bool(np.array_equal(x1, x2))
+        diff = not np.array_equal(x1, x3)
+        rows.append(("seed determinism (same request → same pixels)", str(same), "True", same))
+        rows.append(("different seeds → different images", str(diff), "True", diff))
     print()
     print("| metric | value | target | pass |")
     print("|---|---|---|---|")

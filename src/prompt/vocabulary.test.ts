@@ -1,5 +1,7 @@
 import assert from 'node:assert/strict';
 import { describe, it } from 'node:test';
+import path from 'node:path';
+import { readManifest } from '../engines/builtin/manifest.ts';
 import { createOfflineRewriter, QUALITY_SUFFIX_EN } from './offline-rewriter.ts';
 import { BUNDLED_MODEL_WORDS, createVocabularyAdapter, DEFAULT_BUNDLED_VOCABULARY } from './vocabulary.ts';
 
@@ -32,8 +34,30 @@ describe('vocabulary adapter (the builtin engine\'s prompt adapter)', () => {
     assert.equal(bundled('  a red\thouse  '), '  a red\thouse  ');
   });
 
+  it('lands the colour, object, ground and time words people type on the words the model knows', () => {
+    assert.equal(bundled('a cerulean cube on a prairie at nightfall'), 'a blue square on a grass at night');
+    assert.equal(bundled('a charcoal barn centered on icy ground at golden hour'), 'a gray house center on snow ground at sunset');
+    assert.equal(bundled('an onyx sphere in the sahara by moonlit sky'), 'an black circle in the desert by moon sky');
+  });
+
+  it('reads a two-word colour as a colour, not as the sea, the night or snow its first word names', () => {
+    assert.equal(bundled('an ocean blue house by the ocean'), 'an blue house by the sea');
+    assert.equal(bundled('a midnight blue tree at midnight'), 'a blue tree at night');
+    assert.equal(bundled('a snow white cabin in the snow'), 'a white house in the snow');
+    assert.equal(bundled('a forest green ball, golden yellow sun'), 'a green circle, yellow sun');
+  });
+
+  it('leaves sizes, counts and backgrounds, which the model has no words for, to its unknown-word handling', () => {
+    assert.equal(bundled('two big trees and a tiny house on a plain background'), 'two big tree and a tiny house on a plain background');
+  });
+
   it('maps only to words the bundled model knows', () => {
     for (const word of Object.values(DEFAULT_BUNDLED_VOCABULARY.synonyms)) assert.ok(BUNDLED_MODEL_WORDS.includes(word), word);
+  });
+
+  it('maps only to words in the shipped tokenizer\'s vocabulary (model/weights/manifest.json)', () => {
+    const vocab = new Set(readManifest(path.resolve(import.meta.dirname, '../../model/weights')).text.vocab);
+    for (const word of BUNDLED_MODEL_WORDS) assert.ok(vocab.has(word), word);
   });
 
   it('accepts a custom table; an empty one is the identity', () => {

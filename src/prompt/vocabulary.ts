@@ -24,46 +24,61 @@ export const BUNDLED_MODEL_WORDS: readonly string[] = Object.freeze([
 
 /**
  * Only near-synonyms, chosen so the picture keeps its meaning (ocean → sea, not beach → desert). Words with no
- * sensible counterpart (kitten, car), and words with a second meaning that would mislead (lime, jet, olive, home),
- * are left alone: <unk> is better than a wrong object.
+ * sensible counterpart (kitten, car), and words with a second meaning that would mislead (lime, jet, olive, home,
+ * rose, peach, salmon, plum, dark), are left alone: <unk> is better than a wrong object.
+ * Sizes (big, small, tiny, huge), counts (two, three) and plain backgrounds ("on a white background") have no
+ * counterpart either: the shipped model draws every object at one size, one per position, on its sky and ground
+ * (model/scenes.py), and its vocabulary has no word for them, so they stay <unk>.
  */
 export const DEFAULT_BUNDLED_VOCABULARY: Vocabulary = Object.freeze({
   synonyms: Object.freeze({
-    // colours
-    crimson: 'red', scarlet: 'red', ruby: 'red', maroon: 'red', vermilion: 'red',
-    amber: 'orange', tangerine: 'orange', apricot: 'orange',
-    golden: 'yellow', gold: 'yellow', mustard: 'yellow',
-    emerald: 'green', jade: 'green',
+    // colours. Two-word colours whose first word is itself in this table or the model's vocabulary come first
+    // (longer keys win): "ocean blue" is a colour, not the sea; "midnight blue" is not the night; "snow white" no snow.
+    crimson: 'red', scarlet: 'red', ruby: 'red', maroon: 'red', vermilion: 'red', cherry: 'red', burgundy: 'red',
+    'blood red': 'red', 'cherry red': 'red', 'fire engine red': 'red',
+    amber: 'orange', tangerine: 'orange', apricot: 'orange', copper: 'orange', 'burnt orange': 'orange',
+    'sunset orange': 'orange',
+    golden: 'yellow', gold: 'yellow', mustard: 'yellow', 'golden yellow': 'yellow', 'sunflower yellow': 'yellow',
+    emerald: 'green', jade: 'green', 'forest green': 'green', 'grass green': 'green', 'sea green': 'green',
+    'lime green': 'green', 'emerald green': 'green',
     azure: 'blue', navy: 'blue', cobalt: 'blue', sapphire: 'blue', cyan: 'blue', turquoise: 'blue', teal: 'blue',
-    violet: 'purple', lavender: 'purple', lilac: 'purple', magenta: 'purple', indigo: 'purple',
-    fuchsia: 'pink',
-    ivory: 'white',
-    ebony: 'black',
-    grey: 'gray', silver: 'gray',
-    beige: 'brown', tan: 'brown', bronze: 'brown',
+    cerulean: 'blue', 'sky blue': 'blue', 'ocean blue': 'blue', 'midnight blue': 'blue', 'navy blue': 'blue',
+    'royal blue': 'blue', 'baby blue': 'blue',
+    violet: 'purple', lavender: 'purple', lilac: 'purple', magenta: 'purple', indigo: 'purple', mauve: 'purple',
+    fuchsia: 'pink', rosy: 'pink', blush: 'pink', 'hot pink': 'pink', 'baby pink': 'pink',
+    ivory: 'white', cream: 'white', pearl: 'white', 'snow white': 'white', 'pure white': 'white',
+    ebony: 'black', onyx: 'black', 'jet black': 'black', 'pitch black': 'black',
+    grey: 'gray', silver: 'gray', charcoal: 'gray', slate: 'gray', graphite: 'gray',
+    beige: 'brown', tan: 'brown', bronze: 'brown', khaki: 'brown', chocolate: 'brown', 'chocolate brown': 'brown',
     // times of day
     daytime: 'day', daylight: 'day', noon: 'day', midday: 'day', morning: 'day', afternoon: 'day',
     evening: 'sunset', dusk: 'sunset', twilight: 'sunset', sundown: 'sunset', dawn: 'sunset', sunrise: 'sunset',
-    midnight: 'night', nighttime: 'night',
+    'golden hour': 'sunset', daybreak: 'sunset',
+    midnight: 'night', nighttime: 'night', nightfall: 'night', tonight: 'night',
     // sky
-    sunshine: 'sun', sunlight: 'sun',
-    moonlight: 'moon', 'crescent moon': 'moon', 'full moon': 'moon',
-    star: 'stars', starry: 'stars',
-    cloud: 'clouds', cloudy: 'clouds',
+    sunshine: 'sun', sunlight: 'sun', sunny: 'sun',
+    moonlight: 'moon', moonlit: 'moon', 'crescent moon': 'moon', 'full moon': 'moon',
+    star: 'stars', starry: 'stars', starlight: 'stars', starlit: 'stars',
+    cloud: 'clouds', cloudy: 'clouds', overcast: 'clouds',
     // ground
-    lawn: 'grass', meadow: 'grass', meadows: 'grass',
-    ocean: 'sea', oceans: 'sea', seas: 'sea',
-    sand: 'desert', sandy: 'desert', dune: 'desert', dunes: 'desert', deserts: 'desert',
-    snowy: 'snow', snowfall: 'snow', snowflakes: 'snow',
+    lawn: 'grass', meadow: 'grass', meadows: 'grass', pasture: 'grass', prairie: 'grass', grassland: 'grass',
+    ocean: 'sea', oceans: 'sea', seas: 'sea', lake: 'sea', seaside: 'sea', waves: 'sea',
+    sand: 'desert', sandy: 'desert', dune: 'desert', dunes: 'desert', deserts: 'desert', sahara: 'desert',
+    snowy: 'snow', snowfall: 'snow', snowflakes: 'snow', winter: 'snow', ice: 'snow', icy: 'snow',
     // objects and shapes
-    cottage: 'house', cabin: 'house', hut: 'house', houses: 'house',
-    pine: 'tree', oak: 'tree', birch: 'tree', trees: 'tree',
-    hill: 'mountain', hills: 'mountain', peak: 'mountain', mountains: 'mountain',
-    ball: 'circle', disc: 'circle', disk: 'circle', circles: 'circle',
-    box: 'square', squares: 'square',
+    cottage: 'house', cabin: 'house', hut: 'house', houses: 'house', cottages: 'house', cabins: 'house',
+    barn: 'house', chalet: 'house', villa: 'house', bungalow: 'house', farmhouse: 'house', building: 'house',
+    pine: 'tree', oak: 'tree', birch: 'tree', trees: 'tree', fir: 'tree', spruce: 'tree', palm: 'tree',
+    maple: 'tree', willow: 'tree', cedar: 'tree', 'palm tree': 'tree', 'pine tree': 'tree', 'oak tree': 'tree',
+    hill: 'mountain', hills: 'mountain', peak: 'mountain', mountains: 'mountain', summit: 'mountain',
+    volcano: 'mountain',
+    ball: 'circle', disc: 'circle', disk: 'circle', circles: 'circle', sphere: 'circle', orb: 'circle',
+    dot: 'circle', globe: 'circle',
+    box: 'square', squares: 'square', cube: 'square', rectangle: 'square', crate: 'square',
     pyramid: 'triangle', triangles: 'triangle',
     // positions
-    middle: 'center',
+    middle: 'center', centered: 'center', centred: 'centre', central: 'center',
+    leftmost: 'left', rightmost: 'right',
   }),
 });
 

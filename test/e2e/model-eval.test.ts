@@ -22,7 +22,7 @@ after(async () => {
 test('model/eval.py --sample 3 through the server: deterministic, and quality above floors', async () => {
   const { stdout } = await promisify(execFile)(
     '/usr/bin/python3',
-    [path.join(REPO_ROOT, 'model/eval.py'), '--base-url', server.url, '--key', TEST_KEY, '--sample', '3', '--neg-seeds', '2'],
+    [path.join(REPO_ROOT, 'model/eval.py'), '--base-url', server.url, '--key', TEST_KEY, '--sample', '3', '--neg-seeds', '2', '--sharp-sample', '2'],
     { timeout: 240_000 },
   );
   process.stdout.write(stdout.split('\n').map((l) => `# ${l}`).join('\n') + '\n');
@@ -44,4 +44,11 @@ test('model/eval.py --sample 3 through the server: deterministic, and quality ab
   assert.ok(edits >= 33, `edit success ${edits}%`);
   const psnr = pct(/PSNR outside edited region \(mean, local edits\) \| ([\d.]+) dB/, 'PSNR outside edits');
   assert.ok(psnr >= 24, `PSNR outside edits ${psnr} dB`);
+  // Issue 16: captions in words people type, mapped by src/prompt/vocabulary.ts (3 cases: 100% with this table; the
+  // previous table gave 6/13), and edge sharpness of 2 scenes (aligned: 0.192 with bilinear + edge snap, 0.158 with
+  // the previous lanczos step).
+  const typed = pct(/typed-word held-out captions, vocabulary mapping on \(enhance_prompt true\) \| ([\d.]+)%/, 'typed-word accuracy');
+  assert.ok(typed >= 75, `typed-word accuracy ${typed}%`);
+  const sharpness = pct(/edge sharpness vs direct render[^|]*\| [\d.]+ \(aligned ([\d.]+)\)/, 'edge sharpness');
+  assert.ok(sharpness >= 0.17, `aligned edge sharpness ${sharpness}`);
 });

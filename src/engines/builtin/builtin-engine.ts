@@ -1,8 +1,8 @@
 /**
  * The builtin engine: the bundled Qwen-Image-style model (model/CONTRACT.md) run with ONNX Runtime on
  * the CPU under the TypeScript sampler. Text encoder → Euler steps of the MMDiT denoiser with guidance
- * (prompt, empty text and any negative prompt in one batch) → unpatchify → learned super-resolution → lanczos to the exact
- * requested size.
+ * (prompt, empty text and any negative prompt in one batch) → unpatchify → learned super-resolution → final resize to the
+ * exact requested size (final-resize.ts).
  */
 import * as ort from 'onnxruntime-node';
 import path from 'node:path';
@@ -14,6 +14,7 @@ import { createTokenizer } from './tokenizer.ts';
 import { computeSigmas, eulerStep, guide, predictCleanSample } from './sampler.ts';
 import { fillStandardNormal } from './prng.ts';
 import { chooseGrid, patchifyRgb, planarToRgb, tokenPositions, unpatchifyToPlanar } from './patches.ts';
+import { DEFAULT_FINAL_RESIZE, resizeFinal, type FinalResizeMethod } from './final-resize.ts';
 
 export interface BuiltinEngineOptions {
   modelDir: string;
@@ -28,6 +29,8 @@ export interface BuiltinEngineOptions {
    * chosen instead gets the prompt unchanged. Absent: prompts are drawn as given.
    */
   adaptPrompt?: (prompt: string) => string;
+  /** The step from the SR output to the requested size (final-resize.ts); DEFAULT_FINAL_RESIZE when absent. */
+  finalResize?: FinalResizeMethod;
 }
 
 /**
@@ -89,7 +92,7 @@ export class BuiltinEngine implements Engine {
   }
 
   /**
-   * References are resized onto the latent grid and the output is resized with lanczos, so any
+   * References are resized onto the latent grid and the output is resized to the exact request, so any
    * size; the negative prompt is its own guidance row; previews are the per-step clean estimate.
    */
   capabilities(): EngineCapabilities {
@@ -230,18 +233,24 @@ export class BuiltinEngine implements Engine {
     const h = rows * P;
     const w = cols * P;
     const planar = tokensToLowres(x, rows, cols, P);
-    const S = m.sr.scale;
-    const up = await this.sr!.run({ lowres: new ort.Tensor('float32', planar, [1, 3, h, w]) });
-    const hi = planarToRgb(up.highres!.data as Float32Array, w * S, h * S);
-    const { data, info } = await sharp(hi.data, { raw: { width: hi.width, height: hi.height, channels: 3 } })
-      .resize(request.width, request.height, { fit: 'fill', kernel: 'lanczos3' })
-      .raw()
-      .toBuffer({ resolveWithObject: true });
+    const image = await this.decodeLowres(planar, w, h, request.width, request.height);
     return {
-      image: { width: info.width, height: info.height, data: new Uint8Array(data.buffer, data.byteOffset, data.byteLength) },
+      image,
       info: { steps, grid: `${rows}x${cols}`, model: `${m.name}@${m.version}` },
       ...(prompt !== request.prompt ? { drawnPrompt: prompt } : {}),
     };
+  }
+
+  /**
+   * Low-res planar [3,h,w] in [−1,1] → learned SR ×S → the requested size (model/CONTRACT.md, "Decode"). Exposed for
+   * bench/sharpness.ts, which feeds it the renderer's own scenes; `method` overrides the engine's final resize.
+   */
+  async decodeLowres(planar: Float32Array, w: number, h: number, width: number, height: number, method?: FinalResizeMethod): Promise<RawImage> {
+    if (!this.manifest || !this.sr) throw new Error('builtin engine used before load()');
+    const S = this.manifest.sr.scale;
+    const up = await this.sr.run({ lowres: new ort.Tensor('float32', planar, [1, 3, h, w]) });
+    const hi = planarToRgb(up.highres!.data as Float32Array, w * S, h * S);
+    return resizeFinal(hi, width, height, method ?? this.options.finalResize ?? DEFAULT_FINAL_RESIZE);
   }
 
   async close(): Promise<void> {

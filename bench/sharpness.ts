@@ -1,0 +1,103 @@
+/**
+ * How crisp the builtin engine's upscaling chain is, per final-resize method (src/engines/builtin/final-resize.ts):
+ * model/sharpness.py renders held-out scenes at the model's resolution (56×40) and directly at 1024×768; each lo-res
+ * scene goes through the engine's own decode (sr.onnx ×4, then the method) and is scored against the direct render
+ * (sharpness ratio, PSNR, halo). Also times the resize step alone and, with --engine, whole 1024×768 generations.
+ *   npx tsx bench/sharpness.ts [--n 12] [--runs 10] [--threads 2] [--methods lanczos3,linear+snap] [--engine]
+ */
+import { execFileSync } from 'node:child_process';
+import fs from 'node:fs';
+import os from 'node:os';
+import path from 'node:path';
+import sharp from 'sharp';
+import { createBuiltinEngine } from '../src/engines/builtin/builtin-engine.ts';
+import { FINAL_RESIZE_METHODS, resizeFinal, type FinalResizeMethod } from '../src/engines/builtin/final-resize.ts';
+
+const args = process.argv.slice(2);
+const opt = (name: string, fallback: string) => {
+  const i = args.indexOf(`--${name}`);
+  return i >= 0 && args[i + 1] ? args[i + 1]! : fallback;
+};
+const N = Number(opt('n', '12'));
+const RUNS = Number(opt('runs', '10'));
+const THREADS = Number(opt('threads', '2'));
+const METHODS = opt('methods', FINAL_RESIZE_METHODS.join(',')).split(',') as FinalResizeMethod[];
+const ROOT = path.resolve(import.meta.dirname, '..');
+const PY = '/usr/bin/python3';
+const W = 1024;
+const H = 768;
+
+const sorted = (xs: number[]) => [...xs].sort((a, b) => a - b);
+const median = (xs: number[]) => sorted(xs)[Math.floor(xs.length / 2)]!;
+const spread = (xs: number[]) => `${Math.min(...xs).toFixed(0)}–${Math.max(...xs).toFixed(0)}`;
+const fileName = (m: string) => m.replace('+', '-');
+
+async function readPlanar(file: string): Promise<{ planar: Float32Array; w: number; h: number }> {
+  const { data, info } = await sharp(file).removeAlpha().raw().toBuffer({ resolveWithObject: true });
+  const n = info.width * info.height;
+  const planar = new Float32Array(3 * n);
+  for (let i = 0; i < n; i++) for (let c = 0; c < 3; c++) planar[c * n + i] = data[i * 3 + c]! / 127.5 - 1;
+  return { planar, w: info.width, h: info.height };
+}
+
+async function main() {
+  const dir = fs.mkdtempSync(path.join(os.tmpdir(), 'sharpness-'));
+  execFileSync(PY, [path.join(ROOT, 'model/sharpness.py'), '--make', dir, '--n', String(N)], { stdio: 'inherit' });
+  const engine = createBuiltinEngine({ modelDir: path.join(ROOT, 'model/weights'), threads: THREADS });
+  await engine.load();
+  const resizeMs = new Map<string, number[]>(METHODS.map((m) => [m, []]));
+  for (let i = 0; i < N; i++) {
+    const lo = await readPlanar(path.join(dir, `lo_${i}.png`));
+    for (const m of METHODS) {
+      const img = await engine.decodeLowres(lo.planar, lo.w, lo.h, W, H, m);
+      await sharp(img.data, { raw: { width: W, height: H, channels: 3 } }).png().toFile(path.join(dir, `${fileName(m)}_${i}.png`));
+    }
+  }
+  // the resize step alone, on one SR output, RUNS times per method
+  const lo0 = await readPlanar(path.join(dir, 'lo_0.png'));
+  const srOut = await engine.decodeLowres(lo0.planar, lo0.w, lo0.h, lo0.w * 4, lo0.h * 4, 'nearest');
+  for (const m of METHODS) {
+    await resizeFinal(srOut, W, H, m);
+    for (let r = 0; r < RUNS; r++) {
+      const t = performance.now();
+      await resizeFinal(srOut, W, H, m);
+      resizeMs.get(m)!.push(performance.now() - t);
+    }
+  }
+  console.log(`\n${N} held-out scenes, 56×40 → sr.onnx ×4 → 1024×768; resize step timed over ${RUNS} runs, ${THREADS} threads\n`);
+  console.log('| final resize | sharpness (aligned) | sharpness (alignment-free) | PSNR dB | halo (levels) | band > 8 levels | resize ms median (min–max) |');
+  console.log('|---|---|---|---|---|---|---|');
+  for (const m of METHODS) {
+    const out = execFileSync(PY, [path.join(ROOT, 'model/sharpness.py'), '--score', dir, '--name', fileName(m)], { encoding: 'utf8' });
+    const f = JSON.parse(out.trim().split('\n').pop()!) as Record<string, number>;
+    const ms = resizeMs.get(m)!;
+    console.log(`| ${m} | ${f.sharp!.toFixed(3)} | ${f.sharp_top!.toFixed(3)} | ${f.psnr!.toFixed(2)} | ${f.halo!.toFixed(2)} | ${(f.halo_frac! * 100).toFixed(2)}% | ${median(ms).toFixed(1)} (${spread(ms)}) |`);
+  }
+  await engine.close();
+
+  if (args.includes('--engine')) {
+    // whole generations (20 steps, guidance, SR, final resize) with each of the first two methods
+    const prompt = 'a red house on the left and a green tree on the right at sunset';
+    for (const m of METHODS.slice(0, 2)) {
+      const e = createBuiltinEngine({ modelDir: path.join(ROOT, 'model/weights'), threads: THREADS, finalResize: m });
+      await e.load();
+      const once = (seed: number) =>
+        e.generate({ requestId: 'bench', model: 'alibaba/qwen-image-2-0', prompt, negativePrompt: '', width: W, height: H, seed, referenceImages: [] }, new AbortController().signal);
+      await once(0);
+      const ms: number[] = [];
+      for (let r = 0; r < RUNS; r++) {
+        const t = performance.now();
+        await once(r + 1);
+        ms.push(performance.now() - t);
+      }
+      await e.close();
+      console.log(`engine 1024×768 with ${m}: median ${median(ms).toFixed(0)} ms (${spread(ms)}) over ${RUNS} runs`);
+    }
+  }
+  fs.rmSync(dir, { recursive: true, force: true });
+}
+
+main().catch((err) => {
+  console.error(err);
+  process.exit(1);
+});
