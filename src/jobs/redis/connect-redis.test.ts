@@ -62,9 +62,10 @@ describe('connectRedis', () => {
     await assert.rejects(connectRedis({ url: `redis://127.0.0.1:${closedPort}` }), /could not connect to Redis at 127\.0\.0\.1:\d+ \(REDIS_URL\)/);
   });
 
-  it('reads REDIS_URL and REDIS_PREFIX, with clear errors', () => {
-    assert.deepEqual(readConfig({}).redis, { prefix: 'qis' });
-    assert.deepEqual(readConfig({ REDIS_URL: 'redis://r:6379', REDIS_PREFIX: 'prod' }).redis, { url: 'redis://r:6379', prefix: 'prod' });
+  it('reads REDIS_URL, REDIS_PREFIX and REDIS_JOB_LOCK_MS, with clear errors', () => {
+    assert.deepEqual(readConfig({}).redis, { prefix: 'qis', jobLockMs: 30_000 });
+    assert.deepEqual(readConfig({ REDIS_URL: 'redis://r:6379', REDIS_PREFIX: 'prod', REDIS_JOB_LOCK_MS: '5000' }).redis, { url: 'redis://r:6379', prefix: 'prod', jobLockMs: 5000 });
+    assert.throws(() => readConfig({ REDIS_JOB_LOCK_MS: '10' }), /REDIS_JOB_LOCK_MS/);
     assert.throws(() => readConfig({ REDIS_URL: 'localhost:6379' }), (err: unknown) => err instanceof ConfigError && /REDIS_URL must start with redis:\/\/ or rediss:\/\//.test(err.message));
     assert.throws(() => readConfig({ REDIS_URL: 'https://user:secret@r' }), (err: unknown) => err instanceof ConfigError && !err.message.includes('secret'));
     assert.throws(() => readConfig({ REDIS_PREFIX: 'a b' }), /REDIS_PREFIX/);
