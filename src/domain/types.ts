@@ -101,6 +101,13 @@ export interface Engine {
    * that they fail fast with the engine's own "unavailable" error instead of waiting unseen.
    */
   capacity?(): number;
+  /**
+   * With backends shared by several worker processes (Redis slots): how many more jobs this process may
+   * start now without one waiting for a slot another process holds — the free shared slots of the
+   * backends `capacity()` counts, less this process's `runningHere` jobs of the model that hold none yet.
+   * Absent: capacity() alone decides.
+   */
+  sharedFreeSlots?(runningHere: number): Promise<number>;
   generate(
     request: EngineRequest,
     signal: AbortSignal,

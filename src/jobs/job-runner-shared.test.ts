@@ -85,10 +85,23 @@ interface EngineCall {
 
 const TEST_CAPABILITIES: EngineCapabilities = { maxReferenceImages: 3, sizes: ANY_SIZE, negativePrompt: true, seed: true, progress: false, previews: false, masks: false, promptAdaptation: false };
 
-/** An engine that answers only when released, and rejects as soon as its signal aborts. */
-function createGatedEngine(id: string, everyCall?: EngineCall[]) {
+/** One GPU behind every worker of a test, with this many slots: what Redis backend slots count across processes. */
+interface SharedBackend {
+  limit: number;
+  inUse: number;
+}
+
+/**
+ * An engine that answers only when released, and rejects as soon as its signal aborts. With `shared`, its
+ * calls hold a slot of that backend, and it answers `sharedFreeSlots` as the router does over Redis slots.
+ */
+function createGatedEngine(id: string, everyCall?: EngineCall[], shared?: SharedBackend) {
   const calls: EngineCall[] = [];
+  let heldHere = 0;
   const engine: Engine = {
+    ...(shared
+      ? { sharedFreeSlots: async (runningHere: number) => Math.max(0, shared.limit - shared.inUse - Math.max(0, runningHere - heldHere)) }
+      : {}),
     id,
     kind: 'fake',
     description: 'gated test engine',
@@ -101,10 +114,27 @@ function createGatedEngine(id: string, everyCall?: EngineCall[]) {
     generate(request, signal) {
       return new Promise<EngineResult>((resolve, reject) => {
         const image = { width: request.width, height: request.height, data: new Uint8Array(request.width * request.height * 3).fill(90) };
-        const call = { signal, release: () => resolve({ image, info: { backend: id } }) };
+        let holding = false;
+        const hold = (on: boolean) => {
+          if (!shared || holding === on) return;
+          holding = on;
+          shared.inUse += on ? 1 : -1;
+          heldHere += on ? 1 : -1;
+        };
+        hold(true);
+        const call = {
+          signal,
+          release: () => {
+            hold(false);
+            resolve({ image, info: { backend: id } });
+          },
+        };
         calls.push(call);
         everyCall?.push(call);
-        signal.addEventListener('abort', () => reject(signal.reason), { once: true });
+        signal.addEventListener('abort', () => {
+          hold(false);
+          reject(signal.reason);
+        }, { once: true });
       });
     },
     async close() {},
@@ -124,7 +154,7 @@ interface World {
   calls: EngineCall[];
   ledgerRows(jobId: string): number;
   /** One worker process: its own runner and engine over the shared store, queue, events and blobs. */
-  worker(options?: { maxAttempts?: number; pollIntervalMs?: number }): { runner: JobRunner; calls: EngineCall[] };
+  worker(options?: { maxAttempts?: number; pollIntervalMs?: number; shared?: SharedBackend; capacity?: number }): { runner: JobRunner; calls: EngineCall[] };
   submit(overrides?: Partial<JobParams>): Promise<string>;
 }
 
@@ -155,7 +185,8 @@ function createWorld(): World {
     calls: allCalls,
     ledgerRows: (jobId) => (ledger.get(jobId) as { n: number }).n,
     worker(options = {}) {
-      const { engine, calls } = createGatedEngine(`fake-${runners.length}`, allCalls);
+      const { engine, calls } = createGatedEngine(`fake-${runners.length}`, allCalls, options.shared);
+      if (options.capacity !== undefined) engine.capacity = () => options.capacity!;
       const engines = new Map([[MODEL, engine]]);
       const runner = createJobRunner({
         store,
@@ -229,6 +260,27 @@ describe('job runner over a shared queue', () => {
     for (const runner of w.runners) await runner.close();
     w.db.close();
     fs.rmSync(w.dir, { recursive: true, force: true });
+  });
+
+  it('a worker claims only what the shared backend slots can take: a job stays queued while another worker holds the slot', async () => {
+    const gpu: SharedBackend = { limit: 1, inUse: 0 };
+    // Each worker's routing file gives it 2 slots of its own; the one GPU behind them both takes 1.
+    const a = w.worker({ shared: gpu, capacity: 2 });
+    const b = w.worker({ shared: gpu, capacity: 2 });
+    const first = await w.submit();
+    await a.runner.pump();
+    await waitUntil(() => a.calls.length === 1, 'worker A to reach the GPU');
+    const second = await w.submit();
+    await a.runner.pump();
+    await b.runner.pump();
+    assert.equal((await w.store.get(second))?.status, 'queued', 'neither worker took a job the GPU cannot take now');
+    assert.equal(b.calls.length, 0);
+    a.calls[0]!.release();
+    await waitUntil(async () => (await w.store.get(first))?.status === 'succeeded', 'the first job to succeed');
+    // A pumps when its job ends: the GPU's slot is free again, and the second job starts on A.
+    await waitUntil(() => a.calls.length === 2, 'the second job to reach the GPU');
+    assert.equal((await w.store.get(second))?.status, 'running');
+    assert.equal(gpu.inUse, 1);
   });
 
   it('a job handed out again after its worker stopped is reclaimed, run as a new attempt and completed in the queue', async () => {

@@ -105,7 +105,12 @@ export function createJobRunner(deps: JobRunnerDeps) {
         pumpAgain = false;
         for (const model of deps.engines.keys()) {
           let moved = false;
-          while (!closed && runningOf(model) < capacity(model)) {
+          // A shared queue's worker claims only what the shared backend slots can take now: a job claimed
+          // beyond them would wait in the router, `running`, while another worker's queue could have run it.
+          const engine = deps.engines.get(model);
+          let sharedFree = deps.queue.sharedAcrossProcesses && engine?.sharedFreeSlots ? await engine.sharedFreeSlots(runningOf(model)) : Infinity;
+          while (!closed && runningOf(model) < capacity(model) && sharedFree > 0) {
+            sharedFree--;
             const id = await deps.queue.claim(model);
             if (!id) break;
             moved = true;

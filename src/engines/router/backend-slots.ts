@@ -17,11 +17,16 @@ export interface BackendSlots {
    * null when all are taken. Throws when the store cannot be reached.
    */
   tryAcquire(backendId: string, limit: number): Promise<SlotLease | null>;
+  /** Slots of `backendId` held right now by every holder sharing this store (expired leases not counted). */
+  inUse(backendId: string): Promise<number>;
 }
 
 export function createMemoryBackendSlots(): BackendSlots {
   const held = new Map<string, number>();
   return {
+    async inUse(backendId) {
+      return held.get(backendId) ?? 0;
+    },
     async tryAcquire(backendId, limit) {
       const inUse = held.get(backendId) ?? 0;
       if (inUse >= limit) return null;

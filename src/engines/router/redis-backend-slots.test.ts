@@ -47,6 +47,21 @@ describe('Redis backend slots', () => {
   });
   const fresh = () => (prefix = `t${randomUUID().slice(0, 8)}`);
 
+  it('counts the live leases of every process, and not an expired one', async () => {
+    fresh();
+    const a = open();
+    const b = open(300);
+    assert.equal(await a.inUse('gpu-1'), 0);
+    const held = await a.tryAcquire('gpu-1', 3);
+    const dropped = await b.tryAcquire('gpu-1', 3);
+    assert.ok(held && dropped);
+    assert.equal(await b.inUse('gpu-1'), 2, 'both processes see both leases');
+    await kill(b);
+    await waitUntil(async () => (await a.inUse('gpu-1')) === 1, 'the dropped lease to expire');
+    await held.release();
+    assert.equal(await a.inUse('gpu-1'), 0);
+  });
+
   it('50 concurrent acquires from two processes get exactly the limit', async () => {
     fresh();
     const a = open();

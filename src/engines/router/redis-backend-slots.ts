@@ -37,6 +37,10 @@ redis.call('ZADD', KEYS[1], now + tonumber(ARGV[2]), ARGV[3])
 redis.call('PEXPIRE', KEYS[1], 2 * tonumber(ARGV[2]))
 return 1`;
 
+/** KEYS[1] the backend's set. The leases that have not expired. */
+const COUNT = `${NOW_MS}
+return redis.call('ZCOUNT', KEYS[1], '(' .. now, '+inf')`;
+
 /** KEYS[1] the backend's set; ARGV: ttl ms, lease id. 1 when renewed, 0 when the lease was gone. */
 const RENEW = `${NOW_MS}
 if not redis.call('ZSCORE', KEYS[1], ARGV[2]) then return 0 end
@@ -53,6 +57,10 @@ export function createRedisBackendSlots(options: RedisBackendSlotsOptions): Redi
   const keyOf = (backendId: string) => `${options.prefix}:slots:${backendId}`;
 
   return {
+    async inUse(backendId) {
+      if (closed) throw new Error('the backend slots are closed');
+      return Number(await redis.eval(COUNT, 1, keyOf(backendId)));
+    },
     async tryAcquire(backendId, limit) {
       if (closed) throw new Error('the backend slots are closed');
       const key = keyOf(backendId);

@@ -161,6 +161,24 @@ export class RouterEngine implements Engine, DescribableEngine {
   }
 
   /**
+   * Free slots of the backends capacity() counts, as the shared store sees them (every worker's leases),
+   * less the jobs the runner started here that hold none yet (`runningHere` minus the attempts holding or
+   * asking for one). The runner of a shared queue claims only this many, so a job it takes does not wait
+   * in this router, `running` with its deadline ticking, for a slot another worker holds.
+   */
+  async sharedFreeSlots(runningHere: number): Promise<number> {
+    const available = this.states.filter((s) => s.isAvailable());
+    if (available.length === 0) return runningHere === 0 ? 1 : 0; // as capacity(): let one through to fail fast
+    const tier = Math.min(...available.map((s) => s.spec.priority));
+    let free = 0;
+    for (const state of available.filter((s) => s.spec.priority === tier)) {
+      free += Math.max(0, state.spec.concurrency - (await this.slots.inUse(state.id)));
+    }
+    const heldHere = this.states.reduce((sum, s) => sum + s.inFlight, 0);
+    return Math.max(0, free - Math.max(0, runningHere - heldHere));
+  }
+
+  /**
    * The most any backend offers (each backend's own, capped, set is in describe()): the largest
    * reference count and size range, the finest size step, and a feature when some backend has it.
    */
@@ -392,10 +410,11 @@ export class RouterEngine implements Engine, DescribableEngine {
       }
       throw err;
     } finally {
-      state.inFlight -= 1;
-      lease.release().catch((err: unknown) =>
+      // Given back before the result goes up: the runner's next claim (sharedFreeSlots) must see it free.
+      await lease.release().catch((err: unknown) =>
         this.logger.warn({ model: this.model, backend: state.id, err: (err as Error)?.message }, 'could not give a backend slot back; it frees itself when its lease expires'),
       );
+      state.inFlight -= 1;
       this.notify();
     }
   }
