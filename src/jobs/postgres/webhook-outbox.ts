@@ -14,7 +14,8 @@
  */
 import crypto from 'node:crypto';
 import type pg from 'pg';
-import type { WebhookDelivery, WebhookOutbox } from '../ports.ts';
+import type { WebhookOutbox } from '../ports.ts';
+import { toDelivery, type WebhookRow } from '../webhook-rows.ts';
 
 /**
  * How long a leased delivery is this instance's: well above one attempt (the dispatcher's timeout, 10 s by
@@ -23,35 +24,7 @@ import type { WebhookDelivery, WebhookOutbox } from '../ports.ts';
  */
 export const DEFAULT_WEBHOOK_LEASE_MS = 60_000;
 
-interface Row {
-  id: string;
-  job_id: string;
-  key_id: string;
-  url: string;
-  event_type: string;
-  created_at_ms: number;
-  attempts: number;
-  next_attempt_at_ms: number;
-  status: WebhookDelivery['status'];
-  last_error: string | null;
-  last_status: number | null;
-}
-
-function toDelivery(row: Row): WebhookDelivery {
-  return {
-    id: row.id,
-    jobId: row.job_id,
-    keyId: row.key_id,
-    url: row.url,
-    eventType: row.event_type,
-    createdAtMs: row.created_at_ms,
-    attempts: row.attempts,
-    nextAttemptAtMs: row.next_attempt_at_ms,
-    status: row.status,
-    lastError: row.last_error,
-    lastStatus: row.last_status,
-  };
-}
+type Row = WebhookRow;
 
 const byDueOrder = (a: Row, b: Row) =>
   a.next_attempt_at_ms - b.next_attempt_at_ms || a.created_at_ms - b.created_at_ms || (a.id < b.id ? -1 : a.id > b.id ? 1 : 0);

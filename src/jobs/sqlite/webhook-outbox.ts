@@ -6,38 +6,11 @@
  * Every update is guarded by `status = 'pending'`: a delivery that has reached delivered or failed
  * stays there, even if a late attempt (another process, a send that outlived a restart) reports back.
  */
-import type { WebhookDelivery, WebhookOutbox } from '../ports.ts';
+import type { WebhookOutbox } from '../ports.ts';
+import { toDelivery, type WebhookRow } from '../webhook-rows.ts';
 import type { SqliteDatabase } from '../../store/sqlite/database.ts';
 
-interface Row {
-  id: string;
-  job_id: string;
-  key_id: string;
-  url: string;
-  event_type: string;
-  created_at_ms: number;
-  attempts: number;
-  next_attempt_at_ms: number;
-  status: WebhookDelivery['status'];
-  last_error: string | null;
-  last_status: number | null;
-}
-
-function toDelivery(row: Row): WebhookDelivery {
-  return {
-    id: row.id,
-    jobId: row.job_id,
-    keyId: row.key_id,
-    url: row.url,
-    eventType: row.event_type,
-    createdAtMs: row.created_at_ms,
-    attempts: row.attempts,
-    nextAttemptAtMs: row.next_attempt_at_ms,
-    status: row.status,
-    lastError: row.last_error,
-    lastStatus: row.last_status,
-  };
-}
+type Row = WebhookRow;
 
 export function createSqliteWebhookOutbox(db: SqliteDatabase): WebhookOutbox {
   // Ordered by due time (the webhook_deliveries_due index), then creation: the longest-waiting first.
