@@ -9,10 +9,8 @@
  * told the same second do not come back in step); without the header an exponential backoff from
  * `baseDelayMs` with "equal jitter" (half fixed, half random). An abort ends a wait at once.
  *
- * Composable, in the manner of undici's interceptors: `retryOnOverload(run, signal, options)` wraps
- * one call; `withOverloadRetry(engine, options)` wraps a whole Engine.
+ * `retryOnOverload(run, signal, options)` wraps one call (the router wraps each backend attempt).
  */
-import type { Engine } from '../../domain/types.ts';
 import { isBackendFailure, sleep as abortableSleep, throwIfAborted } from './errors.ts';
 
 export interface OverloadRetryOptions {
@@ -65,16 +63,3 @@ export async function retryOnOverload<T>(run: (attempt: number) => Promise<T>, s
   }
 }
 
-export function withOverloadRetry(engine: Engine, options: OverloadRetryOptions): Engine {
-  if (!(options.retries > 0)) return engine;
-  return {
-    id: engine.id,
-    kind: engine.kind,
-    description: engine.description,
-    load: () => engine.load(),
-    capabilities: () => engine.capabilities(),
-    health: () => engine.health(),
-    close: () => engine.close(),
-    generate: (request, signal, onProgress) => retryOnOverload(() => engine.generate(request, signal, onProgress), signal, options),
-  };
-}

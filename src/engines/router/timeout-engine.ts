@@ -2,7 +2,7 @@
  * The per-backend deadline, in one place for every engine. When the deadline passes, the inner
  * engine sees its AbortSignal fire (and cancels the remote job, exactly as when the client goes
  * away); the caller gets a 504 generation_timeout marked retryable, so the router may try another
- * backend. `withGenerationTimeout` wraps a whole Engine; the router calls `generateWithDeadline`.
+ * backend. The router calls `generateWithDeadline` for each attempt.
  */
 import type { Engine, EngineProgress, EngineRequest, EngineResult } from '../../domain/types.ts';
 import { abortErrorFrom, timeoutFailure } from '../remote/errors.ts';
@@ -37,16 +37,3 @@ export async function generateWithDeadline(
   }
 }
 
-export function withGenerationTimeout(engine: Engine, timeoutMs: number, backendId: string = engine.id): Engine {
-  if (!(timeoutMs > 0)) return engine;
-  return {
-    id: engine.id,
-    kind: engine.kind,
-    description: engine.description,
-    load: () => engine.load(),
-    capabilities: () => engine.capabilities(),
-    health: () => engine.health(),
-    close: () => engine.close(),
-    generate: (request, signal, onProgress) => generateWithDeadline(engine, backendId, timeoutMs, request, signal, onProgress),
-  };
-}

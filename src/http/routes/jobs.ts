@@ -9,6 +9,7 @@ import { isTerminal, type JobRecord, type JobStatus } from '../../domain/jobs.ts
 import { renderJob } from '../../contracts/job-view.ts';
 import type { JobEvent, JobEvents, JobQueue, JobStore } from '../../jobs/ports.ts';
 import type { JobRunner } from '../../jobs/job-runner.ts';
+import { openEventStream } from './event-stream.ts';
 
 export interface JobsHttpDeps {
   store: JobStore;
@@ -90,15 +91,7 @@ export function registerJobRoutes(app: FastifyInstance, deps: JobsHttpDeps & { a
 
   app.get('/v1/jobs/:id/events', { preHandler: deps.authenticate }, async (request, reply) => {
     const job = await ownJob(deps, request);
-    reply.hijack();
-    const res = reply.raw;
-    res.writeHead(200, {
-      'content-type': 'text/event-stream; charset=utf-8',
-      'cache-control': 'no-cache, no-transform',
-      connection: 'keep-alive',
-      'x-accel-buffering': 'no',
-      'x-request-id': request.id,
-    });
+    const res = openEventStream(request, reply);
     let seq = 0;
     let ended = false;
     const write = (event: string, data: unknown) => {

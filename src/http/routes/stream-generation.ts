@@ -20,6 +20,7 @@ import type { GenerationParams } from '../../contracts/validate-generation.ts';
 import type { JobEvent } from '../../jobs/ports.ts';
 import { encodePartialImage } from '../../images/encode-output.ts';
 import type { GenerationRouteDeps } from './generations.ts';
+import { openEventStream } from './event-stream.ts';
 
 export type StreamKind = 'image_generation' | 'image_edit';
 
@@ -41,16 +42,7 @@ export async function streamGeneration(deps: GenerationRouteDeps, request: Fasti
     output_format: params.outputFormat,
   });
 
-  reply.hijack();
-  const res = reply.raw;
-  res.writeHead(200, {
-    'content-type': 'text/event-stream; charset=utf-8',
-    'cache-control': 'no-cache, no-transform',
-    connection: 'keep-alive',
-    'x-accel-buffering': 'no',
-    'x-request-id': request.id,
-    ...(options.created ? {} : { 'idempotent-replayed': 'true' }),
-  });
+  const res = openEventStream(request, reply, options.created ? {} : { 'idempotent-replayed': 'true' });
   let ended = false;
   const write = (event: string, data: unknown) => {
     if (!ended) res.write(`event: ${event}\ndata: ${JSON.stringify(data)}\n\n`);
