@@ -11,6 +11,7 @@
 import fs from 'node:fs';
 import path from 'node:path';
 import { ProgressBar } from './progress-bar.ts';
+import { createEventStreamParser } from '../contracts/event-stream-parser.ts';
 
 export const REMOTE_HELP =
   'generate --prompt TEXT [--size landscape_4_3|WxH] [--seed N] [--negative TEXT] [--image FILE ...] [--watermark] [--out FILE] [--json]\n' +
@@ -148,34 +149,9 @@ async function followEvents(conn: Connection, jobId: string, onEvent: (e: SseEve
     throw new RemoteError(e?.message ?? `event stream answered ${res.status}`, e?.param ?? null, e?.code ?? null, res.status);
   }
   const decoder = new TextDecoder();
-  let buffered = '';
+  const feed = createEventStreamParser(onEvent);
   try {
-    for await (const chunk of res.body as unknown as AsyncIterable<Uint8Array>) {
-      buffered += decoder.decode(chunk, { stream: true }).replace(/\r\n?/g, '\n');
-      let cut: number;
-      while ((cut = buffered.indexOf('\n\n')) >= 0) {
-        const block = buffered.slice(0, cut);
-        buffered = buffered.slice(cut + 2);
-        let event = 'message';
-        const data: string[] = [];
-        for (const line of block.split('\n')) {
-          if (!line || line.startsWith(':')) continue;
-          const colon = line.indexOf(':');
-          const field = colon < 0 ? line : line.slice(0, colon);
-          const value = colon < 0 ? '' : line.slice(colon + 1).replace(/^ /, '');
-          if (field === 'event') event = value;
-          else if (field === 'data') data.push(value);
-        }
-        if (data.length === 0) continue;
-        let parsed: unknown;
-        try {
-          parsed = JSON.parse(data.join('\n'));
-        } catch {
-          parsed = data.join('\n');
-        }
-        onEvent({ event, data: parsed });
-      }
-    }
+    for await (const chunk of res.body as unknown as AsyncIterable<Uint8Array>) feed(decoder.decode(chunk, { stream: true }));
   } catch (err) {
     if (!signal.aborted) throw new RemoteError(`the event stream broke: ${(err as Error).message}`);
   }

@@ -3,6 +3,7 @@
  * the API's error bodies as ApiFailure, and a job's Server-Sent Events read with fetch, because EventSource
  * cannot send an Authorization header.
  */
+import { createEventStreamParser } from '../../contracts/event-stream-parser.ts';
 
 /** The API's error object (src/domain/errors.ts toBody). */
 export interface ApiErrorBody {
@@ -83,24 +84,11 @@ export function createApi(key: () => string | null): Api {
       const res = await fetch(`/v1/jobs/${encodeURIComponent(jobId)}/events`, { headers: headers({ accept: 'text/event-stream' }), signal });
       if (!res.ok || !res.body) throw await failureOf(res);
       const reader = res.body.pipeThrough(new TextDecoderStream()).getReader();
-      let buffered = '';
+      const feed = createEventStreamParser(onEvent);
       for (;;) {
         const { value, done } = await reader.read();
         if (done) return;
-        buffered += value;
-        let cut: number;
-        // text/event-stream (WHATWG HTML §9.2): events end with a blank line; lines starting ':' are comments.
-        while ((cut = buffered.indexOf('\n\n')) >= 0) {
-          const block = buffered.slice(0, cut);
-          buffered = buffered.slice(cut + 2);
-          let event = 'message';
-          const data: string[] = [];
-          for (const line of block.split('\n')) {
-            if (line.startsWith('event:')) event = line.slice(6).trim();
-            else if (line.startsWith('data:')) data.push(line.slice(5).replace(/^ /, ''));
-          }
-          if (data.length > 0) onEvent({ event, data: JSON.parse(data.join('\n')) });
-        }
+        feed(value);
       }
     },
   };

@@ -3,6 +3,7 @@
  * they are sent (the first is reference image 1), with buttons to move and remove each. Files become base64
  * data: URIs, which image_urls accepts as well as http(s) URLs, so the server needs no access to the browser's files.
  */
+import { makeDropZone } from './drop-zone.ts';
 
 export interface Reference {
   /** What goes in image_urls: an http(s) URL or a data: URI. */
@@ -91,16 +92,7 @@ export function createReferenceList(max: number, report: (message: string) => vo
   // The drop zone, the file picker, paste anywhere outside a text field, and the URL box.
   const drop = document.getElementById('refs-drop')!;
   const picker = document.getElementById('refs-file') as HTMLInputElement;
-  drop.addEventListener('dragover', (e) => {
-    e.preventDefault();
-    drop.classList.add('over');
-  });
-  drop.addEventListener('dragleave', () => drop.classList.remove('over'));
-  drop.addEventListener('drop', (e) => {
-    e.preventDefault();
-    drop.classList.remove('over');
-    const dt = e.dataTransfer;
-    if (!dt) return;
+  makeDropZone(drop, (dt) => {
     if (dt.files.length > 0) void addFiles(dt.files);
     else {
       const url = dt.getData('text/uri-list').split('\n').find((l) => /^https?:\/\//i.test(l.trim()));

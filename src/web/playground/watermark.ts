@@ -1,6 +1,7 @@
 /** The watermark tab: an image dropped, pasted or picked goes to POST /v1/watermark/detect as a multipart upload. */
 import { ApiFailure, type Api } from './api.ts';
 import { showFieldError } from './form.ts';
+import { makeDropZone } from './drop-zone.ts';
 
 const $ = <T extends HTMLElement>(id: string) => document.getElementById(id) as T;
 
@@ -33,15 +34,8 @@ export function setUpWatermarkCheck(api: Api): void {
     }
   };
 
-  drop.addEventListener('dragover', (e) => {
-    e.preventDefault();
-    drop.classList.add('over');
-  });
-  drop.addEventListener('dragleave', () => drop.classList.remove('over'));
-  drop.addEventListener('drop', (e) => {
-    e.preventDefault();
-    drop.classList.remove('over');
-    const file = e.dataTransfer?.files[0];
+  makeDropZone(drop, (dt) => {
+    const file = dt.files[0];
     if (file) void check(file);
   });
   picker.addEventListener('change', () => {
