@@ -1,17 +1,18 @@
 /**
- * How crisp the builtin engine's upscaling chain is, per final-resize method (src/engines/builtin/final-resize.ts):
- * model/sharpness.py renders held-out scenes at the model's resolution (56×40) and directly at 1024×768; each lo-res
- * scene goes through the engine's own decode (sr.onnx ×4, then the method) and is scored against the direct render
- * (sharpness ratio, PSNR, halo). Also times the resize step alone and, with --engine, whole 1024×768 generations.
- *   npx tsx bench/sharpness.ts [--n 12] [--runs 10] [--threads 2] [--methods lanczos3,linear+snap] [--engine]
+ * How crisp the builtin engine's decode is, per method: the edge-field upsampler (src/engines/builtin/edge-field.ts)
+ * and sr.onnx ×4 followed by each final resize (final-resize.ts). model/sharpness.py renders held-out scenes at the
+ * model's resolution (56×40) and directly at 1024×768; each lo-res scene goes through the engine's own decode and is
+ * scored against the direct render (sharpness ratio, PSNR, halo). Also times the whole decode per method and, with
+ * --engine, whole 1024×768 generations with the first two methods.
+ *   npx tsx bench/sharpness.ts [--n 12] [--runs 10] [--threads 2] [--methods edge-field,linear+snap] [--engine]
  */
 import { execFileSync } from 'node:child_process';
 import fs from 'node:fs';
 import os from 'node:os';
 import path from 'node:path';
 import sharp from 'sharp';
-import { createBuiltinEngine } from '../src/engines/builtin/builtin-engine.ts';
-import { FINAL_RESIZE_METHODS, resizeFinal, type FinalResizeMethod } from '../src/engines/builtin/final-resize.ts';
+import { createBuiltinEngine, type DecodeMethod } from '../src/engines/builtin/builtin-engine.ts';
+import { FINAL_RESIZE_METHODS } from '../src/engines/builtin/final-resize.ts';
 
 const args = process.argv.slice(2);
 const opt = (name: string, fallback: string) => {
@@ -21,7 +22,7 @@ const opt = (name: string, fallback: string) => {
 const N = Number(opt('n', '12'));
 const RUNS = Number(opt('runs', '10'));
 const THREADS = Number(opt('threads', '2'));
-const METHODS = opt('methods', FINAL_RESIZE_METHODS.join(',')).split(',') as FinalResizeMethod[];
+const METHODS = opt('methods', ['edge-field', ...FINAL_RESIZE_METHODS].join(',')).split(',') as DecodeMethod[];
 const ROOT = path.resolve(import.meta.dirname, '..');
 const PY = '/usr/bin/python3';
 const W = 1024;
@@ -53,19 +54,18 @@ async function main() {
       await sharp(img.data, { raw: { width: W, height: H, channels: 3 } }).png().toFile(path.join(dir, `${fileName(m)}_${i}.png`));
     }
   }
-  // the resize step alone, on one SR output, RUNS times per method
+  // the whole decode (network + resize or field rendering) of one scene, RUNS times per method
   const lo0 = await readPlanar(path.join(dir, 'lo_0.png'));
-  const srOut = await engine.decodeLowres(lo0.planar, lo0.w, lo0.h, lo0.w * 4, lo0.h * 4, 'nearest');
   for (const m of METHODS) {
-    await resizeFinal(srOut, W, H, m);
+    await engine.decodeLowres(lo0.planar, lo0.w, lo0.h, W, H, m);
     for (let r = 0; r < RUNS; r++) {
       const t = performance.now();
-      await resizeFinal(srOut, W, H, m);
+      await engine.decodeLowres(lo0.planar, lo0.w, lo0.h, W, H, m);
       resizeMs.get(m)!.push(performance.now() - t);
     }
   }
-  console.log(`\n${N} held-out scenes, 56×40 → sr.onnx ×4 → 1024×768; resize step timed over ${RUNS} runs, ${THREADS} threads\n`);
-  console.log('| final resize | sharpness (aligned) | sharpness (alignment-free) | PSNR dB | halo (levels) | band > 8 levels | resize ms median (min–max) |');
+  console.log(`\n${N} held-out scenes, 56×40 → decode → 1024×768; decode timed over ${RUNS} runs, ${THREADS} threads\n`);
+  console.log('| decode | sharpness (aligned) | sharpness (alignment-free) | PSNR dB | halo (levels) | band > 8 levels | decode ms median (min–max) |');
   console.log('|---|---|---|---|---|---|---|');
   for (const m of METHODS) {
     const out = execFileSync(PY, [path.join(ROOT, 'model/sharpness.py'), '--score', dir, '--name', fileName(m)], { encoding: 'utf8' });
@@ -76,10 +76,10 @@ async function main() {
   await engine.close();
 
   if (args.includes('--engine')) {
-    // whole generations (20 steps, guidance, SR, final resize) with each of the first two methods
+    // whole generations (20 steps, guidance, decode) with each of the first two methods
     const prompt = 'a red house on the left and a green tree on the right at sunset';
     for (const m of METHODS.slice(0, 2)) {
-      const e = createBuiltinEngine({ modelDir: path.join(ROOT, 'model/weights'), threads: THREADS, finalResize: m });
+      const e = createBuiltinEngine({ modelDir: path.join(ROOT, 'model/weights'), threads: THREADS, decode: m });
       await e.load();
       const once = (seed: number) =>
         e.generate({ requestId: 'bench', model: 'alibaba/qwen-image-2-0', prompt, negativePrompt: '', width: W, height: H, seed, referenceImages: [] }, new AbortController().signal);

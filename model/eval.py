@@ -68,9 +68,9 @@ class ServerGen:
 
 
 class DirectGen:
-    def __init__(self, ckpt, sr_ckpt, cfg_scale=None):
+    def __init__(self, ckpt, sr_ckpt, cfg_scale=None, up_ckpt=None):
         from sampler import Pipeline
-        self.pipe = Pipeline.from_checkpoint(ckpt, sr_ckpt)
+        self.pipe = Pipeline.from_checkpoint(ckpt, sr_ckpt, up_ckpt)
         self.cfg_scale = cfg_scale
 
     def __call__(self, prompt, seed, negative=None, refs=None, enhance=None):
@@ -220,6 +220,7 @@ def main():
     ap.add_argument("--direct", action="store_true")
     ap.add_argument("--ckpt", default=os.path.join(HERE, "checkpoints/main/ckpt.pt"))
     ap.add_argument("--sr-ckpt", default=os.path.join(HERE, "checkpoints/main/sr.pt"))
+    ap.add_argument("--up-ckpt", default=os.path.join(HERE, "weights/torch/up.pt"), help="--direct only: edge-field upsampler")
     ap.add_argument("--cfg", type=float, default=None, help="--direct only: override true_cfg_scale (default 4.0)")
     ap.add_argument("--sample", type=int, default=24, help="held-out captions and edits to run")
     ap.add_argument("--neg-seeds", type=int, default=5)
@@ -233,7 +234,7 @@ def main():
     if a.direct:
         import torch
         torch.set_num_threads(int(os.environ.get("TORCH_THREADS", "2")))
-        gen = DirectGen(a.ckpt, a.sr_ckpt, a.cfg)
+        gen = DirectGen(a.ckpt, a.sr_ckpt, a.cfg, a.up_ckpt)
     elif a.base_url:
         gen = ServerGen(a.base_url, a.key, enhance=a.enhance_prompt)
     else:

@@ -72,16 +72,21 @@ def choose_grid(grids, width, height):
 # ------------------------------------------------------------------------------------------------ pipeline
 
 class Pipeline:
-    def __init__(self, cfg, vocab, te, dn, sr, sampler=None):
-        self.cfg, self.vocab, self.te, self.dn, self.sr = cfg, vocab, te, dn, sr
+    def __init__(self, cfg, vocab, te, dn, sr, sampler=None, up=None):
+        self.cfg, self.vocab, self.te, self.dn, self.sr, self.up = cfg, vocab, te, dn, sr, up
         self.sp = dict(SAMPLER_DEFAULTS, **(sampler or {}))
         self.w2i = {w: i for i, w in enumerate(vocab)}
 
     @classmethod
-    def from_checkpoint(cls, ckpt, sr_ckpt=None):
+    def from_checkpoint(cls, ckpt, sr_ckpt=None, up_ckpt=None):
+        """up_ckpt: the edge-field upsampler (upsampler.py); without it the decode is SR ×4 then lanczos"""
         from export import load_models
         cfg, vocab, te, dn, sr = load_models(ckpt, sr_ckpt)
-        return cls(cfg, vocab, te, dn, sr)
+        up = None
+        if up_ckpt and os.path.exists(up_ckpt):
+            from upsampler import load_net
+            up = load_net(up_ckpt)[0]
+        return cls(cfg, vocab, te, dn, sr, up=up)
 
     def tokenize(self, s):
         T = self.cfg["max_tokens"]
@@ -138,9 +143,14 @@ class Pipeline:
         low = torch.from_numpy(S.unpatchify(x.numpy(), r, c, P)).clamp(-1, 1)
         if return_lowres:
             lowimg = ((low[0].numpy().transpose(1, 2, 0) + 1) * 127.5).round().clip(0, 255).astype(np.uint8)
-        hi = self.sr(low)[0].numpy().transpose(1, 2, 0)
-        hi = ((hi + 1) * 127.5).round().clip(0, 255).astype(np.uint8)
-        out = np.asarray(Image.fromarray(hi).resize((width, height), Image.LANCZOS))
+        if self.up is not None:
+            from upsampler import upsample
+            out = upsample(self.up, low, height, width)[0].numpy().transpose(1, 2, 0)
+            out = ((out + 1) * 127.5).round().clip(0, 255).astype(np.uint8)
+        else:
+            hi = self.sr(low)[0].numpy().transpose(1, 2, 0)
+            hi = ((hi + 1) * 127.5).round().clip(0, 255).astype(np.uint8)
+            out = np.asarray(Image.fromarray(hi).resize((width, height), Image.LANCZOS))
         return (out, lowimg, x[0].numpy()) if return_lowres else out
 
 
@@ -148,6 +158,7 @@ def main():
     ap = argparse.ArgumentParser()
     ap.add_argument("--ckpt", default=os.path.join(HERE, "checkpoints/main/ckpt.pt"))
     ap.add_argument("--sr-ckpt", default=os.path.join(HERE, "checkpoints/main/sr.pt"))
+    ap.add_argument("--up-ckpt", default=os.path.join(HERE, "weights/torch/up.pt"))
     ap.add_argument("--prompt", default="a red house on the left and a green tree on the right at sunset")
     ap.add_argument("--negative", default=None)
     ap.add_argument("--seed", type=int, default=0)
@@ -159,7 +170,7 @@ def main():
     a = ap.parse_args()
     torch.set_num_threads(int(os.environ.get("TORCH_THREADS", "2")))
     from PIL import Image
-    pipe = Pipeline.from_checkpoint(a.ckpt, a.sr_ckpt)
+    pipe = Pipeline.from_checkpoint(a.ckpt, a.sr_ckpt, a.up_ckpt)
     refs = [np.asarray(Image.open(p).convert("RGB")) for p in a.ref]
     img = pipe.generate(a.prompt, a.seed, a.width, a.height, a.negative, a.steps, refs=refs)
     Image.fromarray(img).save(a.out)

@@ -14,6 +14,18 @@ import { startTestServer, MODEL, TEST_KEY, type TestServer } from '../helpers/se
 
 const auth = { authorization: `Bearer ${TEST_KEY}` };
 
+function findFile(dir: string, name: string): string | null {
+  for (const entry of fs.readdirSync(dir, { withFileTypes: true })) {
+    const p = path.join(dir, entry.name);
+    if (entry.isFile() && entry.name === name) return p;
+    if (entry.isDirectory()) {
+      const hit = findFile(p, name);
+      if (hit) return hit;
+    }
+  }
+  return null;
+}
+
 async function send(url: string, init: RequestInit = {}): Promise<{ status: number; json: any }> {
   const res = await fetch(url, init);
   const text = await res.text();
@@ -65,6 +77,20 @@ describe('requests that used to be a 500', () => {
       assert.equal(res.json.error.code, 'not_found');
     }
     assert.equal((await fetch(imageUrl)).status, 200, 'the real file is still served');
+  });
+
+  test('reference images kept for a job are not downloadable, only generated images are', async () => {
+    // the blob store keeps a job's references as inputs/<job id>-<k>.rgb beside generations/
+    const image = path.join(server.dataDir, ...[...new URL(imageUrl).pathname.split('/').slice(2)]);
+    const found = fs.existsSync(image) ? image : findFile(server.dataDir, path.basename(image));
+    assert.ok(found, `the generated image is a file under ${server.dataDir}`);
+    const root = path.dirname(path.dirname(found));
+    fs.mkdirSync(path.join(root, 'inputs'), { recursive: true });
+    fs.writeFileSync(path.join(root, 'inputs', 'job_planted-0.rgb'), Buffer.alloc(12, 7));
+    const res = await send(`${server.url}/files/inputs/job_planted-0.rgb`);
+    assert.equal(res.status, 404, JSON.stringify(res.json));
+    assert.equal(res.json.error.code, 'not_found');
+    assert.equal((await fetch(imageUrl)).status, 200, 'the generated image is still served');
   });
 
   test('a multipart body without a boundary, or cut short, is a 400', async () => {

@@ -1,8 +1,8 @@
 /**
  * The builtin engine: the bundled Qwen-Image-style model (model/CONTRACT.md) run with ONNX Runtime on
  * the CPU under the TypeScript sampler. Text encoder → Euler steps of the MMDiT denoiser with guidance
- * (prompt, empty text and any negative prompt in one batch) → unpatchify → learned super-resolution → final resize to the
- * exact requested size (final-resize.ts).
+ * (prompt, empty text and any negative prompt in one batch) → unpatchify → the learned edge-field upsampler drawn at the
+ * exact requested size (edge-field.ts); a model without one: learned super-resolution, then a resize (final-resize.ts).
  */
 import * as ort from 'onnxruntime-node';
 import path from 'node:path';
@@ -15,6 +15,10 @@ import { computeSigmas, eulerStep, guide, predictCleanSample } from './sampler.t
 import { fillStandardNormal } from './prng.ts';
 import { chooseGrid, patchifyRgb, planarToRgb, tokenPositions, unpatchifyToPlanar } from './patches.ts';
 import { DEFAULT_FINAL_RESIZE, resizeFinal, type FinalResizeMethod } from './final-resize.ts';
+import { FIELD_CHANNELS, renderEdgeField } from './edge-field.ts';
+
+/** How the drawing becomes the requested size: the edge-field upsampler, or sr.onnx then a final resize. */
+export type DecodeMethod = 'edge-field' | FinalResizeMethod;
 
 export interface BuiltinEngineOptions {
   modelDir: string;
@@ -29,8 +33,11 @@ export interface BuiltinEngineOptions {
    * chosen instead gets the prompt unchanged. Absent: prompts are drawn as given.
    */
   adaptPrompt?: (prompt: string) => string;
-  /** The step from the SR output to the requested size (final-resize.ts); DEFAULT_FINAL_RESIZE when absent. */
-  finalResize?: FinalResizeMethod;
+  /**
+   * The decode (DecodeMethod). Absent: 'edge-field' when the manifest ships an upsampler, else sr.onnx then
+   * DEFAULT_FINAL_RESIZE.
+   */
+  decode?: DecodeMethod;
 }
 
 /**
@@ -65,6 +72,7 @@ export class BuiltinEngine implements Engine {
   private textEncoder: ort.InferenceSession | null = null;
   private denoiser: ort.InferenceSession | null = null;
   private sr: ort.InferenceSession | null = null;
+  private upsampler: ort.InferenceSession | null = null;
   private tokenize: ReturnType<typeof createTokenizer> | null = null;
 
   constructor(private readonly options: BuiltinEngineOptions) {
@@ -83,11 +91,14 @@ export class BuiltinEngine implements Engine {
       graphOptimizationLevel: 'all',
       executionMode: 'sequential',
     };
-    [this.textEncoder, this.denoiser, this.sr] = await Promise.all([
+    const up = this.manifest.upsampler;
+    [this.textEncoder, this.denoiser, this.sr, this.upsampler] = await Promise.all([
       ort.InferenceSession.create(path.join(dir, 'text_encoder.onnx'), opts),
       ort.InferenceSession.create(path.join(dir, 'denoiser.onnx'), opts),
       ort.InferenceSession.create(path.join(dir, 'sr.onnx'), opts),
+      up ? ort.InferenceSession.create(path.join(dir, up.file), opts) : null,
     ]);
+    if (this.options.decode === 'edge-field' && !this.upsampler) throw new Error(`the model in ${dir} ships no edge-field upsampler (manifest.upsampler)`);
     this.tokenize = createTokenizer(this.manifest.text.vocab, this.manifest.text.max_tokens);
   }
 
@@ -241,21 +252,38 @@ export class BuiltinEngine implements Engine {
     };
   }
 
+  /** The decode this engine uses (BuiltinEngineOptions.decode, else what the model ships). */
+  get decodeMethod(): DecodeMethod {
+    return this.options.decode ?? (this.upsampler ? 'edge-field' : DEFAULT_FINAL_RESIZE);
+  }
+
   /**
-   * Low-res planar [3,h,w] in [−1,1] → learned SR ×S → the requested size (model/CONTRACT.md, "Decode"). Exposed for
-   * bench/sharpness.ts, which feeds it the renderer's own scenes; `method` overrides the engine's final resize.
+   * Low-res planar [3,h,w] in [−1,1] → the requested size (model/CONTRACT.md, "Decode"): the edge-field upsampler
+   * drawn at width × height, or SR ×S then a resize. Exposed for bench/sharpness.ts, which feeds it the renderer's
+   * own scenes; `method` overrides the engine's decode.
    */
-  async decodeLowres(planar: Float32Array, w: number, h: number, width: number, height: number, method?: FinalResizeMethod): Promise<RawImage> {
+  async decodeLowres(planar: Float32Array, w: number, h: number, width: number, height: number, method?: DecodeMethod): Promise<RawImage> {
     if (!this.manifest || !this.sr) throw new Error('builtin engine used before load()');
+    const how = method ?? this.decodeMethod;
+    const lowres = new ort.Tensor('float32', planar, [1, 3, h, w]);
+    if (how === 'edge-field') {
+      const up = this.manifest.upsampler;
+      if (!this.upsampler || !up) throw new Error('this model ships no edge-field upsampler');
+      const out = await this.upsampler.run({ lowres });
+      const field = out.field!;
+      const [, ch, gh, gw] = field.dims as number[];
+      if (ch !== FIELD_CHANNELS || gh !== h * up.sub || gw !== w * up.sub) throw new Error(`upsampler returned a field of shape ${field.dims.join('×')}`);
+      return renderEdgeField(field.data as Float32Array, gw, gh, width, height, up.ramp ?? 1);
+    }
     const S = this.manifest.sr.scale;
-    const up = await this.sr.run({ lowres: new ort.Tensor('float32', planar, [1, 3, h, w]) });
-    const hi = planarToRgb(up.highres!.data as Float32Array, w * S, h * S);
-    return resizeFinal(hi, width, height, method ?? this.options.finalResize ?? DEFAULT_FINAL_RESIZE);
+    const sr = await this.sr.run({ lowres });
+    const hi = planarToRgb(sr.highres!.data as Float32Array, w * S, h * S);
+    return resizeFinal(hi, width, height, how);
   }
 
   async close(): Promise<void> {
-    await Promise.all([this.textEncoder?.release(), this.denoiser?.release(), this.sr?.release()]);
-    this.textEncoder = this.denoiser = this.sr = null;
+    await Promise.all([this.textEncoder?.release(), this.denoiser?.release(), this.sr?.release(), this.upsampler?.release()]);
+    this.textEncoder = this.denoiser = this.sr = this.upsampler = null;
   }
 }
 

@@ -18,7 +18,7 @@ export const FINAL_RESIZE_METHODS = [
 export type FinalResizeMethod = (typeof FINAL_RESIZE_METHODS)[number];
 
 /**
- * What the engine uses unless told otherwise (BuiltinEngineOptions.finalResize). Chosen with bench/sharpness.ts over
+ * What the engine uses unless told otherwise (BuiltinEngineOptions.decode). Chosen with bench/sharpness.ts over
  * 12 held-out scenes at 1024×768 against lanczos3 (the earlier step): aligned sharpness 0.184 vs 0.145, PSNR 28.41 vs
  * 28.49 dB, halo 0.83 vs 1.00 levels, +~100 ms per image on 2 cores (docs/performance.md). The only candidate that was
  * sharper without losing 0.5 dB or adding halos. Note that sharp enlarges with the same bicubic interpolator for

@@ -9,6 +9,11 @@ export interface ModelManifest {
   text: { max_tokens: number; dim: number; vocab: string[] };
   image: { patch: number; channels: number; token_dim: number; grids: Array<[number, number]> };
   sr: { scale: number };
+  /**
+   * The edge-field upsampler (model/upsampler.py, edge-field.ts): when present the decode runs it instead of
+   * sr.onnx + final resize. `sub`: field cells per drawing pixel each way; `ramp`: edge width in output pixels.
+   */
+  upsampler?: { kind: 'edge-field'; file: string; sub: number; ramp?: number; step?: number };
   sampler: ScheduleConfig & { steps: number; true_cfg_scale: number; negative_cfg_scale?: number };
   max_refs: number;
 }
@@ -27,6 +32,10 @@ export function readManifest(modelDir: string): ModelManifest {
   if (!Array.isArray(m.image?.grids) || m.image.grids.length === 0) problems.push('image.grids');
   if (!(m.sr?.scale >= 1)) problems.push('sr.scale');
   if (!(m.sampler?.steps > 0)) problems.push('sampler.steps');
+  const up = m.upsampler;
+  if (up !== undefined && (up.kind !== 'edge-field' || typeof up.file !== 'string' || !(up.sub >= 1) || (up.ramp !== undefined && !(up.ramp > 0)))) {
+    problems.push('upsampler (kind "edge-field", file, sub ≥ 1, ramp > 0)');
+  }
   if (problems.length) throw new Error(`manifest ${file} is missing or has invalid: ${problems.join(', ')}`);
   return m;
 }

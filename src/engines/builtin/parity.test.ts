@@ -13,6 +13,7 @@ import { fillStandardNormal } from './prng.ts';
 import { chooseGrid } from './patches.ts';
 import { readManifest } from './manifest.ts';
 import { createBuiltinEngine } from './builtin-engine.ts';
+import { renderEdgeField } from './edge-field.ts';
 
 const ROOT = path.resolve(import.meta.dirname, '../../..');
 const FIXTURES = path.join(ROOT, 'test/fixtures/parity');
@@ -93,6 +94,40 @@ for (const which of ['tiny', 'bundled']) {
         }
       } finally {
         await engine.close();
+      }
+    });
+  });
+}
+
+const upsamplerFixture = path.join(FIXTURES, 'upsampler.json');
+if (fs.existsSync(upsamplerFixture)) {
+  const fx = JSON.parse(fs.readFileSync(upsamplerFixture, 'utf8'));
+  describe('edge-field upsampler: ONNX from Node and the TypeScript renderer vs PyTorch (upsampler.json)', () => {
+    test('upsampler.onnx field within 1e-4', async () => {
+      const manifest = readManifest(path.join(ROOT, fx.model));
+      assert.ok(manifest.upsampler, 'the bundled manifest names its upsampler');
+      const s = await ort.InferenceSession.create(path.join(ROOT, fx.model, manifest.upsampler.file), { intraOpNumThreads: 1 });
+      for (const c of fx.cases) {
+        const out = await s.run({ lowres: f32(c.lowres) });
+        assert.deepEqual(out.field!.dims, c.field.dims);
+        const d = maxAbsDiff(out.field!.data as Float32Array, c.field.data);
+        assert.ok(d < 1e-4, `lowres ${c.lowres.dims.join('×')}: max |Δ| = ${d}`);
+      }
+    });
+    test('renderEdgeField draws the PyTorch field as render_field does (every value within 1 level, 99.9% exact)', () => {
+      for (const c of fx.cases) {
+        const [, , gh, gw] = c.field.dims as number[];
+        const img = renderEdgeField(Float32Array.from(c.field.data), gw, gh, c.width, c.height);
+        assert.equal(img.data.length, c.rgb.length);
+        let worst = 0;
+        let exact = 0;
+        for (let i = 0; i < c.rgb.length; i++) {
+          const d = Math.abs(img.data[i]! - c.rgb[i]);
+          worst = Math.max(worst, d);
+          if (d === 0) exact++;
+        }
+        assert.ok(worst <= 1, `${c.width}×${c.height}: worst ${worst} levels`);
+        assert.ok(exact / c.rgb.length >= 0.999, `${c.width}×${c.height}: ${exact}/${c.rgb.length} exact`);
       }
     });
   });

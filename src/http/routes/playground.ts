@@ -1,8 +1,8 @@
 /**
  * GET /playground: a page to try every field of the API in a browser, served by this server alone (no CDN).
  *
- * The page's source is TypeScript in src/web/playground/, bundled with esbuild (already installed as tsx's
- * compiler) in memory on the first request and kept for the life of the app: a server nobody browses never
+ * The page's source is TypeScript in src/web/playground/, bundled with esbuild (a declared dependency, the same one
+ * tsx compiles with) in memory on the first request and kept for the life of the app: a server nobody browses never
  * pays for it, and a fresh clone needs no build step. GET /playground/config.json hands the page, before any
  * key is entered, what it needs to draw the form: the very JSON Schema object that validates requests, the
  * size presets with their pixels, the prices per model and the credits per USD. None of it is secret (the

@@ -1,0 +1,316 @@
+"""The edge-field upsampler: the model's drawing (rows·4 × cols·4 px) to any requested size with one-pixel edges.
+
+The bundled model draws flat-coloured shapes. Upscaling its 56×40 drawing ~18× with any fixed kernel spreads each
+edge over many pixels; this net instead describes every cell of a grid 4× finer than the drawing as *two colours and
+a straight edge between them*, and a fixed renderer (`render_field`, mirrored in TypeScript by
+src/engines/builtin/edge-field.ts) draws that description at the output size, so an edge stays one output pixel
+wide at any scale.
+
+  field [B, 9, 4h, 4w]: A (3, [-1,1]) the colour on the edge's positive side, B (3) the other side,
+                        n (2) the unit normal (x, y) in sub-grid units, d (1) the edge's offset from the cell centre
+  render: output pixel (x, y) of W×H sits at u = (x+½)·gw/W − ½, v = (y+½)·gh/H − ½ in sub-grid coordinates (cell
+          centres at integers). Its four nearest cells k (indices clamped to the grid) each give
+          α_k = clamp(½ + (n_k·(p − c_k) − d_k)·ρ/ramp, 0, 1) with ρ = ½(W/gw + H/gh) output px per sub-grid unit,
+          value_k = B_k + α_k (A_k − B_k); the pixel is the bilinear blend of the four values.
+          ramp = 1 at run time (a one-pixel, box-filter-like anti-aliased edge); training starts softer.
+
+  /usr/bin/python3 model/upsampler.py --minutes 40 --out model/checkpoints/up     # trains on 2 CPU cores
+  /usr/bin/python3 model/upsampler.py --export model/checkpoints/up/up.pt         # → model/weights, parity fixture
+Resumes from <out>/up.pt; log in <out>/up.log. The data for step k comes from np.random.default_rng([seed, k]).
+"""
+from __future__ import annotations
+
+import argparse
+import math
+import os
+import sys
+import time
+
+import numpy as np
+import torch
+import torch.nn as nn
+import torch.nn.functional as F
+
+HERE = os.path.dirname(os.path.abspath(__file__))
+sys.path.insert(0, HERE)
+import scenes as S  # noqa: E402
+
+SUB = 4  # sub-grid cells per drawing pixel, each way
+FIELD_CH = 9
+UP_CFG = {"ch": 48, "layers": 4, "sub_ch": 24, "sub_layers": 2}
+GRIDS = [[8, 20], [9, 16], [10, 14], [12, 12], [14, 10], [16, 9], [20, 8]]
+PATCH = 4
+
+
+class EdgeFieldNet(nn.Module):
+    """convolutions at the drawing's resolution, pixel shuffle ×SUB, a few small convolutions on the sub-grid, then
+    the 9 field channels. A and B are offsets from the bilinear ×SUB upsampling of the input, and the last layer
+    starts at zero, so an untrained net renders exactly that bilinear image."""
+
+    def __init__(self, ch=48, layers=4, sub_ch=24, sub_layers=2):
+        super().__init__()
+        self.head = nn.Conv2d(3, ch, 3, padding=1)
+        self.body = nn.ModuleList([nn.Conv2d(ch, ch, 3, padding=1) for _ in range(layers)])
+        self.shuffle = nn.Conv2d(ch, sub_ch * SUB * SUB, 3, padding=1)
+        self.sub_in = nn.Conv2d(3, sub_ch, 1)
+        self.sub = nn.ModuleList([nn.Conv2d(sub_ch, sub_ch, 3, padding=1) for _ in range(sub_layers)])
+        self.tail = nn.Conv2d(sub_ch, FIELD_CH, 1)
+        nn.init.zeros_(self.tail.weight)
+        nn.init.zeros_(self.tail.bias)
+
+    def forward(self, lowres):
+        h = F.relu(self.head(lowres))
+        for c in self.body:
+            h = h + F.relu(c(h))
+        up = F.interpolate(lowres, scale_factor=float(SUB), mode="bilinear", align_corners=False)
+        s = F.relu(F.pixel_shuffle(self.shuffle(h), SUB) + self.sub_in(up))
+        for c in self.sub:
+            s = s + F.relu(c(s))
+        o = self.tail(s)
+        a = torch.clamp(up + o[:, 0:3], -1.0, 1.0)
+        b = torch.clamp(up + o[:, 3:6], -1.0, 1.0)
+        n = o[:, 6:8]
+        n = n / torch.sqrt((n * n).sum(1, keepdim=True) + 1e-6)
+        return torch.cat([a, b, n, o[:, 8:9]], 1)
+
+
+def render_field(field, H, W, ramp=1.0, window=None):
+    """field [B, 9, gh, gw] → image [B, 3, H, W] in [-1,1] (see the module docstring; the TypeScript mirror must
+    match this to float32 rounding). window (y0, x0, h, w): only that part of the H×W output (training crops)."""
+    B, _, gh, gw = field.shape
+    dev = field.device
+    y0, x0, hh, ww = window or (0, 0, H, W)
+    u = (torch.arange(x0, x0 + ww, device=dev, dtype=torch.float32) + 0.5) * (gw / W) - 0.5
+    v = (torch.arange(y0, y0 + hh, device=dev, dtype=torch.float32) + 0.5) * (gh / H) - 0.5
+    i0, j0 = torch.floor(u), torch.floor(v)
+    fx, fy = u - i0, v - j0
+    rho = 0.5 * (W / gw + H / gh) / ramp
+    out = torch.zeros(B, 3, hh, ww, device=dev, dtype=field.dtype)
+    for dj, wy in ((0, 1 - fy), (1, fy)):
+        j = torch.clamp(j0 + dj, 0, gh - 1)
+        qy = (v - j)[:, None]
+        rows = field.index_select(2, j.long())
+        for di, wx in ((0, 1 - fx), (1, fx)):
+            i = torch.clamp(i0 + di, 0, gw - 1)
+            qx = (u - i)[None, :]
+            f = rows.index_select(3, i.long())  # [B, 9, H, W]
+            t = f[:, 6] * qx + f[:, 7] * qy - f[:, 8]
+            alpha = torch.clamp(0.5 + t * rho, 0.0, 1.0)[:, None]
+            val = f[:, 3:6] + alpha * (f[:, 0:3] - f[:, 3:6])
+            out = out + (wy[:, None] * wx[None, :])[None, None] * val
+    return out
+
+
+def upsample(net, lowres, H, W):
+    """the run-time chain in PyTorch: lowres [B,3,h,w] in [-1,1] → [B,3,H,W]"""
+    return torch.clamp(render_field(net(lowres), H, W), -1.0, 1.0)
+
+
+# ------------------------------------------------------------------------------------------------ training
+
+def _blur(x, rng):
+    """a mild separable Gaussian blur, as the denoiser's drawings are a little softer than clean renders"""
+    sig = rng.uniform(0.3, 0.8)
+    k = np.exp(-0.5 * (np.arange(-2, 3) / sig) ** 2)
+    k = (k / k.sum()).astype(np.float32)
+    p = np.pad(x, ((0, 0), (2, 2), (2, 2)), mode="edge")
+    x = sum(k[i] * p[:, :, i:i + x.shape[2]] for i in range(5))
+    return sum(k[i] * x[:, i:i + p.shape[1] - 4, :] for i in range(5))
+
+
+def make_pair(rng, B, scale):
+    """B scenes in one aspect bucket: the drawing (what the denoiser makes; noise or blur added) and the same scene
+    rendered directly at `scale`× (the target)"""
+    g = GRIDS[rng.integers(len(GRIDS))]
+    h, w = g[0] * PATCH, g[1] * PATCH
+    lo, hi = [], []
+    for _ in range(B):
+        sc = S.random_scene(rng, avoid_heldout=False)
+        l = S.to_unit(S.render(sc, h, w))
+        r = rng.random()
+        if r < 0.3:
+            l = _blur(l, rng)
+        if rng.random() < 0.7:
+            l = l + rng.normal(0, rng.uniform(0.0, 0.05), l.shape).astype(np.float32)
+        lo.append(np.clip(l, -1, 1))
+        hi.append(S.to_unit(S.render(sc, h * scale, w * scale, ss=2)))
+    return torch.from_numpy(np.stack(lo)).float(), torch.from_numpy(np.stack(hi)).float()
+
+
+def _gen(args):
+    seed, step, batch = args
+    rng = np.random.default_rng([seed, step])
+    scale = int(rng.choice([6, 8, 8, 10]))
+    lo, hi = make_pair(rng, batch, scale)
+    return lo.numpy(), hi.numpy()
+
+
+def edge_weight(hi):
+    """per-pixel loss weight: 1 + 4 near the target's edges, so the few edge pixels are not drowned by flat ones"""
+    y = 0.299 * hi[:, 0] + 0.587 * hi[:, 1] + 0.114 * hi[:, 2]
+    gx = (y[:, :, 1:] - y[:, :, :-1]).abs()
+    gy = (y[:, 1:, :] - y[:, :-1, :]).abs()
+    e = torch.zeros_like(y)
+    e[:, :, 1:] += gx
+    e[:, :, :-1] += gx
+    e[:, 1:, :] += gy
+    e[:, :-1, :] += gy
+    e = F.max_pool2d((e > 0.08).float()[:, None], 5, 1, 2)
+    return 1 + 4 * e
+
+
+def train(a):
+    import multiprocessing as mp
+    os.makedirs(a.out, exist_ok=True)
+    ck_path = os.path.join(a.out, "up.pt")
+    torch.manual_seed(a.seed)
+    net = EdgeFieldNet(**UP_CFG)
+    opt = torch.optim.Adam(net.parameters(), lr=a.lr)
+    step, elapsed = 0, 0.0
+    if os.path.exists(ck_path):
+        ck = torch.load(ck_path, map_location="cpu")
+        net.load_state_dict(ck["model"])
+        opt.load_state_dict(ck["opt"])
+        step, elapsed = ck["step"], ck["elapsed"]
+    log = open(os.path.join(a.out, "up.log"), "a")
+    t_start = time.time() - elapsed
+    budget = a.minutes * 60
+    pool = mp.get_context("fork").Pool(a.workers) if a.workers else None
+    depth = max(2, 2 * a.workers)
+    pending = {}
+
+    def fetch(k):
+        if pool is None:
+            return _gen((a.seed, k, a.batch))
+        for q in range(k, k + depth):
+            if q not in pending:
+                pending[q] = pool.apply_async(_gen, ((a.seed, q, a.batch),))
+        return pending.pop(k).get()
+
+    def save():
+        torch.save({"cfg": UP_CFG, "model": net.state_dict(), "opt": opt.state_dict(), "step": step,
+                    "elapsed": time.time() - t_start}, ck_path + ".tmp")
+        os.replace(ck_path + ".tmp", ck_path)
+
+    last_ck = time.time()
+    rl, rn, wait = 0.0, 0, 0.0
+    while time.time() - t_start < budget:
+        frac = (time.time() - t_start) / budget
+        for g in opt.param_groups:
+            g["lr"] = a.lr * (0.05 + 0.95 * 0.5 * (1 + math.cos(math.pi * frac)))
+        ramp = max(1.0, 3.0 - 2.0 * frac / 0.4)  # softer edges first, so edge positions get a gradient
+        t0 = time.time()
+        lo, hi = (torch.from_numpy(x) for x in fetch(step))
+        wait += time.time() - t0
+        # the loss on one random crop of the target: the net still sees the whole drawing, the renderer's
+        # backward (the slow part) only the crop
+        H, W = hi.shape[2], hi.shape[3]
+        crng = np.random.default_rng([a.seed + 1, step])
+        ch, cw = min(H, a.crop), min(W, a.crop)
+        y0, x0 = int(crng.integers(0, H - ch + 1)), int(crng.integers(0, W - cw + 1))
+        hi = hi[:, :, y0:y0 + ch, x0:x0 + cw]
+        out = render_field(net(lo), H, W, ramp=ramp, window=(y0, x0, ch, cw))
+        loss = ((out - hi).abs() * edge_weight(hi)).mean()
+        opt.zero_grad()
+        loss.backward()
+        opt.step()
+        step += 1
+        rl += loss.item()
+        rn += 1
+        if step % 25 == 0:
+            msg = (f"up step {step} t={(time.time()-t_start)/60:.1f}m ramp={ramp:.2f} loss={rl/rn:.4f} "
+                   f"data_wait={wait/rn:.2f}s")
+            print(msg, flush=True)
+            log.write(msg + "\n")
+            log.flush()
+            rl, rn, wait = 0.0, 0, 0.0
+        if time.time() - last_ck > 120:
+            save()
+            last_ck = time.time()
+    save()
+    log.write(f"up done step {step}\n")
+    log.close()
+    if pool:
+        pool.terminate()
+
+
+# ------------------------------------------------------------------------------------------------ export
+
+def load_net(ckpt):
+    """a trained net with its weights rounded to fp16 (what ships), in eval mode"""
+    ck = torch.load(ckpt, map_location="cpu")
+    net = EdgeFieldNet(**ck.get("cfg", UP_CFG))
+    net.load_state_dict({k: v.float() for k, v in ck["model"].items()})
+    with torch.no_grad():
+        for p in net.parameters():
+            p.copy_(p.half().float())
+    return net.eval(), ck
+
+
+def export(ckpt, weights, parity_out):
+    """weights/upsampler.onnx, weights/torch/up.pt (fp16), the manifest's `upsampler` entry, and the parity
+    fixture (PyTorch's field and rendered image for a few inputs, for src/engines/builtin/parity.test.ts)"""
+    import json
+    net, ck = load_net(ckpt)
+    path = os.path.join(weights, "upsampler.onnx")
+    with torch.no_grad():
+        torch.onnx.export(net, (torch.rand(1, 3, 40, 56) * 2 - 1,), path, input_names=["lowres"],
+                          output_names=["field"], dynamic_axes={"lowres": {2: "h", 3: "w"}, "field": {2: "gh", 3: "gw"}},
+                          opset_version=17, do_constant_folding=True)
+    try:
+        import onnx
+        onnx.checker.check_model(onnx.load(path))
+    except ImportError:  # the onnx package is optional here; parity.test.ts loads the file in onnxruntime anyway
+        pass
+    os.makedirs(os.path.join(weights, "torch"), exist_ok=True)
+    torch.save({"cfg": ck.get("cfg", UP_CFG), "step": ck["step"], "model": {k: v.half() for k, v in net.state_dict().items()}},
+               os.path.join(weights, "torch", "up.pt"))
+    mpath = os.path.join(weights, "manifest.json")
+    m = json.load(open(mpath))
+    m["upsampler"] = {"kind": "edge-field", "file": "upsampler.onnx", "sub": SUB, "ramp": 1.0, "step": ck["step"]}
+    with open(mpath, "w") as f:
+        json.dump(m, f, indent=1)
+    rng = np.random.default_rng(99)
+    cases = []
+    for (h, w, H, W) in ((6, 8, 77, 101), (8, 6, 110, 70)):
+        sc = S.random_scene(rng, avoid_heldout=False)
+        lo = S.to_unit(S.render(sc, h, w))[None]
+        lo = np.array([float("%.7g" % v) for v in lo.reshape(-1)], np.float32).reshape(lo.shape)
+        with torch.no_grad():
+            field = net(torch.from_numpy(lo))
+            img = torch.clamp(render_field(field, H, W), -1, 1)
+        q = np.clip(np.round((img[0].numpy() + 1) * 127.5), 0, 255).astype(int)  # planar [3, H, W]
+        cases.append({"lowres": {"dims": list(lo.shape), "data": [float(v) for v in lo.reshape(-1)]},
+                      "field": {"dims": list(field.shape), "data": [float("%.7g" % v) for v in field.numpy().reshape(-1)]},
+                      "width": W, "height": H, "rgb": q.transpose(1, 2, 0).reshape(-1).tolist()})
+    with open(parity_out, "w") as f:
+        json.dump({"model": "model/weights", "cases": cases}, f)
+    print(f"exported {path} ({os.path.getsize(path)/1e6:.2f} MB), step {ck['step']}; parity → {parity_out}")
+
+
+def main():
+    ap = argparse.ArgumentParser()
+    ap.add_argument("--export", default="", help="checkpoint to export instead of training")
+    ap.add_argument("--weights", default=os.path.join(HERE, "weights"))
+    ap.add_argument("--parity-out", default=os.path.join(HERE, "..", "test/fixtures/parity/upsampler.json"))
+    ap.add_argument("--minutes", type=float, default=0)
+    ap.add_argument("--out", default="model/checkpoints/up")
+    ap.add_argument("--batch", type=int, default=6)
+    ap.add_argument("--crop", type=int, default=192, help="output crop (px) the loss is taken on")
+    ap.add_argument("--lr", type=float, default=2e-3)
+    ap.add_argument("--workers", type=int, default=1)
+    ap.add_argument("--threads", type=int, default=2)
+    ap.add_argument("--seed", type=int, default=2718)
+    a = ap.parse_args()
+    torch.set_num_threads(a.threads)
+    torch.set_flush_denormal(True)
+    if a.export:
+        export(a.export, a.weights, a.parity_out)
+    elif a.minutes:
+        train(a)
+    else:
+        ap.error("give --minutes (train) or --export CKPT")
+
+
+if __name__ == "__main__":
+    main()

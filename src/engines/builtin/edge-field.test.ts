@@ -1,0 +1,86 @@
+import assert from 'node:assert/strict';
+import { describe, it } from 'node:test';
+import type { RawImage } from '../../domain/types.ts';
+import { FIELD_CHANNELS, renderEdgeField } from './edge-field.ts';
+
+/** A gw×gh field whose every cell says f(i, j) (colours in 0..255 here, stored in [−1,1]). */
+function field(gw: number, gh: number, f: (i: number, j: number) => { a: number; b: number; nx: number; ny: number; d: number }): Float32Array {
+  const plane = gw * gh;
+  const out = new Float32Array(FIELD_CHANNELS * plane);
+  for (let j = 0; j < gh; j++) {
+    for (let i = 0; i < gw; i++) {
+      const c = f(i, j);
+      const k = j * gw + i;
+      for (let ch = 0; ch < 3; ch++) {
+        out[ch * plane + k] = c.a / 127.5 - 1;
+        out[(3 + ch) * plane + k] = c.b / 127.5 - 1;
+      }
+      out[6 * plane + k] = c.nx;
+      out[7 * plane + k] = c.ny;
+      out[8 * plane + k] = c.d;
+    }
+  }
+  return out;
+}
+const at = (img: RawImage, x: number, y: number) => img.data[(y * img.width + x) * 3]!;
+
+describe('edge-field renderer (the builtin decode)', () => {
+  it('a field whose two colours agree is plain bilinear interpolation of the cell colours (half-pixel centres, edges clamped)', () => {
+    const gw = 5;
+    const gh = 4;
+    const v = (i: number, j: number) => 10 + 40 * i + 7 * j;
+    const img = renderEdgeField(field(gw, gh, (i, j) => ({ a: v(i, j), b: v(i, j), nx: 1, ny: 0, d: 0 })), gw, gh, 17, 11);
+    for (let y = 0; y < 11; y++) {
+      for (let x = 0; x < 17; x++) {
+        const u = Math.min(gw - 1, Math.max(0, ((x + 0.5) * gw) / 17 - 0.5));
+        const w = Math.min(gh - 1, Math.max(0, ((y + 0.5) * gh) / 11 - 0.5));
+        // the colour is linear in i and j, so bilinear interpolation gives exactly v at the clamped position
+        assert.ok(Math.abs(at(img, x, y) - v(u, w)) <= 1, `${x},${y}: ${at(img, x, y)} vs ${v(u, w)}`);
+      }
+    }
+  });
+
+  it('one straight edge stays one output pixel wide at any scale, at the position the field gives', () => {
+    // a vertical edge at sub-grid x = 3.3 (cells at integer centres): every cell says "20 left of it, 220 right of it"
+    const gw = 8;
+    const gh = 6;
+    const edgeU = 3.3;
+    const f = field(gw, gh, (i) => ({ a: 220, b: 20, nx: 1, ny: 0, d: edgeU - i }));
+    for (const W of [32, 75, 184, 1024]) {
+      // the ramp is one pixel of the mean of the two scales, so keep the aspect as the engine does
+      const H = Math.round((W * gh) / gw);
+      const img = renderEdgeField(f, gw, gh, W, H);
+      const row = [...Array(W).keys()].map((x) => at(img, x, H >> 1));
+      const ramp = row.filter((p) => p > 20 && p < 220).length;
+      assert.ok(ramp <= 1, `${W} px wide: ${ramp} pixels between the two colours`);
+      // output pixel x sits at u = (x+½)·gw/W − ½, so the step is where u crosses 3.3
+      const step = row.findIndex((p) => p >= 120);
+      const expected = ((edgeU + 0.5) * W) / gw - 0.5;
+      assert.ok(Math.abs(step - expected) <= 1, `${W} px wide: step at ${step}, expected ≈${expected.toFixed(2)}`);
+      assert.ok(row.every((p) => p >= 20 && p <= 220), 'nothing outside the two colours');
+    }
+  });
+
+  it('a diagonal edge puts each pixel on the side its centre is on', () => {
+    const gw = 6;
+    const gh = 6;
+    // the line x + y = 6 (sub-grid units); n = (1,1)/√2, so d for the cell centre (i, j) is (6 − i − j)/√2
+    const s = Math.SQRT1_2;
+    const f = field(gw, gh, (i, j) => ({ a: 250, b: 0, nx: s, ny: s, d: (6 - i - j) * s }));
+    const W = 60;
+    const img = renderEdgeField(f, gw, gh, W, W);
+    for (let y = 0; y < W; y++) {
+      for (let x = 0; x < W; x++) {
+        const u = ((x + 0.5) * gw) / W - 0.5;
+        const v = ((y + 0.5) * gh) / W - 0.5;
+        const dist = ((u + v - 6) * s * W) / gw; // signed distance to the line in output pixels
+        if (dist > 0.6) assert.equal(at(img, x, y), 250, `${x},${y}`);
+        if (dist < -0.6) assert.equal(at(img, x, y), 0, `${x},${y}`);
+      }
+    }
+  });
+
+  it('refuses a field of the wrong size', () => {
+    assert.throws(() => renderEdgeField(new Float32Array(10), 2, 2, 8, 8), /expected 9·2·2/);
+  });
+});

@@ -1,0 +1,75 @@
+/**
+ * The edge-field renderer: the last step of the builtin engine's decode when the model ships an upsampler
+ * (manifest `upsampler.kind` = "edge-field"; model/upsampler.py trains it, model/CONTRACT.md "Decode" specifies it).
+ *
+ * upsampler.onnx describes every cell of a grid SUB× finer than the model's drawing as two colours A and B with a
+ * straight edge between them (unit normal n, offset d from the cell centre). This draws that description at the
+ * requested size: each output pixel blends, bilinearly, what its four nearest cells say it is, and each cell says
+ * "A or B, whichever side of my edge you are on", with a one-pixel ramp across the edge. An edge therefore stays one
+ * output pixel wide at any scale, where a resize would spread it over scale-many pixels.
+ *
+ * Must match model/upsampler.py `render_field` to float32 rounding (src/engines/builtin/parity.test.ts).
+ */
+import type { RawImage } from '../../domain/types.ts';
+
+/** Field channels, planar [FIELD_CHANNELS, gh, gw]: A r,g,b · B r,g,b · n x,y · d. */
+export const FIELD_CHANNELS = 9;
+
+/**
+ * field: planar float32 [9, gh, gw] (colours in [−1,1], sub-grid units) → RGB at width × height.
+ * `ramp` is the edge's width in output pixels (1 at run time).
+ */
+export function renderEdgeField(field: Float32Array, gw: number, gh: number, width: number, height: number, ramp = 1): RawImage {
+  const plane = gw * gh;
+  if (field.length !== FIELD_CHANNELS * plane) throw new Error(`edge field has ${field.length} values, expected ${FIELD_CHANNELS}·${gh}·${gw}`);
+  const sx = gw / width;
+  const sy = gh / height;
+  const rho = Math.fround((0.5 * (width / gw + height / gh)) / ramp);
+  // Per output column: the two neighbouring cell columns (clamped), their weights and the pixel's offset from each.
+  const colI = new Int32Array(2 * width);
+  const colW = new Float32Array(2 * width);
+  const colQ = new Float32Array(2 * width);
+  for (let x = 0; x < width; x++) {
+    const u = Math.fround(Math.fround((x + 0.5) * sx) - 0.5);
+    const i0 = Math.floor(u);
+    const fx = Math.fround(u - i0);
+    for (let k = 0; k < 2; k++) {
+      const i = Math.min(gw - 1, Math.max(0, i0 + k));
+      colI[2 * x + k] = i;
+      colW[2 * x + k] = k === 0 ? Math.fround(1 - fx) : fx;
+      colQ[2 * x + k] = Math.fround(u - i);
+    }
+  }
+  const data = new Uint8Array(width * height * 3);
+  const acc = new Float32Array(3);
+  for (let y = 0; y < height; y++) {
+    const v = Math.fround(Math.fround((y + 0.5) * sy) - 0.5);
+    const j0 = Math.floor(v);
+    const fy = Math.fround(v - j0);
+    for (let x = 0; x < width; x++) {
+      acc[0] = acc[1] = acc[2] = 0;
+      for (let dj = 0; dj < 2; dj++) {
+        const j = Math.min(gh - 1, Math.max(0, j0 + dj));
+        const wy = dj === 0 ? Math.fround(1 - fy) : fy;
+        const qy = Math.fround(v - j);
+        for (let di = 0; di < 2; di++) {
+          const cell = j * gw + colI[2 * x + di]!;
+          const weight = Math.fround(wy * colW[2 * x + di]!);
+          const t = field[6 * plane + cell]! * colQ[2 * x + di]! + field[7 * plane + cell]! * qy - field[8 * plane + cell]!;
+          const s = 0.5 + t * rho;
+          const alpha = s <= 0 ? 0 : s >= 1 ? 1 : s;
+          for (let c = 0; c < 3; c++) {
+            const b = field[(3 + c) * plane + cell]!;
+            acc[c] = acc[c]! + weight * (b + alpha * (field[c * plane + cell]! - b));
+          }
+        }
+      }
+      const o = (y * width + x) * 3;
+      for (let c = 0; c < 3; c++) {
+        const value = Math.round((acc[c]! + 1) * 127.5);
+        data[o + c] = value < 0 ? 0 : value > 255 ? 255 : value;
+      }
+    }
+  }
+  return { width, height, data };
+}
