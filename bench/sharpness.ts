@@ -4,7 +4,7 @@
  * model's resolution (56×40) and directly at 1024×768; each lo-res scene goes through the engine's own decode and is
  * scored against the direct render (sharpness ratio, PSNR, halo). Also times the whole decode per method and, with
  * --engine, whole 1024×768 generations with the first two methods.
- *   npx tsx bench/sharpness.ts [--n 12] [--runs 10] [--threads 2] [--methods edge-field,linear+snap] [--engine]
+ *   npx tsx bench/sharpness.ts [--n 12] [--runs 10] [--threads 2] [--methods edge-field,linear+snap] [--engine] [--model-dir DIR]
  */
 import { execFileSync } from 'node:child_process';
 import fs from 'node:fs';
@@ -24,6 +24,7 @@ const RUNS = Number(opt('runs', '10'));
 const THREADS = Number(opt('threads', '2'));
 const METHODS = opt('methods', ['edge-field', ...FINAL_RESIZE_METHODS].join(',')).split(',') as DecodeMethod[];
 const ROOT = path.resolve(import.meta.dirname, '..');
+const MODEL_DIR = path.resolve(opt('model-dir', path.join(ROOT, 'model/weights')));
 const PY = '/usr/bin/python3';
 const W = 1024;
 const H = 768;
@@ -44,7 +45,7 @@ async function readPlanar(file: string): Promise<{ planar: Float32Array; w: numb
 async function main() {
   const dir = fs.mkdtempSync(path.join(os.tmpdir(), 'sharpness-'));
   execFileSync(PY, [path.join(ROOT, 'model/sharpness.py'), '--make', dir, '--n', String(N)], { stdio: 'inherit' });
-  const engine = createBuiltinEngine({ modelDir: path.join(ROOT, 'model/weights'), threads: THREADS });
+  const engine = createBuiltinEngine({ modelDir: MODEL_DIR, threads: THREADS });
   await engine.load();
   const resizeMs = new Map<string, number[]>(METHODS.map((m) => [m, []]));
   for (let i = 0; i < N; i++) {
@@ -79,7 +80,7 @@ async function main() {
     // whole generations (20 steps, guidance, decode) with each of the first two methods
     const prompt = 'a red house on the left and a green tree on the right at sunset';
     for (const m of METHODS.slice(0, 2)) {
-      const e = createBuiltinEngine({ modelDir: path.join(ROOT, 'model/weights'), threads: THREADS, decode: m });
+      const e = createBuiltinEngine({ modelDir: MODEL_DIR, threads: THREADS, decode: m });
       await e.load();
       const once = (seed: number) =>
         e.generate({ requestId: 'bench', model: 'alibaba/qwen-image-2-0', prompt, negativePrompt: '', width: W, height: H, seed, referenceImages: [] }, new AbortController().signal);

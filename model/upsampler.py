@@ -11,8 +11,11 @@ wide at any scale.
   render: output pixel (x, y) of W×H sits at u = (x+½)·gw/W − ½, v = (y+½)·gh/H − ½ in sub-grid coordinates (cell
           centres at integers). Its four nearest cells k (indices clamped to the grid) each give
           α_k = clamp(½ + (n_k·(p − c_k) − d_k)·ρ/ramp, 0, 1) with ρ = ½(W/gw + H/gh) output px per sub-grid unit,
-          value_k = B_k + α_k (A_k − B_k); the pixel is the bilinear blend of the four values.
-          ramp = 1 at run time (a one-pixel, box-filter-like anti-aliased edge); training starts softer.
+          value_k = B_k + α_k (A_k − B_k); the pixel blends the four values with weights w(f_x)·w(f_y), where f is
+          the pixel's fraction of the way between two cell centres and w(f) = clamp(½ + (f − ½)·max(1, c/blend), 0, 1)
+          with c the cell size in output pixels: each cell draws its own square and hands over to the next within
+          `blend` output pixels (blend ≥ c is plain bilinear). ramp = blend = 1 at run time (a one-pixel,
+          box-filter-like anti-aliased edge); training starts with a softer ramp.
 
   /usr/bin/python3 model/upsampler.py --minutes 40 --out model/checkpoints/up     # trains on 2 CPU cores
   /usr/bin/python3 model/upsampler.py --export model/checkpoints/up/up.pt         # → model/weights, parity fixture
@@ -36,6 +39,7 @@ sys.path.insert(0, HERE)
 import scenes as S  # noqa: E402
 
 SUB = 4  # sub-grid cells per drawing pixel, each way
+BLEND = 1.0  # output pixels over which a pixel's colour passes from one cell's description to the next
 FIELD_CH = 9
 UP_CFG = {"ch": 48, "layers": 4, "sub_ch": 24, "sub_layers": 2}
 GRIDS = [[8, 20], [9, 16], [10, 14], [12, 12], [14, 10], [16, 9], [20, 8]]
@@ -44,8 +48,9 @@ PATCH = 4
 
 class EdgeFieldNet(nn.Module):
     """convolutions at the drawing's resolution, pixel shuffle ×SUB, a few small convolutions on the sub-grid, then
-    the 9 field channels. A and B are offsets from the bilinear ×SUB upsampling of the input, and the last layer
-    starts at zero, so an untrained net renders exactly that bilinear image."""
+    the 9 field channels. A and B are offsets from the bilinear ×SUB upsampling of the input, kept inside the local
+    range of the drawing, and the last layer starts at zero, so an untrained net renders exactly that bilinear
+    image."""
 
     def __init__(self, ch=48, layers=4, sub_ch=24, sub_layers=2):
         super().__init__()
@@ -67,14 +72,25 @@ class EdgeFieldNet(nn.Module):
         for c in self.sub:
             s = s + F.relu(c(s))
         o = self.tail(s)
-        a = torch.clamp(up + o[:, 0:3], -1.0, 1.0)
-        b = torch.clamp(up + o[:, 3:6], -1.0, 1.0)
+        # A and B stay inside the range of the drawing's 3×3 neighbourhood around the cell: an edge can be as steep
+        # as it likes but never brighter or darker than the colours it separates (no ringing halos by construction)
+        lo_min = F.interpolate(-F.max_pool2d(-lowres, 3, 1, 1), scale_factor=float(SUB), mode="nearest")
+        lo_max = F.interpolate(F.max_pool2d(lowres, 3, 1, 1), scale_factor=float(SUB), mode="nearest")
+        a = torch.minimum(torch.maximum(up + o[:, 0:3], lo_min), lo_max)
+        b = torch.minimum(torch.maximum(up + o[:, 3:6], lo_min), lo_max)
         n = o[:, 6:8]
         n = n / torch.sqrt((n * n).sum(1, keepdim=True) + 1e-6)
         return torch.cat([a, b, n, o[:, 8:9]], 1)
 
 
-def render_field(field, H, W, ramp=1.0, window=None):
+def blend_weight(f, cell_px, blend):
+    """weight of the far cell for a pixel at fraction f ∈ [0,1) of the way between two cell centres: the switch
+    from one cell to the next takes `blend` output pixels (cell_px of them or more: plain bilinear)"""
+    k = max(1.0, cell_px / blend)
+    return torch.clamp(0.5 + (f - 0.5) * k, 0.0, 1.0)
+
+
+def render_field(field, H, W, ramp=1.0, window=None, blend=BLEND):
     """field [B, 9, gh, gw] → image [B, 3, H, W] in [-1,1] (see the module docstring; the TypeScript mirror must
     match this to float32 rounding). window (y0, x0, h, w): only that part of the H×W output (training crops)."""
     B, _, gh, gw = field.shape
@@ -83,7 +99,7 @@ def render_field(field, H, W, ramp=1.0, window=None):
     u = (torch.arange(x0, x0 + ww, device=dev, dtype=torch.float32) + 0.5) * (gw / W) - 0.5
     v = (torch.arange(y0, y0 + hh, device=dev, dtype=torch.float32) + 0.5) * (gh / H) - 0.5
     i0, j0 = torch.floor(u), torch.floor(v)
-    fx, fy = u - i0, v - j0
+    fx, fy = blend_weight(u - i0, W / gw, blend), blend_weight(v - j0, H / gh, blend)
     rho = 0.5 * (W / gw + H / gh) / ramp
     out = torch.zeros(B, 3, hh, ww, device=dev, dtype=field.dtype)
     for dj, wy in ((0, 1 - fy), (1, fy)):
@@ -267,7 +283,7 @@ def export(ckpt, weights, parity_out):
                os.path.join(weights, "torch", "up.pt"))
     mpath = os.path.join(weights, "manifest.json")
     m = json.load(open(mpath))
-    m["upsampler"] = {"kind": "edge-field", "file": "upsampler.onnx", "sub": SUB, "ramp": 1.0, "step": ck["step"]}
+    m["upsampler"] = {"kind": "edge-field", "file": "upsampler.onnx", "sub": SUB, "ramp": 1.0, "blend": BLEND, "step": ck["step"]}
     with open(mpath, "w") as f:
         json.dump(m, f, indent=1)
     rng = np.random.default_rng(99)

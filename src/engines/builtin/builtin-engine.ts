@@ -273,7 +273,7 @@ export class BuiltinEngine implements Engine {
       const field = out.field!;
       const [, ch, gh, gw] = field.dims as number[];
       if (ch !== FIELD_CHANNELS || gh !== h * up.sub || gw !== w * up.sub) throw new Error(`upsampler returned a field of shape ${field.dims.join('×')}`);
-      return renderEdgeField(field.data as Float32Array, gw, gh, width, height, up.ramp ?? 1);
+      return renderEdgeField(field.data as Float32Array, gw, gh, width, height, up.ramp ?? 1, up.blend ?? 1);
     }
     const S = this.manifest.sr.scale;
     const sr = await this.sr.run({ lowres });

@@ -25,11 +25,11 @@ function field(gw: number, gh: number, f: (i: number, j: number) => { a: number;
 const at = (img: RawImage, x: number, y: number) => img.data[(y * img.width + x) * 3]!;
 
 describe('edge-field renderer (the builtin decode)', () => {
-  it('a field whose two colours agree is plain bilinear interpolation of the cell colours (half-pixel centres, edges clamped)', () => {
+  it('with a hand-over as wide as a cell, a field whose two colours agree is plain bilinear interpolation (half-pixel centres, edges clamped)', () => {
     const gw = 5;
     const gh = 4;
     const v = (i: number, j: number) => 10 + 40 * i + 7 * j;
-    const img = renderEdgeField(field(gw, gh, (i, j) => ({ a: v(i, j), b: v(i, j), nx: 1, ny: 0, d: 0 })), gw, gh, 17, 11);
+    const img = renderEdgeField(field(gw, gh, (i, j) => ({ a: v(i, j), b: v(i, j), nx: 1, ny: 0, d: 0 })), gw, gh, 17, 11, 1, 1e9);
     for (let y = 0; y < 11; y++) {
       for (let x = 0; x < 17; x++) {
         const u = Math.min(gw - 1, Math.max(0, ((x + 0.5) * gw) / 17 - 0.5));
@@ -38,6 +38,27 @@ describe('edge-field renderer (the builtin decode)', () => {
         assert.ok(Math.abs(at(img, x, y) - v(u, w)) <= 1, `${x},${y}: ${at(img, x, y)} vs ${v(u, w)}`);
       }
     }
+  });
+
+  it('with the run-time one-pixel hand-over, each cell draws its own square and neighbours meet within a pixel', () => {
+    const gw = 4;
+    const gh = 3;
+    const v = (i: number, j: number) => 20 + 60 * i + 10 * j;
+    const W = 80; // 20 output pixels per cell
+    const H = 60;
+    const img = renderEdgeField(field(gw, gh, (i, j) => ({ a: v(i, j), b: v(i, j), nx: 1, ny: 0, d: 0 })), gw, gh, W, H);
+    for (let y = 0; y < H; y++) {
+      for (let x = 0; x < W; x++) {
+        const i = Math.floor(x / 20);
+        const j = Math.floor(y / 20);
+        const nearBorder = [x % 20, y % 20].some((p) => p === 0 || p === 19);
+        if (!nearBorder) assert.equal(at(img, x, y), v(i, j), `${x},${y} is inside cell ${i},${j}`);
+      }
+    }
+    // along a row the value goes cell to cell in one step of at most one in-between pixel
+    const row = [...Array(W).keys()].map((x) => at(img, x, 30));
+    const between = row.filter((p) => ![0, 1, 2, 3].some((i) => p === v(i, 1))).length;
+    assert.ok(between <= 3, `${between} pixels between cell colours on a row crossing 3 borders`);
   });
 
   it('one straight edge stays one output pixel wide at any scale, at the position the field gives', () => {

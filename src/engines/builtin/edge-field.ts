@@ -4,9 +4,10 @@
  *
  * upsampler.onnx describes every cell of a grid SUB× finer than the model's drawing as two colours A and B with a
  * straight edge between them (unit normal n, offset d from the cell centre). This draws that description at the
- * requested size: each output pixel blends, bilinearly, what its four nearest cells say it is, and each cell says
- * "A or B, whichever side of my edge you are on", with a one-pixel ramp across the edge. An edge therefore stays one
- * output pixel wide at any scale, where a resize would spread it over scale-many pixels.
+ * requested size: each cell says "A or B, whichever side of my edge you are on", with a one-pixel ramp across the
+ * edge, and draws its own square of the output, handing over to its neighbours within `blend` output pixels (a
+ * bilinear blend of the four nearest cells squeezed into that band). An edge therefore stays one output pixel wide
+ * at any scale, where a resize would spread it over scale-many pixels.
  *
  * Must match model/upsampler.py `render_field` to float32 rounding (src/engines/builtin/parity.test.ts).
  */
@@ -16,10 +17,21 @@ import type { RawImage } from '../../domain/types.ts';
 export const FIELD_CHANNELS = 9;
 
 /**
- * field: planar float32 [9, gh, gw] (colours in [−1,1], sub-grid units) → RGB at width × height.
- * `ramp` is the edge's width in output pixels (1 at run time).
+ * Weight of the far cell for a pixel at fraction f ∈ [0,1) of the way between two cell centres (cellPx output
+ * pixels apart): the hand-over takes `blend` pixels; blend ≥ cellPx is plain bilinear.
  */
-export function renderEdgeField(field: Float32Array, gw: number, gh: number, width: number, height: number, ramp = 1): RawImage {
+function blendWeight(f: number, cellPx: number, blend: number): number {
+  const k = Math.fround(Math.max(1, cellPx / blend));
+  const w = Math.fround(0.5 + Math.fround(Math.fround(f - 0.5) * k));
+  return w <= 0 ? 0 : w >= 1 ? 1 : w;
+}
+
+/**
+ * field: planar float32 [9, gh, gw] (colours in [−1,1], sub-grid units) → RGB at width × height.
+ * `ramp`: the edge's width in output pixels; `blend`: the hand-over between cells, in output pixels (1 and 1 at run
+ * time, manifest.upsampler).
+ */
+export function renderEdgeField(field: Float32Array, gw: number, gh: number, width: number, height: number, ramp = 1, blend = 1): RawImage {
   const plane = gw * gh;
   if (field.length !== FIELD_CHANNELS * plane) throw new Error(`edge field has ${field.length} values, expected ${FIELD_CHANNELS}·${gh}·${gw}`);
   const sx = gw / width;
@@ -32,7 +44,7 @@ export function renderEdgeField(field: Float32Array, gw: number, gh: number, wid
   for (let x = 0; x < width; x++) {
     const u = Math.fround(Math.fround((x + 0.5) * sx) - 0.5);
     const i0 = Math.floor(u);
-    const fx = Math.fround(u - i0);
+    const fx = blendWeight(Math.fround(u - i0), width / gw, blend);
     for (let k = 0; k < 2; k++) {
       const i = Math.min(gw - 1, Math.max(0, i0 + k));
       colI[2 * x + k] = i;
@@ -45,7 +57,7 @@ export function renderEdgeField(field: Float32Array, gw: number, gh: number, wid
   for (let y = 0; y < height; y++) {
     const v = Math.fround(Math.fround((y + 0.5) * sy) - 0.5);
     const j0 = Math.floor(v);
-    const fy = Math.fround(v - j0);
+    const fy = blendWeight(Math.fround(v - j0), height / gh, blend);
     for (let x = 0; x < width; x++) {
       acc[0] = acc[1] = acc[2] = 0;
       for (let dj = 0; dj < 2; dj++) {

@@ -11,9 +11,10 @@ export interface ModelManifest {
   sr: { scale: number };
   /**
    * The edge-field upsampler (model/upsampler.py, edge-field.ts): when present the decode runs it instead of
-   * sr.onnx + final resize. `sub`: field cells per drawing pixel each way; `ramp`: edge width in output pixels.
+   * sr.onnx + final resize. `sub`: field cells per drawing pixel each way; `ramp`: edge width and `blend`: the
+   * hand-over between cells, in output pixels (both 1 when absent).
    */
-  upsampler?: { kind: 'edge-field'; file: string; sub: number; ramp?: number; step?: number };
+  upsampler?: { kind: 'edge-field'; file: string; sub: number; ramp?: number; blend?: number; step?: number };
   sampler: ScheduleConfig & { steps: number; true_cfg_scale: number; negative_cfg_scale?: number };
   max_refs: number;
 }
@@ -33,8 +34,9 @@ export function readManifest(modelDir: string): ModelManifest {
   if (!(m.sr?.scale >= 1)) problems.push('sr.scale');
   if (!(m.sampler?.steps > 0)) problems.push('sampler.steps');
   const up = m.upsampler;
-  if (up !== undefined && (up.kind !== 'edge-field' || typeof up.file !== 'string' || !(up.sub >= 1) || (up.ramp !== undefined && !(up.ramp > 0)))) {
-    problems.push('upsampler (kind "edge-field", file, sub ≥ 1, ramp > 0)');
+  const positive = (v: number | undefined) => v === undefined || v > 0;
+  if (up !== undefined && (up.kind !== 'edge-field' || typeof up.file !== 'string' || !(up.sub >= 1) || !positive(up.ramp) || !positive(up.blend))) {
+    problems.push('upsampler (kind "edge-field", file, sub ≥ 1, ramp > 0, blend > 0)');
   }
   if (problems.length) throw new Error(`manifest ${file} is missing or has invalid: ${problems.join(', ')}`);
   return m;
