@@ -159,7 +159,8 @@ export function createJobControl(deps: JobControlDeps, local?: LocalRuns) {
     if (!job || (job.status !== 'queued' && job.status !== 'running')) return job;
     await deps.queue.remove(jobId);
     let changed: boolean;
-    if (error) changed = await deps.store.fail(jobId, toJobError(error), now());
+    // Not a run's failure: whichever attempt runs it (or none yet), the job fails.
+    if (error) changed = await deps.store.fail(jobId, toJobError(error), now(), null);
     else changed = (await deps.store.cancel(jobId, now()))?.status === 'canceled';
     if (changed) {
       deps.events.publish({ type: error ? 'failed' : 'canceled', jobId });

@@ -15,7 +15,8 @@ export interface ProgressDeps {
   encodePreview?: (image: RawImage) => Promise<string>;
 }
 
-export function createProgressReporter(deps: ProgressDeps, jobId: string, partialImages: number) {
+/** `attempt`: the run's attempt; the store's refusal of a progress write (another attempt owns the job now, or it ended) stops the reporter. */
+export function createProgressReporter(deps: ProgressDeps, jobId: string, attempt: number, partialImages: number) {
   let stopped = false;
   let partialsSent = 0;
   let encoding = false;
@@ -35,7 +36,12 @@ export function createProgressReporter(deps: ProgressDeps, jobId: string, partia
       if (p.step !== lastStep) {
         lastStep = p.step;
         const steps = Number.isFinite(p.totalSteps) && p.totalSteps > 0 ? p.totalSteps : null;
-        void deps.store.setProgress(jobId, { step: p.step, steps }).catch((err: unknown) => deps.logger.warn({ err, jobId }, 'could not record progress'));
+        void deps.store.setProgress(jobId, { step: p.step, steps }, attempt).then(
+          (recorded) => {
+            if (!recorded) stopped = true;
+          },
+          (err: unknown) => deps.logger.warn({ err, jobId }, 'could not record progress'),
+        );
         if (!deps.events.hasSubscribers(jobId)) return;
         const preview = ready;
         ready = undefined;

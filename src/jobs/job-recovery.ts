@@ -55,10 +55,13 @@ export function interruptedError(attempts: number): ApiError {
   return new ApiError('job_interrupted', `the server stopped while this job was running, ${attempts} time(s); it was not retried again`);
 }
 
-/** Fails a job whose runs were all interrupted; true when this call wrote it. */
+/**
+ * Fails a job whose runs were all interrupted; true when this call wrote it. Fenced by the attempt `job`
+ * was read at: a job another worker reclaimed since (its next attempt) is not failed under it.
+ */
 export async function failInterrupted(deps: Pick<RecoveryDeps, 'store' | 'blobs' | 'logger' | 'observer' | 'now'>, job: JobRecord): Promise<boolean> {
   const error = interruptedError(job.attempts);
-  const written = await deps.store.fail(job.id, toJobError(error), deps.now());
+  const written = await deps.store.fail(job.id, toJobError(error), deps.now(), job.attempts);
   if (written) deps.observer?.ended(job, { status: 'failed', code: error.code });
   await deleteReferences(deps, job);
   return written;

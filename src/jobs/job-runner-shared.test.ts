@@ -20,7 +20,7 @@ import type { BlobStore, PromptEnhancer } from '../domain/ports.ts';
 import type { Engine, EngineResult } from '../domain/types.ts';
 import type { JobParams } from '../domain/jobs.ts';
 import { createRunGeneration } from '../pipeline/run-generation.ts';
-import { referenceKey } from '../pipeline/reference-blobs.ts';
+import { encodeReference, referenceKey } from '../pipeline/reference-blobs.ts';
 import { waitUntil } from '../../test/helpers/wait-until.ts';
 import { createMemoryJobEvents } from './memory-events.ts';
 import { createJobRunner, type JobRunner } from './job-runner.ts';
@@ -81,6 +81,8 @@ interface EngineCall {
   signal: AbortSignal;
   /** Lets the engine answer with its image. */
   release(): void;
+  /** Makes the engine throw `error` instead. */
+  fail(error: Error): void;
 }
 
 const TEST_CAPABILITIES: EngineCapabilities = { maxReferenceImages: 3, sizes: ANY_SIZE, negativePrompt: true, seed: true, progress: false, previews: false, masks: false, promptAdaptation: false };
@@ -127,6 +129,10 @@ function createGatedEngine(id: string, everyCall?: EngineCall[], shared?: Shared
           release: () => {
             hold(false);
             resolve({ image, info: { backend: id } });
+          },
+          fail: (error: Error) => {
+            hold(false);
+            reject(error);
           },
         };
         calls.push(call);
@@ -360,6 +366,96 @@ describe('job runner over a shared queue', () => {
     assert.deepEqual(after?.result, committed?.result, 'the committed result is B\'s, unchanged');
     assert.deepEqual(await w.blobs.list('generations/'), kept, 'A\'s image was deleted, B\'s kept');
     assert.deepEqual(canceledEvents, [], 'A does not announce the succeeded job as canceled');
+  });
+
+  /**
+   * Worker A is frozen (its engine held) until B has reclaimed the job as attempt 2; A then wakes while B
+   * still runs. Without the attempt fence, A's failure would fail B's job (and abort B through the event),
+   * and A's success would commit A's image over B's run.
+   */
+  it('a frozen worker that wakes and fails after the takeover changes nothing: the new attempt succeeds, charged once', async () => {
+    const a = w.worker();
+    const b = w.worker();
+    const reference = referenceKey(`job_${randomUUID()}`, 0);
+    await w.blobs.put(reference, encodeReference({ width: 8, height: 8, data: new Uint8Array(8 * 8 * 3).fill(200) }), 'application/octet-stream');
+    const id = await w.submit({ referenceKeys: [reference] });
+    const announced: JobEvent['type'][] = [];
+    w.events.subscribe(id, (event) => {
+      if (event.type === 'succeeded' || event.type === 'failed' || event.type === 'canceled') announced.push(event.type);
+    });
+    await a.runner.pump();
+    await waitUntil(() => a.calls.length === 1, 'worker A to reach its engine');
+    await w.queue.redeliver(id, MODEL);
+    const bRunning = nextEvent(w.events, id, 'running');
+    await b.runner.pump();
+    assert.deepEqual(await bRunning, { type: 'running', jobId: id, attempt: 2 });
+    await waitUntil(() => b.calls.length === 1, 'worker B to reach its engine');
+
+    // A wakes: its engine throws. close() resolves once A's run has ended.
+    a.calls[0]!.fail(new Error('the GPU of the frozen worker gave up'));
+    await a.runner.close();
+    const meanwhile = await w.store.get(id);
+    assert.equal(meanwhile?.status, 'running', 'A\'s late failure was not written');
+    assert.equal(meanwhile?.attempts, 2);
+    assert.equal(meanwhile?.error, null);
+    assert.deepEqual(announced, [], 'A announced nothing');
+    assert.equal(b.calls[0]!.signal.aborted, false, 'B\'s engine runs on');
+    assert.equal(w.queue.held.has(id), true, 'A did not complete the claim B holds');
+    assert.deepEqual(await w.blobs.list('inputs/'), [reference], 'A left the job\'s reference to B');
+
+    const succeeded = nextEvent(w.events, id, 'succeeded');
+    b.calls[0]!.release();
+    await succeeded;
+    await b.runner.close();
+    const job = await w.store.get(id);
+    assert.equal(job?.status, 'succeeded');
+    assert.equal(job?.outputKeys.length, 1);
+    assert.deepEqual(await w.blobs.list('generations/'), job?.outputKeys);
+    assert.equal(w.ledgerRows(id), 1, 'charged once');
+    assert.deepEqual(announced, ['succeeded']);
+    assert.equal(w.queue.held.has(id), false, 'B completed it');
+    assert.deepEqual(await w.blobs.list('inputs/'), [], 'B deleted the reference');
+  });
+
+  it('a frozen worker that wakes and succeeds after the takeover commits nothing and leaves no image; the new attempt\'s result stands', async () => {
+    const a = w.worker();
+    const b = w.worker();
+    const id = await w.submit();
+    const announced: JobEvent['type'][] = [];
+    w.events.subscribe(id, (event) => {
+      if (event.type === 'succeeded' || event.type === 'failed' || event.type === 'canceled') announced.push(event.type);
+    });
+    await a.runner.pump();
+    await waitUntil(() => a.calls.length === 1, 'worker A to reach its engine');
+    await w.queue.redeliver(id, MODEL);
+    const bRunning = nextEvent(w.events, id, 'running');
+    await b.runner.pump();
+    assert.deepEqual(await bRunning, { type: 'running', jobId: id, attempt: 2 });
+    await waitUntil(() => b.calls.length === 1, 'worker B to reach its engine');
+
+    // A wakes: its engine answers, and its run stores an image and tries to commit it.
+    a.calls[0]!.release();
+    await a.runner.close();
+    const meanwhile = await w.store.get(id);
+    assert.equal(meanwhile?.status, 'running', 'A\'s late success was not committed');
+    assert.deepEqual(meanwhile?.outputKeys, []);
+    assert.equal(w.ledgerRows(id), 0, 'A was not charged');
+    assert.deepEqual(await w.blobs.list('generations/'), [], 'A\'s image was deleted');
+    assert.deepEqual(announced, []);
+    assert.equal(w.queue.held.has(id), true, 'A did not complete the claim B holds');
+
+    const succeeded = nextEvent(w.events, id, 'succeeded');
+    b.calls[0]!.release();
+    await succeeded;
+    await b.runner.close();
+    const job = await w.store.get(id);
+    assert.equal(job?.status, 'succeeded');
+    assert.equal(job?.attempts, 2);
+    assert.equal(job?.outputKeys.length, 1);
+    assert.deepEqual(await w.blobs.list('generations/'), job?.outputKeys, 'only B\'s image is left, and it is the job\'s');
+    assert.equal(w.ledgerRows(id), 1, 'charged once');
+    assert.deepEqual(announced, ['succeeded']);
+    assert.equal(w.queue.held.has(id), false);
   });
 
   it('a cancel made by another process aborts the engine of the worker running the job', async () => {

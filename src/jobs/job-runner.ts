@@ -12,9 +12,10 @@
  *
  * A queue shared across processes (BullMQ) adds three duties:
  * - a job it hands out that the store already has running, and that does not run here, belongs to a
- *   worker that stopped: it is reclaimed (or failed as interrupted after maxAttempts). Charging stays
- *   exactly once because `store.succeed` commits only a job still running: whichever run commits
- *   first wins, the other finds it committed and deletes its images;
+ *   worker that stopped: it is reclaimed (or failed as interrupted after maxAttempts). Every store write
+ *   of a run is fenced by its attempt (ports.ts): a worker that was only frozen and wakes after the
+ *   takeover writes nothing (no success, no charge, no failure, no progress), deletes its images, and
+ *   leaves the job, its references and its queue claim to the attempt that owns it now;
  * - a job stopped by another process (cancel, or the synchronous deadline there) is announced on
  *   JobEvents; the runner listens for each job it runs and aborts the engine;
  * - jobs enqueued elsewhere are found through `queue.onAvailable` when the queue has it, and by
@@ -50,13 +51,19 @@ export interface JobRunnerDeps extends JobControlDeps {
   othersWrite?: boolean;
 }
 
-/** Why a run's AbortController fired. `elsewhere`: another process ended the job and said so. */
-type AbortCause = { kind: 'cancel' } | { kind: 'fail'; error: ApiError } | { kind: 'elsewhere'; status: 'canceled' | 'failed' };
+/**
+ * Why a run's AbortController fired. `elsewhere`: another process ended the job and said so. `fail` with
+ * `stopped`: stop() with an error (the synchronous deadline), a decision about the job rather than this run,
+ * so its failure is written whatever attempt runs the job (as stop() does for a job not running here).
+ */
+type AbortCause = { kind: 'cancel' } | { kind: 'fail'; error: ApiError; stopped?: true } | { kind: 'elsewhere'; status: 'canceled' | 'failed' };
 
 interface Running {
   job: JobRecord;
   controller: AbortController;
   cause: AbortCause | null;
+  /** Another attempt owns the job now (reclaimed by another worker while this run was frozen): known once a write of this run was refused. */
+  superseded: boolean;
 }
 
 export function createJobRunner(deps: JobRunnerDeps) {
@@ -84,7 +91,7 @@ export function createJobRunner(deps: JobRunnerDeps) {
     async stopRunning(jobId, error) {
       const entry = running.get(jobId);
       if (!entry) return;
-      if (error) return abortRun(entry, { kind: 'fail', error });
+      if (error) return abortRun(entry, { kind: 'fail', error, stopped: true });
       // Write "canceled" first so that a result arriving meanwhile cannot commit.
       await deps.store.cancel(jobId, now());
       abortRun(entry, { kind: 'cancel' });
@@ -160,7 +167,7 @@ export function createJobRunner(deps: JobRunnerDeps) {
   }
 
   function start(job: JobRecord): void {
-    const entry: Running = { job, controller: new AbortController(), cause: null };
+    const entry: Running = { job, controller: new AbortController(), cause: null, superseded: false };
     running.set(job.id, entry);
     runningByModel.set(job.model, runningOf(job.model) + 1);
     const unwatch = shared ? watchForEndElsewhere(entry) : undefined;
@@ -170,7 +177,11 @@ export function createJobRunner(deps: JobRunnerDeps) {
     void execute(entry)
       .finally(async () => {
         unwatch?.();
-        await completeInQueue(job.id);
+        // A superseded run does not complete: the queue's claim is the new attempt's now, and `complete`
+        // names only the job (the port has no claim to tell them apart), so it would end the new owner's
+        // claim. BullMQ refuses it anyway (the new owner's lock token differs), and this process's stale
+        // claim (it lost the lock before the job was handed out again) is dropped there (renew).
+        if (!entry.superseded) await completeInQueue(job.id);
       })
       .finally(() => {
         running.delete(job.id);
@@ -202,10 +213,15 @@ export function createJobRunner(deps: JobRunnerDeps) {
       });
     }, deps.runTimeoutMs);
     const startedAt = performance.now();
-    const progress = createProgressReporter(deps, job.id, job.params.partialImages ?? 0);
+    const progress = createProgressReporter(deps, job.id, job.attempts, job.params.partialImages ?? 0);
+    /** This run wrote the job's terminal state itself (succeeded, or failed). */
+    let ended = false;
+    /** The job as the store has it after this run, once looked up; undefined while not. */
+    let after: JobRecord | null | undefined;
     try {
       const outcome = await deps.runGeneration(job, { signal: controller.signal, log, onProgress: progress.report });
       const committed = await deps.store.succeed(job.id, {
+        attempt: job.attempts,
         result: outcome.result,
         outputKeys: outcome.outputKeys,
         usage: outcome.usage,
@@ -213,17 +229,19 @@ export function createJobRunner(deps: JobRunnerDeps) {
         completedAtMs: now(),
       });
       if (!committed) {
-        // No longer running: canceled while the last stage ran, or (shared queue) committed by the
-        // worker that took it over. Either way the images are nobody's.
+        // No longer this run's: canceled while the last stage ran, or (shared queue) taken over by another
+        // worker as its next attempt, which may have committed already. Either way the images are nobody's.
         await Promise.all(outcome.outputKeys.map((k) => deps.blobs.delete(k)));
-        const status = (await deps.store.get(job.id))?.status;
-        log.info({ model: job.model, status }, 'the run finished after the job had ended; its images were deleted');
-        if (status === 'canceled' && entry.cause?.kind !== 'elsewhere') {
+        after = await deps.store.get(job.id);
+        entry.superseded = supersededBy(job, after);
+        log.info({ model: job.model, status: after?.status, superseded: entry.superseded }, 'the run finished after the job had ended or was taken over; its images were deleted');
+        if (after?.status === 'canceled' && !entry.superseded && entry.cause?.kind !== 'elsewhere') {
           deps.events.publish({ type: 'canceled', jobId: job.id });
           deps.observer?.ended(job, { status: 'canceled' });
         }
         return;
       }
+      ended = true;
       recordRunTime(job.model, performance.now() - startedAt);
       log.info(
         { model: job.model, width: job.params.width, height: job.params.height, seed: job.params.seed, usd: outcome.usage.usd, timings: outcome.timings, engine: outcome.engineInfo },
@@ -232,29 +250,43 @@ export function createJobRunner(deps: JobRunnerDeps) {
       deps.events.publish({ type: 'succeeded', jobId: job.id });
       deps.observer?.ended(job, { status: 'succeeded', outcome });
     } catch (err) {
-      await settleFailure(entry, err, log);
+      ended = await settleFailure(entry, err, log);
     } finally {
       clearTimeout(timer);
       progress.stop();
-      await deleteReferences(deps, job);
+      if (!ended && after === undefined) {
+        after = await deps.store.get(job.id).catch((err: unknown) => {
+          log.warn({ err }, 'could not read the job after its run');
+          return null;
+        });
+        entry.superseded = supersededBy(job, after);
+      }
+      // The references are the job's: a superseded run leaves them to the attempt that owns it now.
+      if (!entry.superseded) await deleteReferences(deps, job);
       deps.onStateChange?.();
     }
   }
 
-  async function settleFailure(entry: Running, err: unknown, log: RunnerLogger): Promise<void> {
+  /** Whether the job, as the store has it now, is on another attempt than the run of `job`. */
+  function supersededBy(job: JobRecord, current: JobRecord | null): boolean {
+    return current !== null && current.attempts !== job.attempts;
+  }
+
+  /** True when this call wrote "failed". */
+  async function settleFailure(entry: Running, err: unknown, log: RunnerLogger): Promise<boolean> {
     const { job } = entry;
     const cause = entry.cause;
     if (cause?.kind === 'elsewhere') {
       // The process that ended it wrote the state, published it and counted it.
       log.info({ model: job.model, status: cause.status }, 'job ended by another process while running here');
-      return;
+      return false;
     }
     if (cause?.kind === 'cancel') {
       // The store was marked canceled by stop(); here the engine has stopped.
       log.info({ model: job.model }, 'job canceled while running');
       deps.events.publish({ type: 'canceled', jobId: job.id });
       deps.observer?.ended(job, { status: 'canceled' });
-      return;
+      return false;
     }
     const error =
       cause?.kind === 'fail'
@@ -264,10 +296,12 @@ export function createJobRunner(deps: JobRunnerDeps) {
           : (storageFullError(err) ?? new ApiError('internal_error', `internal error while generating (job ${job.id})`));
     if (error.status >= 500 && !isApiError(err) && cause === null) log.error({ err }, 'job failed with an unexpected error');
     else log.info({ code: error.code, status: error.status }, error.message);
-    if (await deps.store.fail(job.id, toJobError(error), now())) {
-      deps.events.publish({ type: 'failed', jobId: job.id });
-      deps.observer?.ended(job, { status: 'failed', code: error.code });
-    }
+    // Fenced by this run's attempt: refused (false, nothing published) when the job ended meanwhile or another attempt owns it.
+    const attempt = cause?.kind === 'fail' && cause.stopped ? null : job.attempts;
+    if (!(await deps.store.fail(job.id, toJobError(error), now(), attempt))) return false;
+    deps.events.publish({ type: 'failed', jobId: job.id });
+    deps.observer?.ended(job, { status: 'failed', code: error.code });
+    return true;
   }
 
   function abortRun(entry: Running, cause: AbortCause): void {

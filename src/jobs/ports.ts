@@ -53,6 +53,8 @@ export interface JobPage {
 }
 
 export interface SucceedJob {
+  /** The attempt this run is: `attempts` of the record markRunning or reclaim gave it (the fence, see JobStore). */
+  attempt: number;
   result: GenerationResponseBody;
   outputKeys: string[];
   usage: UsageEntry;
@@ -72,14 +74,27 @@ export interface JobStore {
   list(query: ListJobsQuery): Promise<JobPage>;
   /** queued → running; counts an attempt. null when the job is not queued (canceled meanwhile). */
   markRunning(id: string, startedAtMs: number): Promise<JobRecord | null>;
-  setProgress(id: string, progress: JobProgress): Promise<void>;
   /**
-   * running → succeeded, with the ledger row, in one transaction. false when the job was no longer
-   * running (canceled meanwhile): nothing is written and the caller deletes what it stored.
+   * The writes of a run are fenced by its attempt (`attempt`: the `attempts` of the record markRunning or
+   * reclaim returned): each applies only while the job is running AND still on that attempt. A worker that
+   * was frozen (not dead) while another reclaimed its job thus writes nothing when it wakes.
+   *
+   * Records the progress of a running job; false (nothing written) when the job is no longer running on
+   * `attempt`: the caller stops reporting.
+   */
+  setProgress(id: string, progress: JobProgress, attempt: number): Promise<boolean>;
+  /**
+   * running on `outcome.attempt` → succeeded, with the ledger row, in one transaction. false when the job
+   * was no longer running (canceled meanwhile) or runs on another attempt (reclaimed by another worker):
+   * nothing is written, the ledger row neither, and the caller deletes what it stored.
    */
   succeed(id: string, outcome: SucceedJob): Promise<boolean>;
-  /** queued|running → failed. false when already terminal. */
-  fail(id: string, error: JobError, completedAtMs: number): Promise<boolean>;
+  /**
+   * A run's failure (`attempt`: the run's attempt): running on `attempt` → failed. `attempt` null: a
+   * failure decided outside any run (the synchronous deadline, stop with an error): queued|running → failed,
+   * whatever the attempt. false when nothing was written (already terminal, or on another attempt).
+   */
+  fail(id: string, error: JobError, completedAtMs: number, attempt: number | null): Promise<boolean>;
   /** queued|running → canceled; the job as it is afterwards (unchanged when already terminal), null when unknown. */
   cancel(id: string, completedAtMs: number): Promise<JobRecord | null>;
   /** running → queued (recovery after a crash). */

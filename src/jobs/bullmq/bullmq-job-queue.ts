@@ -175,6 +175,9 @@ export function createBullmqJobQueue(options: BullmqJobQueueOptions): BullmqJobQ
       (ok) => {
         if (ok === 1 || !held.has(jobId)) return;
         clearInterval(entry.timer);
+        // The claim is gone: forget it, so that a run the store has since fenced off (another worker reclaimed
+        // the job, and the runner does not `complete` it) leaves nothing held here.
+        if (held.get(jobId) === entry) held.delete(jobId);
         logger.warn({ jobId }, 'lost the queue lock of a running job (it expired); another worker may take the job');
       },
       (err: unknown) => logger.warn({ err, jobId }, 'could not renew the queue lock of a running job'),

@@ -116,16 +116,18 @@ export function createPostgresJobStore(pool: pg.Pool, options: PostgresJobStoreO
       );
       return row ? toRecord(row) : null;
     },
-    async setProgress(id, progress) {
-      await pool.query(`UPDATE jobs SET progress = $1 WHERE id = $2 AND status = 'running'`, [JSON.stringify(progress), id]);
+    // A run's writes apply only to its own attempt (ports.ts: the fence).
+    async setProgress(id, progress, attempt) {
+      const result = await pool.query(`UPDATE jobs SET progress = $1 WHERE id = $2 AND status = 'running' AND attempts = $3`, [JSON.stringify(progress), id, attempt]);
+      return (result.rowCount ?? 0) > 0;
     },
     async succeed(id, o) {
       return inTransaction(pool, async (client) => {
         const row = (
           await client.query<JobRow>(
             `UPDATE jobs SET status = 'succeeded', completed_at_ms = $1, result = $2, output_keys = $3, timings = $4, progress = NULL
-             WHERE id = $5 AND status = 'running' RETURNING id, key_id, webhook`,
-            [o.completedAtMs, JSON.stringify(o.result), JSON.stringify(o.outputKeys), JSON.stringify(o.timings), id],
+             WHERE id = $5 AND status = 'running' AND attempts = $6 RETURNING id, key_id, webhook`,
+            [o.completedAtMs, JSON.stringify(o.result), JSON.stringify(o.outputKeys), JSON.stringify(o.timings), id, o.attempt],
           )
         ).rows[0];
         if (!row) return false;
@@ -140,11 +142,12 @@ export function createPostgresJobStore(pool: pg.Pool, options: PostgresJobStoreO
         return true;
       });
     },
-    async fail(id, error, completedAtMs) {
+    async fail(id, error, completedAtMs, attempt) {
       const row = await transition(
         `UPDATE jobs SET status = 'failed', completed_at_ms = $1, error = $2, progress = NULL
-         WHERE id = $3 AND status IN ('queued', 'running') RETURNING id, key_id, webhook`,
-        [completedAtMs, JSON.stringify(error), id],
+         WHERE id = $3 AND ($4::integer IS NULL AND status IN ('queued', 'running') OR status = 'running' AND attempts = $4)
+         RETURNING id, key_id, webhook`,
+        [completedAtMs, JSON.stringify(error), id, attempt],
         'failed',
         completedAtMs,
       );

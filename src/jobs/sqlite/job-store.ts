@@ -31,18 +31,19 @@ export function createSqliteJobStore(db: SqliteDatabase, options: SqliteJobStore
     `UPDATE jobs SET status = 'running', started_at_ms = ?, attempts = attempts + 1, progress = NULL
      WHERE id = ? AND status = 'queued'`,
   );
-  const setProgress = db.prepare(`UPDATE jobs SET progress = ? WHERE id = ? AND status = 'running'`);
+  // A run's writes apply only to its own attempt (ports.ts: the fence).
+  const setProgress = db.prepare(`UPDATE jobs SET progress = ? WHERE id = ? AND status = 'running' AND attempts = ?`);
   const toSucceeded = db.prepare(
     `UPDATE jobs SET status = 'succeeded', completed_at_ms = ?, result = ?, output_keys = ?, timings = ?, progress = NULL
-     WHERE id = ? AND status = 'running'`,
+     WHERE id = ? AND status = 'running' AND attempts = ?`,
   );
   const insertUsage = db.prepare(
     `INSERT INTO usage_ledger (key_id, job_id, request_id, model, width, height, seed, credits, usd_micros, created_at_ms, watermark_issuer_id, watermark_generation_id)
      VALUES (@keyId, @jobId, @requestId, @model, @width, @height, @seed, @credits, @usdMicros, @createdAtMs, @watermarkIssuerId, @watermarkGenerationId)`,
   );
   const toFailed = db.prepare(
-    `UPDATE jobs SET status = 'failed', completed_at_ms = ?, error = ?, progress = NULL
-     WHERE id = ? AND status IN ('queued', 'running')`,
+    `UPDATE jobs SET status = 'failed', completed_at_ms = @atMs, error = @error, progress = NULL
+     WHERE id = @id AND (@attempt IS NULL AND status IN ('queued', 'running') OR status = 'running' AND attempts = @attempt)`,
   );
   const toCanceled = db.prepare(
     `UPDATE jobs SET status = 'canceled', completed_at_ms = ?, progress = NULL WHERE id = ? AND status IN ('queued', 'running')`,
@@ -99,7 +100,7 @@ export function createSqliteJobStore(db: SqliteDatabase, options: SqliteJobStore
   });
 
   const succeed = db.transaction((id: string, o: SucceedJob, usage: UsageEntry & { jobId: string }): boolean => {
-    const changed = toSucceeded.run(o.completedAtMs, JSON.stringify(o.result), JSON.stringify(o.outputKeys), JSON.stringify(o.timings), id).changes;
+    const changed = toSucceeded.run(o.completedAtMs, JSON.stringify(o.result), JSON.stringify(o.outputKeys), JSON.stringify(o.timings), id, o.attempt).changes;
     if (changed === 0) return false;
     const { watermark, usd, credits, ...row } = usage;
     insertUsage.run({
@@ -113,8 +114,8 @@ export function createSqliteJobStore(db: SqliteDatabase, options: SqliteJobStore
     return true;
   });
 
-  const fail = db.transaction((id: string, error: JobError, atMs: number): boolean => {
-    if (toFailed.run(atMs, JSON.stringify(error), id).changes === 0) return false;
+  const fail = db.transaction((id: string, error: JobError, atMs: number, attempt: number | null): boolean => {
+    if (toFailed.run({ atMs, error: JSON.stringify(error), id, attempt }).changes === 0) return false;
     enqueueWebhook(id, 'failed', atMs);
     return true;
   });
@@ -166,14 +167,14 @@ export function createSqliteJobStore(db: SqliteDatabase, options: SqliteJobStore
     async markRunning(id, startedAtMs) {
       return markRunning(id, startedAtMs);
     },
-    async setProgress(id, progress) {
-      setProgress.run(JSON.stringify(progress), id);
+    async setProgress(id, progress, attempt) {
+      return setProgress.run(JSON.stringify(progress), id, attempt).changes > 0;
     },
     async succeed(id, outcome) {
       return succeed(id, outcome, { ...outcome.usage, jobId: id });
     },
-    async fail(id, error, completedAtMs) {
-      return fail(id, error, completedAtMs);
+    async fail(id, error, completedAtMs, attempt) {
+      return fail(id, error, completedAtMs, attempt);
     },
     async cancel(id, completedAtMs) {
       return cancel(id, completedAtMs ?? now());

@@ -43,9 +43,11 @@ function newJob(keyId = 'key_a', webhook: JobWebhook | null = null, p: Partial<J
   return { id: `job_${randomUUID()}`, keyId, requestId: `req_${randomUUID()}`, params: params(p), webhook, createdAtMs: ++clock };
 }
 
-function success(job: NewJob, outputKeys: string[] = []): SucceedJob {
+/** `attempt`: the run's (1: the first markRunning). */
+function success(job: NewJob, outputKeys: string[] = [], attempt = 1): SucceedJob {
   const usage: UsageEntry = { keyId: job.keyId, requestId: job.requestId, model: MODEL, width: 512, height: 512, seed: 7, credits: 91000, usd: 0.0455, createdAtMs: clock };
   return {
+    attempt,
     result: { created: clock, data: [{ url: 'http://x/files/a.png', seed: 7, revised_prompt: 'a red house' }], meta: { usage: { credits_used: 91000, usd_spent: 0.0455 } } },
     outputKeys,
     usage,
@@ -125,7 +127,7 @@ export function runJobStoreConformance(name: string, setup: () => Promise<JobSto
       assert.equal(running?.status, 'running');
       assert.equal(running?.attempts, 1);
       assert.equal(await s.store.markRunning(job.id, ++clock), null, 'only a queued job starts');
-      await s.store.setProgress(job.id, { step: 3, steps: 8 });
+      assert.equal(await s.store.setProgress(job.id, { step: 3, steps: 8 }, 1), true);
       assert.deepEqual((await s.store.get(job.id))?.progress, { step: 3, steps: 8 });
       assert.equal(await s.store.succeed(job.id, success(job, ['generations/a.png'])), true);
       assert.equal(await s.store.succeed(job.id, success(job)), false, 'a second success is refused');
@@ -135,7 +137,8 @@ export function runJobStoreConformance(name: string, setup: () => Promise<JobSto
       assert.equal(done?.result?.meta.usage.credits_used, 91000);
       assert.deepEqual(done?.outputKeys, ['generations/a.png']);
       assert.equal(await s.ledgerRowsFor(job.id), 1);
-      assert.equal(await s.store.fail(job.id, failure, ++clock), false, 'terminal states are final');
+      assert.equal(await s.store.fail(job.id, failure, ++clock, 1), false, 'terminal states are final');
+      assert.equal(await s.store.fail(job.id, failure, ++clock, null), false, 'for any attempt');
       assert.equal((await s.store.cancel(job.id, ++clock))?.status, 'succeeded');
       assert.ok((await s.store.listOutputKeys()).has('generations/a.png'));
     });
@@ -157,7 +160,7 @@ export function runJobStoreConformance(name: string, setup: () => Promise<JobSto
       const job = newJob();
       await s.store.create(job);
       await s.store.markRunning(job.id, ++clock);
-      assert.equal(await s.store.fail(job.id, failure, ++clock), true);
+      assert.equal(await s.store.fail(job.id, failure, ++clock, 1), true);
       const failed = await s.store.get(job.id);
       assert.deepEqual(failed?.error, failure);
       assert.equal(await s.ledgerRowsFor(job.id), 0);
@@ -180,8 +183,72 @@ export function runJobStoreConformance(name: string, setup: () => Promise<JobSto
       assert.equal(again?.status, 'running');
       assert.equal(again?.attempts, 2);
       assert.equal(again?.startedAtMs, startedAt);
-      assert.equal(await s.store.fail(job.id, failure, ++clock), true);
+      assert.equal(await s.store.fail(job.id, failure, ++clock, 2), true);
       assert.equal(await s.store.reclaim(job.id, ++clock), null, 'a failed job stays failed');
+    });
+
+    it('fences a run\'s writes by its attempt: after a reclaim, the old attempt writes nothing and is never charged', async () => {
+      const hook: JobWebhook = { url: 'https://hooks.example/all', events: ['completed'] };
+      const job = newJob('key_a', hook);
+      await s.store.create(job);
+      assert.equal((await s.store.markRunning(job.id, ++clock))?.attempts, 1);
+      assert.equal(await s.store.setProgress(job.id, { step: 2, steps: 8 }, 1), true);
+      const reclaimed = await s.store.reclaim(job.id, ++clock);
+      assert.equal(reclaimed?.attempts, 2);
+      assert.equal(await s.store.setProgress(job.id, { step: 1, steps: 8 }, 2), true);
+      const before = await s.store.get(job.id);
+
+      // The first worker wakes (it was frozen, not dead) and writes under its attempt, 1.
+      assert.equal(await s.store.setProgress(job.id, { step: 7, steps: 8 }, 1), false, 'old progress is refused');
+      assert.equal(await s.store.fail(job.id, failure, ++clock, 1), false, 'old failure is refused');
+      assert.equal(await s.store.succeed(job.id, success(job, ['generations/old.png'], 1)), false, 'old success is refused');
+      assert.deepEqual(await s.store.get(job.id), before, 'status, progress, outputs and result unchanged');
+      assert.equal((await s.store.get(job.id))?.status, 'running');
+      assert.deepEqual((await s.store.get(job.id))?.progress, { step: 1, steps: 8 });
+      assert.equal(await s.ledgerRowsFor(job.id), 0, 'no ledger row for the old attempt');
+      assert.equal((await s.outbox.listForJob(job.id)).length, 0, 'no webhook delivery either');
+      assert.equal((await s.store.listOutputKeys()).has('generations/old.png'), false);
+      assert.equal(await s.store.fail(job.id, failure, ++clock, 3), false, 'nor a later attempt than the job\'s');
+
+      // The current attempt commits, once.
+      assert.equal(await s.store.succeed(job.id, success(job, ['generations/new.png'], 2)), true);
+      assert.equal(await s.store.succeed(job.id, success(job, ['generations/new.png'], 2)), false, 'a second success is refused');
+      assert.equal(await s.store.succeed(job.id, success(job, ['generations/old.png'], 1)), false);
+      assert.equal(await s.store.fail(job.id, failure, ++clock, 1), false);
+      assert.equal(await s.store.setProgress(job.id, { step: 8, steps: 8 }, 2), false, 'no progress once ended');
+      const done = await s.store.get(job.id);
+      assert.equal(done?.status, 'succeeded');
+      assert.deepEqual(done?.outputKeys, ['generations/new.png']);
+      assert.equal(done?.progress, null);
+      assert.equal(await s.ledgerRowsFor(job.id), 1, 'charged exactly once');
+      assert.deepEqual((await s.outbox.listForJob(job.id)).map((d) => d.eventType), ['job.succeeded']);
+    });
+
+    it('fences a failure by its attempt: the old attempt\'s is refused, the current one\'s fails the job; null fails any', async () => {
+      const job = newJob();
+      await s.store.create(job);
+      await s.store.markRunning(job.id, ++clock);
+      await s.store.reclaim(job.id, ++clock);
+      assert.equal(await s.store.fail(job.id, failure, ++clock, 1), false);
+      assert.equal((await s.store.get(job.id))?.status, 'running');
+      assert.equal((await s.store.get(job.id))?.error, null);
+      assert.equal(await s.store.fail(job.id, failure, ++clock, 2), true);
+      assert.deepEqual((await s.store.get(job.id))?.error, failure);
+      assert.equal(await s.store.succeed(job.id, success(job, [], 2)), false, 'a failed job stays failed');
+      assert.equal(await s.ledgerRowsFor(job.id), 0);
+
+      // A failure decided outside any run (the synchronous deadline) applies to any attempt, and to a queued job.
+      const reclaimed = newJob();
+      await s.store.create(reclaimed);
+      await s.store.markRunning(reclaimed.id, ++clock);
+      await s.store.reclaim(reclaimed.id, ++clock);
+      assert.equal(await s.store.fail(reclaimed.id, failure, ++clock, null), true);
+      assert.equal((await s.store.get(reclaimed.id))?.status, 'failed');
+      const queued = newJob();
+      await s.store.create(queued);
+      assert.equal(await s.store.fail(queued.id, failure, ++clock, 0), false, 'a run\'s failure needs the job running');
+      assert.equal(await s.store.fail(queued.id, failure, ++clock, null), true);
+      assert.equal((await s.store.get(queued.id))?.status, 'failed');
     });
 
     it('writes a webhook delivery with the state change it announces, only for subscribed events', async () => {

@@ -47,8 +47,9 @@ export function runStoreConformance(name: string, setup: () => Promise<StoreSetu
     async function charge(keyId: string, usd: number, credits: number, model = MODEL, mark: { issuerId: number; generationId: number } | null = null, atMs = ++clock): Promise<string> {
       const job = newJob(keyId, model);
       await s.stores.jobStore.create(job);
-      await s.stores.jobStore.markRunning(job.id, atMs);
+      const running = await s.stores.jobStore.markRunning(job.id, atMs);
       const ok = await s.stores.jobStore.succeed(job.id, {
+        attempt: running!.attempts,
         result: { created: atMs, data: [{ url: 'http://x/files/a.png', seed: 99, revised_prompt: 'a lighthouse' }], meta: { usage: { credits_used: credits, usd_spent: usd } } },
         outputKeys: [],
         usage: { keyId, requestId: job.requestId, model, width: 640, height: 512, seed: 99, credits, usd, createdAtMs: atMs, watermark: mark },
