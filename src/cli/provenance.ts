@@ -2,17 +2,20 @@
  * Content-credential commands (through src/cli/main.ts):
  *   cli provenance dev-cert [--out DIR]   a development root CA and an ES256 signing certificate issued by it
  *   cli provenance verify <image file>    offline: C2PA manifest, invisible mark, and (operator view) the
- *                                         generation the mark points to in DATA_DIR's ledger
- * verify reads the same settings as the server: C2PA_TRUST_ANCHORS, WATERMARK_KEY, WATERMARK_ISSUER_ID, DATA_DIR.
+ *                                         generation the mark points to in the server's ledger: Postgres with
+ *                                         DATABASE_URL, else DATA_DIR/server.sqlite (never created by verify)
+ * verify reads the same settings as the server: C2PA_TRUST_ANCHORS, WATERMARK_KEY, WATERMARK_ISSUER_ID, DATA_DIR,
+ * DATABASE_URL.
  */
+import crypto from 'node:crypto';
 import fs from 'node:fs';
 import path from 'node:path';
 import { readFile } from 'node:fs/promises';
 import type { Config } from '../config/config.ts';
 import { createWatermarker } from '../images/watermark/index.ts';
 import { createDevCertificateChain, createManifestReader, createVerifyImage, readPemSetting, type VerifyReport } from '../provenance/index.ts';
-import { openDatabase } from '../store/sqlite/database.ts';
-import { createSqliteMarkLedger } from '../store/sqlite/mark-ledger.ts';
+import { openStores } from '../store/open-stores.ts';
+import { describeDatabaseUrl } from '../store/postgres/pool.ts';
 import { decodeFile } from './watermark-detect.ts';
 
 export interface DevCertFiles {
@@ -38,18 +41,23 @@ export async function verifyFile(filePath: string, config: Config): Promise<Veri
   const bytes = await readFile(filePath);
   const image = await decodeFile(filePath);
   const dbFile = path.join(config.dataDir, 'server.sqlite');
-  const db = fs.existsSync(dbFile) ? openDatabase(dbFile) : null;
+  const databaseUrl = config.database.url;
+  // The server's store (src/store/open-stores.ts); opening SQLite would create a missing file, so no file: no ledger.
+  // The key store is never used here: a throwaway hash key, so verify makes no DATA_DIR/key-hash-secret either.
+  const stores =
+    databaseUrl !== undefined || fs.existsSync(dbFile) ? await openStores({ databaseUrl, sqlitePath: dbFile, hashKey: crypto.randomBytes(32), poolMax: 1 }) : null;
+  const ledger = stores === null ? null : databaseUrl !== undefined ? describeDatabaseUrl(databaseUrl) : dbFile;
   try {
     const verifyImage = createVerifyImage({
       readManifest: createManifestReader({ trustAnchorsPem: config.c2pa.trustAnchors ? readPemSetting('C2PA_TRUST_ANCHORS', config.c2pa.trustAnchors) : null }),
       watermarker: createWatermarker(config.watermark.key ? { key: config.watermark.key } : {}),
-      ledger: db ? createSqliteMarkLedger(db) : null,
+      ledger: stores?.markLedger ?? null,
       issuerId: config.watermark.issuerId,
     });
     const report = await verifyImage(bytes, image, { kind: 'operator' });
-    return { file: filePath, ledger: db ? dbFile : null, ...report };
+    return { file: filePath, ledger, ...report };
   } finally {
-    db?.close();
+    await stores?.close();
   }
 }
 
