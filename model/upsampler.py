@@ -134,30 +134,79 @@ def _blur(x, rng):
     return sum(k[i] * x[:, i:i + p.shape[1] - 4, :] for i in range(5))
 
 
-def make_pair(rng, B, scale):
-    """B scenes in one aspect bucket: the drawing (what the denoiser makes; noise or blur added) and the same scene
-    rendered directly at `scale`× (the target)"""
+def make_pair(rng, B, scale, degrade=None):
+    """B scenes in one aspect bucket: the drawing (what the denoiser makes) and the same scene rendered directly at
+    `scale`× (the target). The drawing is the scene rendered at the model's size, then either passed through
+    `degrade(drawings, scenes, rng)` or given noise or blur."""
     g = GRIDS[rng.integers(len(GRIDS))]
     h, w = g[0] * PATCH, g[1] * PATCH
-    lo, hi = [], []
+    lo, hi, scs = [], [], []
     for _ in range(B):
         sc = S.random_scene(rng, avoid_heldout=False)
         l = S.to_unit(S.render(sc, h, w))
-        r = rng.random()
-        if r < 0.3:
-            l = _blur(l, rng)
-        if rng.random() < 0.7:
-            l = l + rng.normal(0, rng.uniform(0.0, 0.05), l.shape).astype(np.float32)
+        if degrade is None:
+            if rng.random() < 0.3:
+                l = _blur(l, rng)
+            if rng.random() < 0.7:
+                l = l + rng.normal(0, rng.uniform(0.0, 0.05), l.shape).astype(np.float32)
         lo.append(np.clip(l, -1, 1))
         hi.append(S.to_unit(S.render(sc, h * scale, w * scale, ss=2)))
-    return torch.from_numpy(np.stack(lo)).float(), torch.from_numpy(np.stack(hi)).float()
+        scs.append(sc)
+    lo = np.stack(lo)
+    if degrade is not None:
+        lo = degrade(lo, scs, rng)
+    return torch.from_numpy(lo).float(), torch.from_numpy(np.stack(hi)).float()
+
+
+class DenoiserDegrade:
+    """Drawings with the bundled denoiser's own artifacts (colour fringes, blotches) whose exact target is known:
+    the clean drawing of a scene is noised to σ₀ ∈ [lo, hi] and sampled back to σ = 0 in a few Euler steps with
+    guidance, as the engine samples, conditioned on the scene's full caption (SDEdit). The layout stays the scene's,
+    so the direct render stays the target."""
+
+    def __init__(self, ckpt, steps=4, sigma=(0.1, 0.35), cfg=4.0):
+        from sampler import Pipeline
+        self.pipe = Pipeline.from_checkpoint(ckpt)
+        self.steps, self.sigma, self.cfg = steps, sigma, cfg
+
+    @torch.no_grad()
+    def __call__(self, lo, scenes, rng):
+        from mmdit import make_pos
+        B, _, h, w = lo.shape
+        r, c = h // PATCH, w // PATCH
+        x0 = torch.from_numpy(S.patchify(lo, PATCH)).float()
+        s0 = float(rng.uniform(*self.sigma))
+        x = (1 - s0) * x0 + s0 * torch.from_numpy(rng.standard_normal(x0.shape).astype(np.float32))
+        caps = [S.caption(sc, rng, mode="full") for sc in scenes]
+        ids = torch.tensor([self.pipe.tokenize(t) for t in caps + [""] * B], dtype=torch.long)
+        text, tmask = self.pipe.te(ids), (ids != 0).float()
+        C = x0.shape[-1]
+        ref, rmask, pos = torch.zeros(2 * B, 1, C), torch.zeros(2 * B, 1), make_pos((r, c), 0)
+        sig = np.linspace(s0, 0.0, self.steps + 1)
+        for i in range(self.steps):
+            v = self.pipe.dn(x.repeat(2, 1, 1), torch.full((2 * B,), float(sig[i])), text, tmask, ref, rmask, pos)
+            cond, unc = v[:B], v[B:]
+            comb = unc + self.cfg * (cond - unc)
+            comb = comb * (cond.norm(dim=-1, keepdim=True) / comb.norm(dim=-1, keepdim=True).clamp_min(1e-12))
+            x = x + float(sig[i + 1] - sig[i]) * comb
+        return np.clip(S.unpatchify(x.numpy(), r, c, PATCH), -1, 1).astype(np.float32)
+
+
+_DEGRADE = None
 
 
 def _gen(args):
-    seed, step, batch = args
+    global _DEGRADE
+    seed, step, batch, sdedit_p, ckpt = args
     rng = np.random.default_rng([seed, step])
     scale = int(rng.choice([6, 8, 8, 10]))
-    lo, hi = make_pair(rng, batch, scale)
+    degrade = None
+    if sdedit_p and rng.random() < sdedit_p:
+        if _DEGRADE is None:
+            torch.set_num_threads(1)
+            _DEGRADE = DenoiserDegrade(ckpt)
+        degrade = _DEGRADE
+    lo, hi = make_pair(rng, batch, scale, degrade)
     return lo.numpy(), hi.numpy()
 
 
@@ -175,6 +224,28 @@ def edge_weight(hi):
     return 1 + 4 * e
 
 
+_SOBEL = torch.tensor([[-1.0, 0.0, 1.0], [-2.0, 0.0, 2.0], [-1.0, 0.0, 1.0]])
+
+
+def sobel_mag(img):
+    """luma Sobel magnitude of [B,3,H,W] in [-1,1] (model/sharpness.py's, in these units), edges replicated"""
+    y = (0.299 * img[:, 0] + 0.587 * img[:, 1] + 0.114 * img[:, 2])[:, None]
+    k = torch.stack([_SOBEL, _SOBEL.t()])[:, None].to(img)
+    g = F.conv2d(F.pad(y, (1, 1, 1, 1), mode="replicate"), k)
+    return torch.sqrt((g * g).sum(1) + 1e-6)
+
+
+def sharpness_loss(out, hi, align=2, edge_t=40 / 127.5):
+    """how far the output's strongest gradient near each target edge falls short of the target's (the aligned
+    figure of model/sharpness.py, as a loss): rewards edges as steep as the direct render's, within ±align px of
+    where they are; a blur that hedges between positions pays for it, an edge in place costs nothing"""
+    g_out, g_ref = sobel_mag(out), sobel_mag(hi)
+    edge = (g_ref >= edge_t).float()
+    k = 2 * align + 1
+    short = F.relu(F.max_pool2d(g_ref[:, None], k, 1, align) - F.max_pool2d(g_out[:, None], k, 1, align))[:, 0]
+    return (short * edge).sum() / edge.sum().clamp_min(1.0)
+
+
 def train(a):
     import multiprocessing as mp
     os.makedirs(a.out, exist_ok=True)
@@ -188,6 +259,10 @@ def train(a):
         net.load_state_dict(ck["model"])
         opt.load_state_dict(ck["opt"])
         step, elapsed = ck["step"], ck["elapsed"]
+    elif a.init:  # warm start: the weights only, a fresh schedule (the data stream goes on from the init's step)
+        ck = torch.load(a.init, map_location="cpu")
+        net.load_state_dict({k: v.float() for k, v in ck["model"].items()})
+        step = ck["step"]
     log = open(os.path.join(a.out, "up.log"), "a")
     t_start = time.time() - elapsed
     budget = a.minutes * 60
@@ -195,12 +270,14 @@ def train(a):
     depth = max(2, 2 * a.workers)
     pending = {}
 
+    job = lambda k: (a.seed, k, a.batch, a.sdedit, a.sdedit_ckpt)  # noqa: E731
+
     def fetch(k):
         if pool is None:
-            return _gen((a.seed, k, a.batch))
+            return _gen(job(k))
         for q in range(k, k + depth):
             if q not in pending:
-                pending[q] = pool.apply_async(_gen, ((a.seed, q, a.batch),))
+                pending[q] = pool.apply_async(_gen, (job(q),))
         return pending.pop(k).get()
 
     def save():
@@ -214,7 +291,8 @@ def train(a):
         frac = (time.time() - t_start) / budget
         for g in opt.param_groups:
             g["lr"] = a.lr * (0.05 + 0.95 * 0.5 * (1 + math.cos(math.pi * frac)))
-        ramp = max(1.0, 3.0 - 2.0 * frac / 0.4)  # softer edges first, so edge positions get a gradient
+        # softer edges first, so edge positions get a gradient
+        ramp = max(1.0, a.ramp_start - (a.ramp_start - 1.0) * frac / 0.4)
         t0 = time.time()
         lo, hi = (torch.from_numpy(x) for x in fetch(step))
         wait += time.time() - t0
@@ -227,6 +305,8 @@ def train(a):
         hi = hi[:, :, y0:y0 + ch, x0:x0 + cw]
         out = render_field(net(lo), H, W, ramp=ramp, window=(y0, x0, ch, cw))
         loss = ((out - hi).abs() * edge_weight(hi)).mean()
+        if a.sharp_weight:
+            loss = loss + a.sharp_weight * sharpness_loss(out, hi)
         opt.zero_grad()
         loss.backward()
         opt.step()
@@ -284,6 +364,8 @@ def export(ckpt, weights, parity_out):
     mpath = os.path.join(weights, "manifest.json")
     m = json.load(open(mpath))
     m["upsampler"] = {"kind": "edge-field", "file": "upsampler.onnx", "sub": SUB, "ramp": 1.0, "blend": BLEND, "step": ck["step"]}
+    # the version names the decode too, since the same denoiser now gives different pixels
+    m["version"] = m["version"].split("+")[0] + f"+edge-field-step{ck['step']}"
     with open(mpath, "w") as f:
         json.dump(m, f, indent=1)
     rng = np.random.default_rng(99)
@@ -317,6 +399,11 @@ def main():
     ap.add_argument("--workers", type=int, default=1)
     ap.add_argument("--threads", type=int, default=2)
     ap.add_argument("--seed", type=int, default=2718)
+    ap.add_argument("--init", default="", help="warm start from this checkpoint's weights (fresh schedule)")
+    ap.add_argument("--ramp-start", type=float, default=3.0, help="edge ramp (px) at the start, annealed to 1 by 40%%")
+    ap.add_argument("--sharp-weight", type=float, default=0.0, help="weight of sharpness_loss beside the L1")
+    ap.add_argument("--sdedit", type=float, default=0.0, help="share of batches whose drawings go through DenoiserDegrade")
+    ap.add_argument("--sdedit-ckpt", default=os.path.join(HERE, "weights/torch/ckpt.pt"), help="the denoiser DenoiserDegrade runs")
     a = ap.parse_args()
     torch.set_num_threads(a.threads)
     torch.set_flush_denormal(True)

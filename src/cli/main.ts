@@ -1,5 +1,5 @@
 /**
- * Admin CLI over the same SQLite store the server uses (DATA_DIR, and the same KEY_HASH_SECRET or key-hash-secret
+ * Admin CLI over the same store (Postgres with DATABASE_URL, else the SQLite file) the server uses (DATA_DIR, and the same KEY_HASH_SECRET or key-hash-secret
  * file): API keys and usage.
  *   npm run cli -- keys create [--name NAME] [--admin] [--rpm N] [--max-concurrent N] [--daily-credits N] [--monthly-credits N]
  *   npm run cli -- keys update <key id> [--name NAME] [--role admin|user] [--rpm N|none|default] ...
