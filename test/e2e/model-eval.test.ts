@@ -45,10 +45,10 @@ test('model/eval.py --sample 3 through the server: deterministic, and quality ab
   const psnr = pct(/PSNR outside edited region \(mean, local edits\) \| ([\d.]+) dB/, 'PSNR outside edits');
   assert.ok(psnr >= 24, `PSNR outside edits ${psnr} dB`);
   // Issue 16: captions in words people type, mapped by src/prompt/vocabulary.ts (3 cases: 100% with this table; the
-  // previous table gave 6/13), and edge sharpness of 2 scenes (aligned: 0.192 with bilinear + edge snap, 0.158 with
-  // the previous lanczos step).
+  // previous table gave 6/13), and edge sharpness of 2 scenes (aligned: 0.557 with the edge-field upsampler; 0.192 with
+  // SR + bilinear + edge snap, 0.158 with SR + lanczos, so the floor fails if the decode falls back to either).
   const typed = pct(/typed-word held-out captions, vocabulary mapping on \(enhance_prompt true\) \| ([\d.]+)%/, 'typed-word accuracy');
   assert.ok(typed >= 75, `typed-word accuracy ${typed}%`);
   const sharpness = pct(/edge sharpness vs direct render[^|]*\| [\d.]+ \(aligned ([\d.]+)\)/, 'edge sharpness');
-  assert.ok(sharpness >= 0.17, `aligned edge sharpness ${sharpness}`);
+  assert.ok(sharpness >= 0.4, `aligned edge sharpness ${sharpness}`);
 });

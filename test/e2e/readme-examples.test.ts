@@ -14,6 +14,7 @@ import sharp from 'sharp';
 import { startTestServer, REPO_ROOT, TEST_KEY, type TestServer } from '../helpers/server.ts';
 import { makeTestImages } from '../helpers/image-server.ts';
 import { readPngText } from '../../src/images/png.ts';
+import { EXAMPLES } from '../../scripts/example-images.ts';
 
 const run = promisify(execFile);
 let server: TestServer;
@@ -81,4 +82,19 @@ test('README AI SDK: both providers generate, and an edit goes through /images/e
   assert.deepEqual(await formatOf(path.join(dir, 'night.png')), ['png', 1024, 768]);
   assert.deepEqual(await formatOf(path.join(dir, 'mountain.jpg')), ['jpeg', 768, 512]);
   fs.rmSync(dir, { recursive: true });
+});
+
+test('the README shows the example images scripts/example-images.ts writes, as the API made them', async () => {
+  const readme = fs.readFileSync(path.join(REPO_ROOT, 'README.md'), 'utf8');
+  for (const example of EXAMPLES) {
+    const rel = `docs/images/${example.file}`;
+    assert.ok(readme.includes(`](${rel})`), `README links ${rel}`);
+    const file = path.join(REPO_ROOT, rel);
+    const meta = await sharp(file).metadata();
+    assert.deepEqual([meta.format, meta.width, meta.height], ['png', 1024, 768], rel);
+    const text = readPngText(fs.readFileSync(file));
+    // 'Original prompt' is written when the prompt was rewritten (enhance_prompt), else 'Prompt' is the prompt as sent
+    assert.equal(text['Original prompt'] ?? text.Prompt, example.body.prompt, `${rel} was drawn from the script's prompt`);
+    assert.equal(text.Seed, String(example.body.seed), `${rel} seed`);
+  }
 });
