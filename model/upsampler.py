@@ -251,11 +251,12 @@ def train(a):
     os.makedirs(a.out, exist_ok=True)
     ck_path = os.path.join(a.out, "up.pt")
     torch.manual_seed(a.seed)
-    net = EdgeFieldNet(**UP_CFG)
+    dev = torch.device(a.device)
+    net = EdgeFieldNet(**UP_CFG).to(dev)
     opt = torch.optim.Adam(net.parameters(), lr=a.lr)
     step, elapsed = 0, 0.0
     if os.path.exists(ck_path):
-        ck = torch.load(ck_path, map_location="cpu")
+        ck = torch.load(ck_path, map_location=dev)
         net.load_state_dict(ck["model"])
         opt.load_state_dict(ck["opt"])
         step, elapsed = ck["step"], ck["elapsed"]
@@ -281,7 +282,7 @@ def train(a):
         return pending.pop(k).get()
 
     def save():
-        torch.save({"cfg": UP_CFG, "model": net.state_dict(), "opt": opt.state_dict(), "step": step,
+        torch.save({"cfg": UP_CFG, "model": {k: v.cpu() for k, v in net.state_dict().items()}, "opt": opt.state_dict(), "step": step,
                     "elapsed": time.time() - t_start}, ck_path + ".tmp")
         os.replace(ck_path + ".tmp", ck_path)
 
@@ -294,7 +295,7 @@ def train(a):
         # softer edges first, so edge positions get a gradient
         ramp = max(1.0, a.ramp_start - (a.ramp_start - 1.0) * frac / 0.4)
         t0 = time.time()
-        lo, hi = (torch.from_numpy(x) for x in fetch(step))
+        lo, hi = (torch.from_numpy(x).to(dev) for x in fetch(step))
         wait += time.time() - t0
         # the loss on one random crop of the target: the net still sees the whole drawing, the renderer's
         # backward (the slow part) only the crop
@@ -392,6 +393,7 @@ def main():
     ap.add_argument("--weights", default=os.path.join(HERE, "weights"))
     ap.add_argument("--parity-out", default=os.path.join(HERE, "..", "test/fixtures/parity/upsampler.json"))
     ap.add_argument("--minutes", type=float, default=0)
+    ap.add_argument("--device", default="cpu", choices=["cpu", "cuda"], help="the trainer's device (data and DenoiserDegrade stay on the CPU workers)")
     ap.add_argument("--out", default="model/checkpoints/up")
     ap.add_argument("--batch", type=int, default=6)
     ap.add_argument("--crop", type=int, default=192, help="output crop (px) the loss is taken on")
