@@ -369,16 +369,10 @@ describe('job runner over a shared queue', () => {
   });
 
   /**
-   * Worker A is frozen (its engine held) until B has reclaimed the job as attempt 2; A then wakes while B
-   * still runs. Without the attempt fence, A's failure would fail B's job (and abort B through the event),
-   * and A's success would commit A's image over B's run.
+   * Worker A runs job `id` and is held in its engine; the queue hands the job out again (A looks stalled) and B takes
+   * it over as attempt 2 and is held too. Returns the terminal events announced for the job from then on.
    */
-  it('a frozen worker that wakes and fails after the takeover changes nothing: the new attempt succeeds, charged once', async () => {
-    const a = w.worker();
-    const b = w.worker();
-    const reference = referenceKey(`job_${randomUUID()}`, 0);
-    await w.blobs.put(reference, encodeReference({ width: 8, height: 8, data: new Uint8Array(8 * 8 * 3).fill(200) }), 'application/octet-stream');
-    const id = await w.submit({ referenceKeys: [reference] });
+  async function takeOver(id: string, a: ReturnType<typeof w.worker>, b: ReturnType<typeof w.worker>): Promise<JobEvent['type'][]> {
     const announced: JobEvent['type'][] = [];
     w.events.subscribe(id, (event) => {
       if (event.type === 'succeeded' || event.type === 'failed' || event.type === 'canceled') announced.push(event.type);
@@ -390,6 +384,21 @@ describe('job runner over a shared queue', () => {
     await b.runner.pump();
     assert.deepEqual(await bRunning, { type: 'running', jobId: id, attempt: 2 });
     await waitUntil(() => b.calls.length === 1, 'worker B to reach its engine');
+    return announced;
+  }
+
+  /**
+   * Worker A is frozen (its engine held) until B has reclaimed the job as attempt 2; A then wakes while B
+   * still runs. Without the attempt fence, A's failure would fail B's job (and abort B through the event),
+   * and A's success would commit A's image over B's run.
+   */
+  it('a frozen worker that wakes and fails after the takeover changes nothing: the new attempt succeeds, charged once', async () => {
+    const a = w.worker();
+    const b = w.worker();
+    const reference = referenceKey(`job_${randomUUID()}`, 0);
+    await w.blobs.put(reference, encodeReference({ width: 8, height: 8, data: new Uint8Array(8 * 8 * 3).fill(200) }), 'application/octet-stream');
+    const id = await w.submit({ referenceKeys: [reference] });
+    const announced = await takeOver(id, a, b);
 
     // A wakes: its engine throws. close() resolves once A's run has ended.
     a.calls[0]!.fail(new Error('the GPU of the frozen worker gave up'));
@@ -421,17 +430,7 @@ describe('job runner over a shared queue', () => {
     const a = w.worker();
     const b = w.worker();
     const id = await w.submit();
-    const announced: JobEvent['type'][] = [];
-    w.events.subscribe(id, (event) => {
-      if (event.type === 'succeeded' || event.type === 'failed' || event.type === 'canceled') announced.push(event.type);
-    });
-    await a.runner.pump();
-    await waitUntil(() => a.calls.length === 1, 'worker A to reach its engine');
-    await w.queue.redeliver(id, MODEL);
-    const bRunning = nextEvent(w.events, id, 'running');
-    await b.runner.pump();
-    assert.deepEqual(await bRunning, { type: 'running', jobId: id, attempt: 2 });
-    await waitUntil(() => b.calls.length === 1, 'worker B to reach its engine');
+    const announced = await takeOver(id, a, b);
 
     // A wakes: its engine answers, and its run stores an image and tries to commit it.
     a.calls[0]!.release();
