@@ -167,6 +167,51 @@ def typed_cases(n, rng):
     return cases
 
 
+def vocab2_cases(n, rng):
+    """the wider vocabulary (scenes.py v2) on held-out combinations: new things (scenes.HELDOUT2), sizes
+    (HELDOUT_SIZE), counts (HELDOUT_COUNT) and plain backgrounds (HELDOUT_BG), in turn; full v2 captions."""
+    things, sizes = sorted(S.HELDOUT2), sorted(S.HELDOUT_SIZE)
+    counts, bgs = sorted(S.HELDOUT_COUNT), sorted(S.HELDOUT_BG)
+    cases = []
+    for i in range(n):
+        kind = ["thing", "size", "count", "background"][i % 4]
+        j = i // 4
+        s = S.random_scene(rng, n_objects=0)
+        s["clouds"] = s["stars"] = False
+        if kind == "thing":
+            c, t, p = things[j % len(things)]
+            s["objects"] = [{"type": t, "color": c, "pos": p}]
+        elif kind == "size":
+            z, t = sizes[j % len(sizes)]
+            while True:
+                o = {"type": t, "color": S._pick(S.COLOR_NAMES, rng), "pos": S._pick(S.POSITIONS, rng), "size": z}
+                if (o["color"], t, o["pos"]) not in S.HELDOUT:
+                    break
+            s["objects"] = [o]
+        elif kind == "count":
+            k, t = counts[j % len(counts)]
+            c = S._pick(S.COLOR_NAMES, rng)
+            poss = sorted(list(rng.permutation(S.POSITIONS))[:k], key=S.POSITIONS.index)
+            s["objects"] = [{"type": t, "color": c, "pos": p} for p in poss]
+            s["count"] = k
+        else:
+            bgc, t = bgs[j % len(bgs)]
+            c = S._pick([x for x in S.COLOR_NAMES if x != bgc], rng)
+            s["objects"] = [{"type": t, "color": c, "pos": S._pick(S.POSITIONS, rng)}]
+            s.update(background=bgc, time="day", ground="grass", sun=False, moon=False)
+        cap = S.caption2(s, rng, mode="full")
+        exp = {"objects": [dict(o, size=o.get("size")) if kind == "size" else dict(o) for o in s["objects"]]}
+        if kind == "count":
+            # a count leaves the positions to the model: exactly n of the thing, each of the colour
+            exp = {"count": [s["objects"][0]["type"], s["count"], s["objects"][0]["color"]]}
+        if kind == "background":
+            exp["background"] = s["background"]
+        else:
+            exp.update(time=s["time"], ground=s["ground"])
+        cases.append((kind, cap, exp, 6000 + i))
+    return cases
+
+
 NEG_PROMPTS = [  # (prompt, sky object expected to appear unprompted, negative prompt)
     ("a red house on the left during the day", "sun", "the sun"),
     ("a blue square in the middle in the daytime", "sun", "sun"),
@@ -225,8 +270,9 @@ def main():
     ap.add_argument("--sample", type=int, default=24, help="held-out captions and edits to run")
     ap.add_argument("--neg-seeds", type=int, default=5)
     ap.add_argument("--typed-sample", type=int, default=None, help="typed-word captions (default: --sample)")
+    ap.add_argument("--vocab2-sample", type=int, default=None, help="captions for the new-vocabulary row (default: --sample)")
     ap.add_argument("--sharp-sample", type=int, default=6, help="scenes for the sharpness row")
-    ap.add_argument("--only", default=None, help="comma list of sections to run: heldout,typed,negative,edits,sharpness,determinism")
+    ap.add_argument("--only", default=None, help="comma list of sections to run: heldout,vocab2,typed,negative,edits,sharpness,determinism")
     ap.add_argument("--save-dir", default=None, help="write every generated image here")
     ap.add_argument("--enhance-prompt", action="store_true", help="server only: send enhance_prompt true (the API default)")
     ap.add_argument("--json", default=None, help="also write the results as JSON here")
@@ -254,7 +300,7 @@ def main():
         return img
 
     rows = []
-    sections = set((a.only or "heldout,typed,negative,edits,sharpness,determinism").split(","))
+    sections = set((a.only or "heldout,vocab2,typed,negative,edits,sharpness,determinism").split(","))
     same = diff = True
     if "heldout" in sections:
         # 1. held-out captions
@@ -329,6 +375,20 @@ def main():
         mf = float(np.mean(psnrs_full)) if psnrs_full else float("nan")
         rows.append((f"  · the same at the output size ({W}x{H}, against the direct render)",
                      f"{mf:.1f} dB (min {min(psnrs_full):.1f})" if psnrs_full else "n/a", "≥28 dB", mf >= 28))
+    # 1b. the wider vocabulary on held-out combinations (own rng)
+    if "vocab2" in sections:
+        res, kinds = [], {}
+        for i, (kind, cap, exp, seed) in enumerate(vocab2_cases(a.vocab2_sample or a.sample, np.random.default_rng(6161))):
+            det = K.detect2(G(f"vocab2_{i}", cap, seed))
+            r = K.score2(det, exp)
+            res += r
+            kinds.setdefault(kind, []).extend(v for _, v in r)
+            print(f"[vocab2 {kind}] {cap!r}: {sum(v for _, v in r)}/{len(r)} {[k for k, v in r if not v]}", flush=True)
+        acc2 = float(np.mean([v for _, v in res]))
+        rows.append(("new-vocabulary held-out captions (things, sizes, counts, backgrounds)",
+                     f"{acc2*100:.1f}% ({sum(v for _, v in res)}/{len(res)})", "≥80%", acc2 >= 0.8))
+        for k, v in sorted(kinds.items()):
+            rows.append((f"  · {k}", f"{np.mean(v)*100:.1f}% ({sum(v)}/{len(v)})", "", None))
     # 5. captions phrased with words people type (own rng: the sections above draw the same cases as before)
     if "typed" in sections:
         modes = [("mapped", True)] + ([("raw", False)] if not a.direct else [])

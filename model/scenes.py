@@ -31,6 +31,13 @@ GROUNDS = ["grass", "sea", "desert", "snow"]
 OBJECTS = ["house", "tree", "mountain", "circle", "square", "triangle"]
 POSITIONS = ["left", "center", "right"]
 POS_X = {"left": 0.2, "center": 0.5, "right": 0.8}
+# the wider vocabulary (issue 16, "data v2"): more things, sizes, counts and plain backgrounds. The v1 tables above
+# and below are unchanged, so v1 data, its held-out set and its 111-word vocabulary stay exactly as they were.
+NEW_OBJECTS = ["star", "heart", "flower", "car", "boat", "fish", "bird"]
+ALL_OBJECTS = OBJECTS + NEW_OBJECTS
+SIZES = ["small", "big"]
+BG_RGB = dict(COLORS)
+COUNTS = {2: "two", 3: "three"}
 
 SKY = {  # top colour, horizon colour
     "day": ((70, 130, 220), (165, 205, 240)),
@@ -52,6 +59,29 @@ HELDOUT = set(tuple(_ALL_TRIPLES[i]) for i in _hr.choice(len(_ALL_TRIPLES), 20, 
 
 def has_heldout(scene) -> bool:
     return any((o["color"], o["type"], o["pos"]) in HELDOUT for o in scene["objects"])
+
+
+# v2 held-out combinations: colour x new thing x position, size x thing, count x thing, background x thing
+_NEW_TRIPLES = [(c, o, p) for c in COLOR_NAMES for o in NEW_OBJECTS for p in POSITIONS]
+_hr2 = np.random.default_rng(20261201)
+HELDOUT2 = set(tuple(_NEW_TRIPLES[i]) for i in _hr2.choice(len(_NEW_TRIPLES), 16, replace=False))
+HELDOUT_SIZE = {("big", "tree"), ("small", "house"), ("big", "car"), ("small", "heart")}
+HELDOUT_COUNT = {(2, "tree"), (3, "circle"), (2, "car")}
+HELDOUT_BG = {("blue", "house"), ("yellow", "tree"), ("pink", "star")}
+
+
+def object_heldout2(o) -> bool:
+    return ((o["color"], o["type"], o["pos"]) in HELDOUT or (o["color"], o["type"], o["pos"]) in HELDOUT2
+            or (o.get("size"), o["type"]) in HELDOUT_SIZE)
+
+
+def has_heldout2(scene) -> bool:
+    if any(object_heldout2(o) for o in scene["objects"]):
+        return True
+    if scene.get("count") and (scene["count"], scene["objects"][0]["type"]) in HELDOUT_COUNT:
+        return True
+    bg = scene.get("background")
+    return bool(bg) and any((bg, o["type"]) in HELDOUT_BG for o in scene["objects"])
 
 
 # ----------------------------------------------------------------------------------------------
@@ -89,6 +119,50 @@ def random_scene(rng, avoid_heldout=True, n_objects=None):
     return s
 
 
+def random_object2(rng, pos, avoid_heldout=True, p_new=0.5, p_size=0.35, new_objects=None):
+    """v2: a v1 thing or (p_new) one of the new ones, sometimes small or big."""
+    news = new_objects if new_objects is not None else NEW_OBJECTS
+    while True:
+        t = news[rng.integers(len(news))] if (news and rng.random() < p_new) else OBJECTS[rng.integers(len(OBJECTS))]
+        o = {"type": t, "color": COLOR_NAMES[rng.integers(len(COLOR_NAMES))], "pos": pos}
+        if rng.random() < p_size:
+            o["size"] = SIZES[rng.integers(2)]
+        if not avoid_heldout or not object_heldout2(o):
+            return o
+
+
+def random_scene2(rng, avoid_heldout=True, n_objects=None, p_bg=0.2, p_count=0.15, new_objects=None):
+    """v2 scenes: v1 scenes with the new things and sizes, plus plain backgrounds (p_bg) and groups of two or
+    three identical things (p_count, scene["count"] = n)."""
+    for _ in range(100):
+        s = random_scene(rng, avoid_heldout, n_objects=0)
+        if n_objects is None:
+            n = int(rng.choice(4, p=[0.08, 0.34, 0.36, 0.22]))
+        else:
+            n = n_objects
+        count = None
+        if n_objects is None and rng.random() < p_count:
+            count = int(rng.integers(2, 4))
+            proto = random_object2(rng, "left", avoid_heldout, new_objects=new_objects)
+            while proto["type"] == "star":  # "stars" is the night sky
+                proto = random_object2(rng, "left", avoid_heldout, new_objects=new_objects)
+            poss = sorted(list(rng.permutation(POSITIONS))[:count], key=POSITIONS.index)
+            s["objects"] = [dict(proto, pos=p) for p in poss]
+            s["count"] = count
+        else:
+            poss = sorted(list(rng.permutation(POSITIONS))[:n], key=POSITIONS.index)
+            s["objects"] = [random_object2(rng, p, avoid_heldout, new_objects=new_objects) for p in poss]
+        if rng.random() < p_bg:
+            if not s["objects"]:
+                s["objects"] = [random_object2(rng, POSITIONS[rng.integers(3)], avoid_heldout, new_objects=new_objects)]
+            used = {o["color"] for o in s["objects"]}
+            s["background"] = _pick([c for c in COLOR_NAMES if c not in used], rng)
+            s.update(time="day", ground="grass", sun=False, moon=False, stars=False, clouds=False)
+        if not avoid_heldout or not has_heldout2(s):
+            return s
+    raise RuntimeError("no v2 scene outside the held-out set")
+
+
 # ----------------------------------------------------------------------------------------------
 # rendering
 
@@ -114,9 +188,12 @@ def obj_scale(H, W):
     return min(0.34 * H, 0.26 * W)
 
 
+SIZE_SCALE = {"small": 0.6, "big": 1.4}
+
+
 def object_masks(o, xx, yy, H, W):
     """list of (mask, rgb) layers for one object (colours before time dimming)."""
-    s = obj_scale(H, W)
+    s = obj_scale(H, W) * SIZE_SCALE.get(o.get("size"), 1.0)
     cx = POS_X[o["pos"]] * W
     base = BASE * H
     col = np.array(COLORS[o["color"]], np.float32)
@@ -140,6 +217,83 @@ def object_masks(o, xx, yy, H, W):
         return [(_rect(xx, yy, cx - 0.34 * s, base - 0.72 * s, cx + 0.34 * s, base - 0.04 * s), col)]
     if t == "triangle":
         return [(_tri(xx, yy, cx, base - 0.8 * s, base - 0.04 * s, 0.42 * s), col)]
+    if t in NEW_OBJECTS:
+        return _new_object_masks(t, o["color"], col, xx, yy, cx, base, s)
+    raise ValueError(t)
+
+
+def _poly(xx, yy, pts):
+    """even-odd point-in-polygon test, pts: list of (x, y)."""
+    inside = np.zeros(np.broadcast(xx, yy).shape, bool)
+    n = len(pts)
+    for i in range(n):
+        x0, y0 = pts[i]
+        x1, y1 = pts[(i + 1) % n]
+        if y0 == y1:
+            continue
+        cross = ((yy >= min(y0, y1)) & (yy < max(y0, y1)))
+        xint = x0 + (yy - y0) * (x1 - x0) / (y1 - y0)
+        inside ^= cross & (xx < xint)
+    return inside
+
+
+def _new_object_masks(t, cname, col, xx, yy, cx, base, s):
+    """the shapes added for the wider vocabulary (issue 16): drawn from discs, rectangles and polygons."""
+    dark = np.array((40, 40, 45), np.float32)
+    light = np.array((235, 235, 235), np.float32)
+    if t == "star":
+        cy, ro, ri = base - 0.42 * s, 0.42 * s, 0.17 * s
+        pts = [(cx + (ro if k % 2 == 0 else ri) * np.sin(np.pi * k / 5), cy - (ro if k % 2 == 0 else ri) * np.cos(np.pi * k / 5))
+               for k in range(10)]
+        return [(_poly(xx, yy, pts), col)]
+    if t == "heart":
+        yt, r = base - 0.62 * s, 0.2 * s
+        lobes = _disk(xx, yy, cx - 0.18 * s, yt, r) | _disk(xx, yy, cx + 0.18 * s, yt, r)
+        tip = _poly(xx, yy, [(cx - 0.375 * s, yt + 0.05 * s), (cx + 0.375 * s, yt + 0.05 * s), (cx, base - 0.05 * s)])
+        return [(lobes | tip, col)]
+    if t == "flower":
+        cy = base - 0.62 * s
+        stem = _rect(xx, yy, cx - 0.035 * s, cy, cx + 0.035 * s, base)
+        leaf = _ell(xx, yy, cx + 0.12 * s, base - 0.25 * s, 0.12 * s, 0.05 * s)
+        petals = np.zeros(np.broadcast(xx, yy).shape, bool)
+        for k in range(5):
+            a = 2 * np.pi * k / 5
+            petals |= _disk(xx, yy, cx + 0.17 * s * np.sin(a), cy - 0.17 * s * np.cos(a), 0.12 * s)
+        mid = np.array((250, 215, 40) if cname not in ("yellow", "orange") else (120, 70, 30), np.float32)
+        green = np.array((40, 140, 50), np.float32)
+        return [(stem | leaf, green), (petals, col), (_disk(xx, yy, cx, cy, 0.09 * s), mid)]
+    if t == "car":
+        body = _rect(xx, yy, cx - 0.5 * s, base - 0.36 * s, cx + 0.5 * s, base - 0.12 * s)
+        cabin = _poly(xx, yy, [(cx - 0.3 * s, base - 0.36 * s), (cx - 0.18 * s, base - 0.6 * s),
+                               (cx + 0.2 * s, base - 0.6 * s), (cx + 0.32 * s, base - 0.36 * s)])
+        win = _poly(xx, yy, [(cx - 0.2 * s, base - 0.39 * s), (cx - 0.13 * s, base - 0.55 * s),
+                             (cx + 0.15 * s, base - 0.55 * s), (cx + 0.22 * s, base - 0.39 * s)])
+        wheels = _disk(xx, yy, cx - 0.28 * s, base - 0.12 * s, 0.12 * s) | _disk(xx, yy, cx + 0.28 * s, base - 0.12 * s, 0.12 * s)
+        glass = np.array((170, 215, 240), np.float32)
+        return [(body | cabin, col), (win, glass), (wheels, dark)]
+    if t == "boat":
+        hull = _poly(xx, yy, [(cx - 0.52 * s, base - 0.26 * s), (cx + 0.52 * s, base - 0.26 * s),
+                              (cx + 0.34 * s, base), (cx - 0.34 * s, base)])
+        mast = _rect(xx, yy, cx - 0.025 * s, base - 0.95 * s, cx + 0.025 * s, base - 0.26 * s)
+        sail = _poly(xx, yy, [(cx + 0.05 * s, base - 0.92 * s), (cx + 0.05 * s, base - 0.32 * s), (cx + 0.42 * s, base - 0.32 * s)])
+        sailc = light if cname != "white" else np.array((200, 60, 50), np.float32)
+        return [(hull, col), (mast, np.array((95, 60, 30), np.float32)), (sail, sailc)]
+    if t == "fish":
+        cy = base - 0.4 * s
+        body = _ell(xx, yy, cx - 0.06 * s, cy, 0.36 * s, 0.2 * s)
+        tail = _poly(xx, yy, [(cx + 0.22 * s, cy), (cx + 0.5 * s, cy - 0.2 * s), (cx + 0.5 * s, cy + 0.2 * s)])
+        eye = _disk(xx, yy, cx - 0.26 * s, cy - 0.05 * s, 0.045 * s)
+        return [(body | tail, col), (eye, dark if cname != "black" else light)]
+    if t == "bird":
+        cy = base - 0.5 * s
+        body = _ell(xx, yy, cx, cy, 0.3 * s, 0.18 * s)
+        head = _disk(xx, yy, cx - 0.28 * s, cy - 0.14 * s, 0.13 * s)
+        tail = _poly(xx, yy, [(cx + 0.22 * s, cy - 0.04 * s), (cx + 0.46 * s, cy - 0.18 * s), (cx + 0.42 * s, cy + 0.06 * s)])
+        wing = _poly(xx, yy, [(cx - 0.1 * s, cy - 0.05 * s), (cx + 0.16 * s, cy - 0.05 * s), (cx + 0.06 * s, cy - 0.42 * s)])
+        beak = _poly(xx, yy, [(cx - 0.39 * s, cy - 0.18 * s), (cx - 0.39 * s, cy - 0.09 * s), (cx - 0.52 * s, cy - 0.13 * s)])
+        legs = _rect(xx, yy, cx - 0.06 * s, cy, cx - 0.03 * s, base) | _rect(xx, yy, cx + 0.05 * s, cy, cx + 0.08 * s, base)
+        wingc = col * 0.7 if cname != "black" else np.array((90, 90, 90), np.float32)
+        return [(legs, dark), (body | head | tail, col), (wing, wingc), (beak, np.array((245, 170, 30), np.float32))]
     raise ValueError(t)
 
 
@@ -151,13 +305,20 @@ def render(scene, H, W, ss=3):
     yy = ((np.arange(Hs, dtype=np.float32) + 0.5) / ss)[:, None]
     xx = ((np.arange(Ws, dtype=np.float32) + 0.5) / ss)[None, :]
     t = scene["time"]
-    top, hor = (np.array(c, np.float32) for c in SKY[t])
-    f = np.clip(yy / (HORIZON * H), 0, 1)[..., None]
-    img = np.broadcast_to(top * (1 - f) + hor * f, (Hs, Ws, 3)).copy()
     m = min(H, W)
 
     def paint(mask, rgb):
         img[mask] = rgb
+
+    if scene.get("background"):  # a plain background: no sky, no ground, objects undimmed
+        img = np.broadcast_to(np.array(BG_RGB[scene["background"]], np.float32), (Hs, Ws, 3)).copy()
+        for o in sorted(scene["objects"], key=lambda o: 0 if o["type"] == "mountain" else 1):
+            for mk, c in object_masks(o, xx, yy, H, W):
+                paint(mk, c)
+        return np.clip(img.reshape(H, ss, W, ss, 3).mean(axis=(1, 3)), 0, 255).astype(np.float32)
+    top, hor = (np.array(c, np.float32) for c in SKY[t])
+    f = np.clip(yy / (HORIZON * H), 0, 1)[..., None]
+    img = np.broadcast_to(top * (1 - f) + hor * f, (Hs, Ws, 3)).copy()
 
     if scene.get("stars"):
         r = np.random.default_rng(scene.get("seed", 0))
@@ -320,6 +481,95 @@ def caption(scene, rng, mode=None):
     return s.strip(" ,")
 
 
+# ---------------------------------------------------------------------------------------------- v2 captions
+
+OBJ_SYN2 = dict(OBJ_SYN, star=["star"], heart=["heart"], flower=["flower"], car=["car"], boat=["boat"],
+                fish=["fish"], bird=["bird"])
+PLURAL = {"house": "houses", "tree": "trees", "mountain": "mountains", "circle": "circles", "square": "squares",
+          "triangle": "triangles", "heart": "hearts", "flower": "flowers", "car": "cars", "boat": "boats",
+          "fish": "fish", "bird": "birds"}
+SIZE_WORD = {"small": ["small"], "big": ["big"]}
+BG_PHRASE = ["on a {c} background", "on a plain {c} background", "against a {c} background", "with a {c} background",
+             "on {c}", "{c} background"]
+
+
+def object_phrase2(o, rng, with_color=True, with_pos=True, with_size=True):
+    name = _pick(OBJ_SYN2[o["type"]], rng)
+    adj = []
+    if with_size and o.get("size"):
+        adj.append(_pick(SIZE_WORD[o["size"]], rng))
+    if with_color:
+        adj.append(_cname(o["color"], rng))
+    if with_color and len(adj) == 1 and rng.random() < 0.15:
+        core = f"{_article(name)} {name} colored {adj[0]}"
+    else:
+        words = adj + [name]
+        core = f"{_article(words[0])} {' '.join(words)}"
+    if with_pos:
+        pp = _pick(POS_PHRASE[o["pos"]], rng)
+        core = f"{core} {pp}" if rng.random() < 0.8 else f"{pp} {core}"
+    return core
+
+
+def group_phrase(scene, rng, with_color=True):
+    o = scene["objects"][0]
+    adj = [_pick(SIZE_WORD[o["size"]], rng)] if o.get("size") else []
+    if with_color:
+        adj.append(_cname(o["color"], rng))
+    return " ".join([COUNTS[scene["count"]]] + adj + [PLURAL[o["type"]]])
+
+
+def caption2(scene, rng, mode=None):
+    """captions for v2 scenes: sizes, groups ("two red trees"), plain backgrounds ("on a white background")."""
+    if mode is None:
+        mode = rng.choice(["full", "partial", "single", "empty"], p=[0.42, 0.36, 0.12, 0.10])
+    if mode == "empty":
+        return ""
+    full = mode == "full"
+    bg = scene.get("background")
+    if scene.get("count"):
+        obj_parts = [group_phrase(scene, rng, with_color=full or rng.random() < 0.85)]
+    else:
+        objs = list(scene["objects"])
+        if mode == "single" and objs:
+            objs = [objs[rng.integers(len(objs))]]
+        elif not full and rng.random() < 0.5:
+            rng.shuffle(objs)
+        obj_parts = []
+        for o in objs:
+            if full or mode == "single" or rng.random() < 0.65:
+                obj_parts.append(object_phrase2(o, rng, with_color=full or rng.random() < 0.8,
+                                                with_pos=full or rng.random() < 0.75, with_size=full or rng.random() < 0.85))
+    if bg:
+        s = _pick(PREFIX, rng) + _join(obj_parts, rng)
+        if full or rng.random() < 0.85 or not obj_parts:
+            s = (s + " " + re.sub(r"\ba (?=[aeiou])", "an ", _pick(BG_PHRASE, rng).format(c=_cname(bg, rng)))).strip()
+        return s.strip(" ,")
+    if mode == "single":
+        return obj_parts[0] if obj_parts else caption(scene, rng, mode="single")
+    # the v1 tail: ground, time, sky
+    sky = [k for k in ("sun", "moon", "stars", "clouds") if scene.get(k)]
+    sky_parts = [_pick(SKY_PHRASE[k], rng) for k in sky if full or rng.random() < 0.35]
+    use_ground = full or rng.random() < 0.5
+    use_time = full or rng.random() < 0.6
+    if not (obj_parts or sky_parts or use_ground or use_time):
+        use_time = True
+    s = _pick(PREFIX, rng) + _join(obj_parts, rng)
+    tail = []
+    if use_ground:
+        tail.append(_pick(GROUND_PHRASE[scene["ground"]], rng))
+    if use_time:
+        tail.append(_pick(TIME_PHRASE[scene["time"]], rng))
+    if rng.random() < 0.5:
+        tail = tail[::-1]
+    for tp in tail:
+        s = (s + " " + tp) if s.strip() else tp
+    if sky_parts:
+        s = (s + (", with " if s.strip() else "") + _join(sky_parts, rng)) if rng.random() < 0.7 else (
+            _join(sky_parts, rng) + (", " + s if s.strip() else ""))
+    return s.strip(" ,")
+
+
 # ----------------------------------------------------------------------------------------------
 # edits
 
@@ -348,21 +598,30 @@ def _set_time(s, t):
     return s
 
 
-def make_edit(src, rng, op=None):
+EDIT_OPS = ["time", "recolor", "remove", "add_obj", "add_sky", "remove_sky", "ground"]
+
+
+def make_edit(src, rng, op=None, op_p=None, v2=False):
     """single-image edit: returns (target_scene, instruction, info) with info["local"] True when the edit only
-    touches part of the image (PSNR outside the changed region is meaningful)."""
-    ops = ["time", "recolor", "remove", "add_obj", "add_sky", "remove_sky", "ground"]
+    touches part of the image (PSNR outside the changed region is meaningful). op_p: probabilities over EDIT_OPS;
+    v2: added things come from the v2 set (and a background scene only gets object edits)."""
+    ops = EDIT_OPS
     for _ in range(50):
-        k = op or ops[rng.integers(len(ops))]
+        k = op or (ops[rng.choice(len(ops), p=op_p)] if op_p is not None else ops[rng.integers(len(ops))])
+        if src.get("background") and k in ("time", "add_sky", "remove_sky", "ground"):
+            if op:
+                raise RuntimeError(f"{op} does not apply to a plain background")
+            continue
         s = copy.deepcopy(src)
+        s.pop("count", None)
         if k == "time":
             t = _pick([x for x in TIMES if x != s["time"]], rng)
             _set_time(s, t)
             return s, _pick(TIME_EDIT, rng).format(t=_pick(TIME_WORD[t], rng)), {"op": k, "local": False, "time": t}
         if k == "recolor" and s["objects"]:
             o = s["objects"][rng.integers(len(s["objects"]))]
-            c = _pick([x for x in COLOR_NAMES if x != o["color"]], rng)
-            if (c, o["type"], o["pos"]) in HELDOUT:
+            c = _pick([x for x in COLOR_NAMES if x != o["color"] and x != s.get("background")], rng)
+            if (c, o["type"], o["pos"]) in HELDOUT or (v2 and object_heldout2(dict(o, color=c))):
                 continue
             dup = sum(1 for x in s["objects"] if x["type"] == o["type"]) > 1
             oname = f"{o['type']} {_pick(POS_PHRASE[o['pos']], rng)}" if dup else o["type"]
@@ -377,10 +636,14 @@ def make_edit(src, rng, op=None):
         if k == "add_obj" and len(s["objects"]) < 3:
             free = [p for p in POSITIONS if p not in [o["pos"] for o in s["objects"]]]
             p = free[rng.integers(len(free))]
-            o = random_object(rng, p)
+            o = random_object2(rng, p) if v2 else random_object(rng, p)
+            if s.get("background") == o["color"]:
+                continue
             s["objects"].append(o)
             s["objects"].sort(key=lambda x: POSITIONS.index(x["pos"]))
-            return s, _pick(ADD, rng).format(x=object_phrase(o, rng)), {"op": k, "local": True, "obj": dict(o)}
+            template = _pick(ADD, rng)
+            phrase = object_phrase2(o, rng) if v2 else object_phrase(o, rng)
+            return s, template.format(x=phrase), {"op": k, "local": True, "obj": dict(o)}
         if k == "add_sky":
             cands = [x for x in (["sun", "clouds"] if s["time"] != "night" else ["moon", "stars", "clouds"]) if not s[x]]
             if not cands:
@@ -403,12 +666,13 @@ def make_edit(src, rng, op=None):
     raise RuntimeError("no edit possible")
 
 
-def make_multi(rng):
+def make_multi(rng, v2=False):
     """two-image sample: image 1 (base), image 2 (donor with an object); target = image 1 + that object."""
+    scene = (lambda n: random_scene2(rng, n_objects=n, p_bg=0.0)) if v2 else (lambda n: random_scene(rng, n_objects=n))
     while True:
-        a = random_scene(rng, n_objects=int(rng.integers(0, 3)))
+        a = scene(int(rng.integers(0, 3)))
         free = [p for p in POSITIONS if p not in [o["pos"] for o in a["objects"]]]
-        b = random_scene(rng, n_objects=int(rng.integers(1, 4)))
+        b = scene(int(rng.integers(1, 4)))
         cand = [o for o in b["objects"] if o["pos"] in free]
         if not cand:
             continue
@@ -446,10 +710,22 @@ def build_vocab():
 
 VOCAB = build_vocab()
 WORD2ID = {w: i for i, w in enumerate(VOCAB)}
+# v2: the v1 ids unchanged, the new words appended (so a v1 model can be widened and warm-started)
+_V2_TEXTS = OBJ_SYN2["star"] + NEW_OBJECTS + list(PLURAL.values()) + sum(SIZE_WORD.values(), []) + list(COUNTS.values()) + BG_PHRASE
+VOCAB2 = VOCAB + sorted({w for t in _V2_TEXTS for w in tokenize_words(t.replace("{c}", " "))} - set(VOCAB))
+# a new word's embedding starts from a related v1 word (train.py --init widens the table)
+V2_EMBED_FROM = {"star": "stars", **{pl: sg for sg, pl in PLURAL.items() if pl != sg and sg in WORD2ID}}
+
+
+_W2I_CACHE = {}
 
 
 def tokenize(s: str, T: int, vocab=None):
-    w2i = WORD2ID if vocab is None else {w: i for i, w in enumerate(vocab)}
+    if vocab is None:
+        w2i = WORD2ID
+    else:
+        key = tuple(vocab)
+        w2i = _W2I_CACHE.get(key) or _W2I_CACHE.setdefault(key, {w: i for i, w in enumerate(vocab)})
     ids = [w2i.get(w, 1) for w in tokenize_words(s)][:T]
     return ids + [0] * (T - len(ids))
 

@@ -38,8 +38,13 @@ TINY_CFG = dict(DEFAULT_CFG, text_dim=16, text_layers=2, text_heads=2, dim=32, d
                 axes_dims=[4, 6, 6], sr_ch=8, sr_layers=1)
 
 
+def data_vocab(cfg):
+    """the word list a config trains with: v1's 111 words, or v2's (the same ids, new words appended)."""
+    return S.VOCAB2 if cfg.get("data", 1) == 2 else S.VOCAB
+
+
 def build_models(cfg):
-    te = TextEncoder(len(S.VOCAB), cfg["text_dim"], cfg["text_layers"], cfg["text_heads"], cfg["max_tokens"])
+    te = TextEncoder(len(data_vocab(cfg)), cfg["text_dim"], cfg["text_layers"], cfg["text_heads"], cfg["max_tokens"])
     dn = Denoiser(3 * cfg["patch"] ** 2, cfg["text_dim"], cfg["dim"], cfg["depth"], cfg["heads"], cfg["mlp_ratio"],
                   tuple(cfg["axes_dims"]))
     return te, dn
@@ -67,19 +72,24 @@ def make_batch(cfg, rng, kind, grid, B):
     H, W = grid_px(cfg, grid)
     ids, x0s, refs, wts = [], [], [], []
     n_refs = {"t2i": 0, "edit": 1, "multi": 2}[kind]
+    v2 = cfg.get("data", 1) == 2
+    vocab = data_vocab(cfg)
+    op_p = cfg.get("edit_op_p")
     for _ in range(B):
+        # data v2: a share (p_v1) of the samples still come from the v1 generator, so that nothing is forgotten
+        new = v2 and rng.random() >= cfg.get("p_v1", 0.3)
         if kind == "t2i":
-            sc = S.random_scene(rng)
-            cap = S.caption(sc, rng)
+            sc = S.random_scene2(rng, new_objects=cfg.get("new_objects")) if new else S.random_scene(rng)
+            cap = S.caption2(sc, rng) if new else S.caption(sc, rng)
             tgt = S.render(sc, H, W)
             rr = []
         elif kind == "edit":
-            src = S.random_scene(rng)
-            tsc, cap, _ = S.make_edit(src, rng)
+            src = S.random_scene2(rng, new_objects=cfg.get("new_objects")) if new else S.random_scene(rng)
+            tsc, cap, _ = S.make_edit(src, rng, op_p=op_p if v2 else None, v2=new)
             tgt = S.render(tsc, H, W)
             rr = [S.render(src, H, W)]
         else:
-            a, b, tsc, cap, _ = S.make_multi(rng)
+            a, b, tsc, cap, _ = S.make_multi(rng, v2=new)
             tgt = S.render(tsc, H, W)
             rr = [S.render(a, H, W), S.render(b, H, W)]
         if kind != "t2i" and rng.random() < 0.1:
@@ -88,7 +98,7 @@ def make_batch(cfg, rng, kind, grid, B):
             # words outside the vocabulary (<unk>), as prompt rewriters and users add them: learn to ignore them
             junk = [JUNK[i] for i in rng.choice(len(JUNK), int(rng.integers(1, 6)), replace=False)]
             cap = cap + ", " + " ".join(junk) if rng.random() < 0.8 else " ".join(junk) + " " + cap
-        ids.append(S.tokenize(cap, cfg["max_tokens"]))
+        ids.append(S.tokenize(cap, cfg["max_tokens"], vocab))
         x0s.append(S.patchify(S.to_unit(tgt), P))
         if cfg.get("obj_weight", 0):
             # per-token loss weight 1 + w·(fraction of object pixels): objects are small, backgrounds dominate
@@ -177,9 +187,26 @@ def _half_state(sd):
     return {k: (v.detach().to("cpu").half() if v.is_floating_point() else v.detach().to("cpu")) for k, v in sd.items()}
 
 
+def widen_vocab(state, old_vocab, new_vocab):
+    """a v1 state dict with its embedding table widened to new_vocab (v1 ids are a prefix): each new word starts
+    from a related v1 word (S.V2_EMBED_FROM: "trees" from "tree") or from the mean embedding, plus a little noise."""
+    assert list(new_vocab[:len(old_vocab)]) == list(old_vocab), "the new vocabulary must extend the old one"
+    k = "te.emb.weight"
+    w = state[k].float()
+    g = torch.Generator().manual_seed(len(new_vocab))
+    rows = []
+    for word in new_vocab[len(old_vocab):]:
+        src = S.V2_EMBED_FROM.get(word)
+        base = w[old_vocab.index(src)] if src in old_vocab else w[2:].mean(0)
+        rows.append(base + torch.randn(w.shape[1], generator=g) * 0.02)
+    out = dict(state)
+    out[k] = torch.cat([w, torch.stack(rows)]).to(state[k].dtype) if rows else state[k]
+    return out
+
+
 def save_slim(path, cfg, step, state):
     """weights only, rounded to fp16 (the exported ONNX is made from these same rounded values)."""
-    torch.save({"cfg": cfg, "vocab": S.VOCAB, "step": step, "ema": _half_state(state)}, path + ".tmp")
+    torch.save({"cfg": cfg, "vocab": data_vocab(cfg), "step": step, "ema": _half_state(state)}, path + ".tmp")
     os.replace(path + ".tmp", path)
 
 
@@ -197,6 +224,14 @@ def train_denoiser(a):
         cfg = dict((ck or init)["cfg"])
     cfg["obj_weight"] = a.obj_weight
     cfg["junk_p"] = a.junk_p
+    if ck is None:  # the data version and mix are fixed when a run starts (a resumed run keeps its own)
+        cfg["data"] = a.data
+        if a.data == 2:
+            cfg["p_v1"] = a.p_v1
+            cfg["new_objects"] = a.new_objects.split(",") if a.new_objects else S.NEW_OBJECTS
+            cfg["edit_op_p"] = [float(x) for x in a.edit_op_p.split(",")] if a.edit_op_p else None
+    if init and len(init.get("vocab", S.VOCAB)) < len(data_vocab(cfg)):
+        init = dict(init, ema=widen_vocab(init["ema"], list(init.get("vocab", S.VOCAB)), data_vocab(cfg)))
     kp = [a.p_t2i, a.p_edit, 1.0 - a.p_t2i - a.p_edit]
     bsz = {"t2i": a.batch, "edit": max(1, a.batch // 2), "multi": max(1, a.batch // 3)}
     step = ck["step"] if ck else 0
@@ -242,7 +277,7 @@ def train_denoiser(a):
 
     def save():
         c = {"cfg": cfg, "model": model.state_dict(), "ema": ema.state_dict(), "opt": opt.state_dict(),
-             "step": step, "elapsed": time.time() - t_start, "hist": hist, "vocab": S.VOCAB}
+             "step": step, "elapsed": time.time() - t_start, "hist": hist, "vocab": data_vocab(cfg)}
         torch.save(c, ck_path + ".tmp")
         os.replace(ck_path + ".tmp", ck_path)
         save_slim(os.path.join(a.out, "ema16.pt"), cfg, step, ema.state_dict())
@@ -397,6 +432,11 @@ def main():
     ap.add_argument("--seed", type=int, default=1234)
     ap.add_argument("--p-t2i", type=float, default=0.7, help="share of text-to-image steps (rest: edits, multi-image)")
     ap.add_argument("--p-edit", type=float, default=0.22)
+    ap.add_argument("--data", type=int, default=1, choices=[1, 2],
+                    help="2: the wider vocabulary (new things, sizes, counts, plain backgrounds; scenes.py v2)")
+    ap.add_argument("--p-v1", type=float, default=0.3, help="data 2: share of samples still drawn from the v1 generator")
+    ap.add_argument("--new-objects", default="", help="data 2: comma list of the new things to use (default all)")
+    ap.add_argument("--edit-op-p", default="", help="data 2: probabilities over scenes.EDIT_OPS, comma separated")
     ap.add_argument("--obj-weight", type=float, default=3.0, help="extra loss weight on object pixels")
     ap.add_argument("--threads", type=int, default=int(os.environ.get("TORCH_THREADS", "2")))
     ap.add_argument("--log-every", type=int, default=25)

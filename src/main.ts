@@ -43,7 +43,8 @@ import { createWebhookDispatcher } from './jobs/webhooks/dispatcher.ts';
 import { renderJob } from './contracts/job-view.ts';
 import { encodePreviewDataUri } from './images/preview.ts';
 import { createBuiltinEngine } from './engines/builtin/builtin-engine.ts';
-import { createPromptEnhancer, createVocabularyAdapter, DEFAULT_BUNDLED_VOCABULARY } from './prompt/index.ts';
+import { BUNDLED_MODEL_WORDS, createPromptEnhancer, createVocabularyAdapter, DEFAULT_BUNDLED_VOCABULARY } from './prompt/index.ts';
+import { readManifest } from './engines/builtin/manifest.ts';
 import { createWatermarker } from './images/watermark/index.ts';
 import { buildModelEngines } from './engines/registry.ts';
 import { loadBackendsConfig, defaultBackendsConfig } from './config/backends.ts';
@@ -146,7 +147,7 @@ async function buildEngines(config: Config, options: StartOptions, logger: Logge
   if (config.role === 'api') return createWorkerPoolEngines(backends);
   // No routing file: the builtin engine alone serves alibaba/qwen-image-2-0. The enhancer writes for a real
   // Qwen-Image; only the builtin engine, once the router has chosen it, maps the prompt onto its model's words.
-  const adaptToBundledVocabulary = createVocabularyAdapter(DEFAULT_BUNDLED_VOCABULARY);
+  const adaptToBundledVocabulary = createVocabularyAdapter(DEFAULT_BUNDLED_VOCABULARY, { modelWords: bundledModelWords(config.builtinModelDir) });
   const engines = buildModelEngines({
     config: backends,
     createBuiltin: ({ backendId }) =>
@@ -158,6 +159,16 @@ async function buildEngines(config: Config, options: StartOptions, logger: Logge
   const models = new Map<string, Engine>();
   for (const [modelId, engine] of engines) models.set(modelId, options.wrapEngine ? options.wrapEngine(engine, modelId) : engine);
   return models;
+}
+
+/** The builtin model's tokenizer words (its manifest), which the synonym table is fitted to; the v1 list when the
+ * manifest cannot be read (the engine reports that itself when it loads). */
+function bundledModelWords(modelDir: string): readonly string[] {
+  try {
+    return readManifest(modelDir).text.vocab;
+  } catch {
+    return BUNDLED_MODEL_WORDS;
+  }
 }
 
 /** `http://host:port` of a listening Fastify app, loopback when it listens on every address. */

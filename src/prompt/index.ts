@@ -10,7 +10,7 @@
  *
  * and one prompt adapter for the builtin engine, which applies it to the prompt it draws (when enhance_prompt is on):
  *
- *   createBuiltinEngine({ ..., adaptPrompt: createVocabularyAdapter(DEFAULT_BUNDLED_VOCABULARY) });
+ *   createBuiltinEngine({ ..., adaptPrompt: createVocabularyAdapter(DEFAULT_BUNDLED_VOCABULARY, { modelWords: manifest.text.vocab }) });
  *
  * See docs/enhance-prompt.md.
  */
@@ -19,7 +19,7 @@ export { createMemoryPromptCache, promptCacheKey, DEFAULT_MEMORY_CACHE_ENTRIES }
 export type { PromptCacheKeyParts } from './memory-cache.ts';
 export { createOfflineRewriter, QUALITY_SUFFIX_EN, QUALITY_SUFFIX_ZH } from './offline-rewriter.ts';
 export type { OfflineRewriter } from './offline-rewriter.ts';
-export { BUNDLED_MODEL_WORDS, DEFAULT_BUNDLED_VOCABULARY, compileVocabulary, createVocabularyAdapter } from './vocabulary.ts';
+export { BUNDLED_MODEL_WORDS, BUNDLED_MODEL_WORDS_V2, DEFAULT_BUNDLED_VOCABULARY, compileVocabulary, createVocabularyAdapter, fitVocabulary } from './vocabulary.ts';
 export type { PromptAdapter, WordMapper } from './vocabulary.ts';
 export { PROMPT_RULES_VERSION } from './rules.ts';
 export { checkRewrite, cleanRewrite, MAX_REWRITE_CHARS, MAX_REWRITE_WORDS } from './safety.ts';

@@ -25,7 +25,11 @@ export interface PromptLogger {
  * of the matched word.
  */
 export interface Vocabulary {
-  synonyms: Record<string, string>;
+  /**
+   * A replacement, or replacements in order of preference: `fitVocabulary` keeps the first one whose words the
+   * model knows ("cottages" → ["houses", "house"]: the plural where the model has plurals, else the singular).
+   */
+  synonyms: Record<string, string | readonly string[]>;
 }
 
 /** An OpenAI-compatible chat server: `POST {url}/chat/completions`. */

@@ -3,9 +3,12 @@ import { describe, it } from 'node:test';
 import path from 'node:path';
 import { readManifest } from '../engines/builtin/manifest.ts';
 import { createOfflineRewriter, QUALITY_SUFFIX_EN } from './offline-rewriter.ts';
-import { BUNDLED_MODEL_WORDS, createVocabularyAdapter, DEFAULT_BUNDLED_VOCABULARY } from './vocabulary.ts';
+import { BUNDLED_MODEL_WORDS, BUNDLED_MODEL_WORDS_V2, createVocabularyAdapter, DEFAULT_BUNDLED_VOCABULARY, fitVocabulary } from './vocabulary.ts';
 
-const bundled = createVocabularyAdapter(DEFAULT_BUNDLED_VOCABULARY);
+// the v1 model's words (today's shipped manifest holds these) and the wider v2 model's
+const bundled = createVocabularyAdapter(DEFAULT_BUNDLED_VOCABULARY, { modelWords: BUNDLED_MODEL_WORDS });
+const wider = createVocabularyAdapter(DEFAULT_BUNDLED_VOCABULARY, { modelWords: BUNDLED_MODEL_WORDS_V2 });
+const candidates = (to: string | readonly string[]): readonly string[] => (typeof to === 'string' ? [to] : to);
 
 describe('vocabulary adapter (the builtin engine\'s prompt adapter)', () => {
   it('maps words outside quotes only, keeping their casing style', () => {
@@ -51,11 +54,32 @@ describe('vocabulary adapter (the builtin engine\'s prompt adapter)', () => {
     assert.equal(bundled('two big trees and a tiny house on a plain background'), 'two big tree and a tiny house on a plain background');
   });
 
-  it('maps only to words the bundled model knows', () => {
-    for (const word of Object.values(DEFAULT_BUNDLED_VOCABULARY.synonyms)) assert.ok(BUNDLED_MODEL_WORDS.includes(word), word);
+  it('maps only to words one of the bundled models knows', () => {
+    for (const to of Object.values(DEFAULT_BUNDLED_VOCABULARY.synonyms)) {
+      for (const word of candidates(to)) assert.ok(BUNDLED_MODEL_WORDS_V2.includes(word), word);
+    }
   });
 
-  it('maps only to words in the shipped tokenizer\'s vocabulary (model/weights/manifest.json)', () => {
+  it('fitted to the v1 words, maps only to v1 words and never maps a word the model knows', () => {
+    const fitted = fitVocabulary(DEFAULT_BUNDLED_VOCABULARY, BUNDLED_MODEL_WORDS);
+    for (const [from, to] of Object.entries(fitted.synonyms)) {
+      assert.equal(typeof to, 'string', from);
+      assert.ok(BUNDLED_MODEL_WORDS.includes(to as string), `${from} → ${String(to)}`);
+      assert.ok(!BUNDLED_MODEL_WORDS.includes(from), from);
+    }
+    assert.equal(fitted.synonyms.cottages, 'house');
+    assert.equal(fitted.synonyms.tiny, undefined);
+  });
+
+  it('fitted to the wider model\'s words, lands sizes, counts, plurals, backgrounds and the new things', () => {
+    assert.equal(wider('two tiny cottages on a white backdrop'), 'two small houses on a white background');
+    assert.equal(wider('a huge crimson sailboat and a little goldfish'), 'a big red boat and a small fish');
+    assert.equal(wider('three trees, a star and starry skies'), 'three trees, a star and stars skies');
+    assert.equal(wider('a pair of sparrows'), 'two birds');
+    assert.equal(bundled('a star and a huge sailboat'), 'a stars and a huge sailboat');
+  });
+
+  it('the words of the shipped tokenizer (model/weights/manifest.json) include every v1 word', () => {
     const vocab = new Set(readManifest(path.resolve(import.meta.dirname, '../../model/weights')).text.vocab);
     for (const word of BUNDLED_MODEL_WORDS) assert.ok(vocab.has(word), word);
   });

@@ -23,12 +23,24 @@ export const BUNDLED_MODEL_WORDS: readonly string[] = Object.freeze([
 ]);
 
 /**
+ * The words the wider bundled model (model/scenes.py "data v2", issue 16) adds to BUNDLED_MODEL_WORDS: new things,
+ * their plurals, sizes, counts and plain backgrounds. A manifest whose vocabulary holds them gets the synonyms that
+ * map onto them (fitVocabulary); the v1 model does not, so for it those entries are dropped.
+ */
+export const BUNDLED_MODEL_WORDS_V2: readonly string[] = Object.freeze([
+  ...BUNDLED_MODEL_WORDS,
+  'star', 'heart', 'flower', 'car', 'boat', 'fish', 'bird',
+  'houses', 'trees', 'mountains', 'circles', 'squares', 'triangles', 'hearts', 'flowers', 'cars', 'boats', 'birds',
+  'small', 'big', 'two', 'three', 'background', 'plain', 'against',
+]);
+
+/**
  * Only near-synonyms, chosen so the picture keeps its meaning (ocean → sea, not beach → desert). Words with no
  * sensible counterpart (kitten, car), and words with a second meaning that would mislead (lime, jet, olive, home,
  * rose, peach, salmon, plum, dark), are left alone: <unk> is better than a wrong object.
- * Sizes (big, small, tiny, huge), counts (two, three) and plain backgrounds ("on a white background") have no
- * counterpart either: the shipped model draws every object at one size, one per position, on its sky and ground
- * (model/scenes.py), and its vocabulary has no word for them, so they stay <unk>.
+ * Sizes (tiny, huge), plurals, the new things' synonyms and "backdrop" map onto BUNDLED_MODEL_WORDS_V2; for a model
+ * without those words (the v1 vocabulary: every object at one size, one per position, on its sky and ground)
+ * fitVocabulary drops them, or takes the v1 fallback where one is listed ("cottages" → "house"), so they stay <unk>.
  */
 export const DEFAULT_BUNDLED_VOCABULARY: Vocabulary = Object.freeze({
   synonyms: Object.freeze({
@@ -65,17 +77,31 @@ export const DEFAULT_BUNDLED_VOCABULARY: Vocabulary = Object.freeze({
     ocean: 'sea', oceans: 'sea', seas: 'sea', lake: 'sea', seaside: 'sea', waves: 'sea',
     sand: 'desert', sandy: 'desert', dune: 'desert', dunes: 'desert', deserts: 'desert', sahara: 'desert',
     snowy: 'snow', snowfall: 'snow', snowflakes: 'snow', winter: 'snow', ice: 'snow', icy: 'snow',
-    // objects and shapes
-    cottage: 'house', cabin: 'house', hut: 'house', houses: 'house', cottages: 'house', cabins: 'house',
+    // objects and shapes (a plural maps to the model's plural where it has one, else to the singular)
+    cottage: 'house', cabin: 'house', hut: 'house', houses: 'house', cottages: ['houses', 'house'],
+    cabins: ['houses', 'house'], huts: ['houses', 'house'], barns: ['houses', 'house'],
     barn: 'house', chalet: 'house', villa: 'house', bungalow: 'house', farmhouse: 'house', building: 'house',
     pine: 'tree', oak: 'tree', birch: 'tree', trees: 'tree', fir: 'tree', spruce: 'tree', palm: 'tree',
     maple: 'tree', willow: 'tree', cedar: 'tree', 'palm tree': 'tree', 'pine tree': 'tree', 'oak tree': 'tree',
-    hill: 'mountain', hills: 'mountain', peak: 'mountain', mountains: 'mountain', summit: 'mountain',
-    volcano: 'mountain',
+    pines: ['trees', 'tree'], oaks: ['trees', 'tree'], 'palm trees': ['trees', 'tree'], 'pine trees': ['trees', 'tree'],
+    hill: 'mountain', hills: ['mountains', 'mountain'], peak: 'mountain', mountains: 'mountain', summit: 'mountain',
+    volcano: 'mountain', peaks: ['mountains', 'mountain'],
     ball: 'circle', disc: 'circle', disk: 'circle', circles: 'circle', sphere: 'circle', orb: 'circle',
-    dot: 'circle', globe: 'circle',
+    dot: 'circle', globe: 'circle', balls: ['circles', 'circle'], dots: ['circles', 'circle'],
     box: 'square', squares: 'square', cube: 'square', rectangle: 'square', crate: 'square',
-    pyramid: 'triangle', triangles: 'triangle',
+    boxes: ['squares', 'square'], cubes: ['squares', 'square'],
+    pyramid: 'triangle', triangles: 'triangle', pyramids: ['triangles', 'triangle'],
+    // the wider model's things (dropped for a model without them)
+    automobile: 'car', sedan: 'car', taxi: 'car', jeep: 'car', automobiles: 'cars',
+    sailboat: 'boat', ship: 'boat', yacht: 'boat', canoe: 'boat', ships: 'boats', sailboats: 'boats',
+    goldfish: 'fish', fishes: 'fish',
+    sparrow: 'bird', robin: 'bird', pigeon: 'bird', parrot: 'bird', songbird: 'bird', sparrows: 'birds',
+    daisy: 'flower', tulip: 'flower', sunflower: 'flower', blossom: 'flower', daisies: 'flowers', tulips: 'flowers',
+    'love heart': 'heart',
+    // sizes, counts, backgrounds (the wider model only)
+    tiny: 'small', little: 'small', mini: 'small', miniature: 'small',
+    large: 'big', huge: 'big', giant: 'big', enormous: 'big', massive: 'big',
+    backdrop: 'background', 'a pair of': 'two',
     // positions
     middle: 'center', centered: 'center', centred: 'centre', central: 'center',
     leftmost: 'left', rightmost: 'right',
@@ -97,12 +123,34 @@ function matchCase(matched: string, replacement: string): string {
   return replacement;
 }
 
-/** Compiles a vocabulary once into a mapper; longer keys win ("full moon" before "moon"). */
+const wordsOf = (text: string): string[] => text.toLowerCase().split(/[^\p{L}\p{N}]+/u).filter((w) => w !== '');
+
+/**
+ * The table fitted to one model's words (its tokenizer vocabulary, e.g. the manifest's `text.vocab`): an entry whose
+ * key is a single word the model knows is dropped (it reaches the model as it is: "trees" for a model with plurals);
+ * a list of replacements keeps the first whose words the model all knows; an entry with none is dropped (<unk> is
+ * better than a word the model reads as <unk> anyway). The default model words are the v1 bundled model's.
+ */
+export function fitVocabulary(vocabulary: Vocabulary, modelWords: Iterable<string> = BUNDLED_MODEL_WORDS): Vocabulary {
+  const known = new Set([...modelWords].map((w) => w.toLowerCase()));
+  const synonyms: Record<string, string> = {};
+  for (const [from, to] of Object.entries(vocabulary.synonyms)) {
+    const keyWords = wordsOf(from);
+    if (keyWords.length === 1 && known.has(keyWords[0]!)) continue;
+    const choice = (typeof to === 'string' ? [to] : to).find((c) => wordsOf(c).every((w) => known.has(w)));
+    if (choice !== undefined) synonyms[from] = choice;
+  }
+  return { synonyms };
+}
+
+/** Compiles a vocabulary once into a mapper; longer keys win ("full moon" before "moon"). A list of replacements
+ * uses its first (fit the table to a model first: fitVocabulary). */
 export function compileVocabulary(vocabulary: Vocabulary | undefined): WordMapper {
   const table = new Map<string, string>();
   for (const [from, to] of Object.entries(vocabulary?.synonyms ?? {})) {
     const key = from.trim().toLowerCase();
-    if (key !== '' && typeof to === 'string') table.set(key, to);
+    const replacement = typeof to === 'string' ? to : to[0];
+    if (key !== '' && typeof replacement === 'string') table.set(key, replacement);
   }
   if (table.size === 0) return (text) => text;
   const alternatives = [...table.keys()]
@@ -122,10 +170,11 @@ export type PromptAdapter = (prompt: string) => string;
 
 /**
  * Compiles a vocabulary once into a prompt adapter that maps the words outside quotes and leaves quoted text (the
- * text to be drawn in the image) and everything else as it is.
+ * text to be drawn in the image) and everything else as it is. `modelWords` (the model's tokenizer vocabulary)
+ * fits the table to that model first (fitVocabulary); without it the table is used as written.
  */
-export function createVocabularyAdapter(vocabulary: Vocabulary): PromptAdapter {
-  const mapWords = compileVocabulary(vocabulary);
+export function createVocabularyAdapter(vocabulary: Vocabulary, options: { modelWords?: Iterable<string> } = {}): PromptAdapter {
+  const mapWords = compileVocabulary(options.modelWords ? fitVocabulary(vocabulary, options.modelWords) : vocabulary);
   return (prompt) =>
     splitByQuotes(prompt)
       .map((segment) => (segment.isQuoted ? segment.text : mapWords(segment.text)))
