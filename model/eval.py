@@ -167,6 +167,13 @@ def typed_cases(n, rng):
     return cases
 
 
+def is_new_attribute(key):
+    """score2's attribute names that only the wider vocabulary can satisfy"""
+    words = key.replace("@", " ").split()
+    return (any(w in S.NEW_OBJECTS or w in S.SIZES or w == "normal" for w in words) or key.startswith("background")
+            or words[0].isdigit())
+
+
 def vocab2_cases(n, rng):
     """the wider vocabulary (scenes.py v2) on held-out combinations: new things (scenes.HELDOUT2), sizes
     (HELDOUT_SIZE), counts (HELDOUT_COUNT) and plain backgrounds (HELDOUT_BG), in turn; full v2 captions."""
@@ -377,18 +384,24 @@ def main():
                      f"{mf:.1f} dB (min {min(psnrs_full):.1f})" if psnrs_full else "n/a", "≥28 dB", mf >= 28))
     # 1b. the wider vocabulary on held-out combinations (own rng)
     if "vocab2" in sections:
-        res, kinds = [], {}
+        res, new_res, kinds = [], [], {}
         for i, (kind, cap, exp, seed) in enumerate(vocab2_cases(a.vocab2_sample or a.sample, np.random.default_rng(6161))):
             det = K.detect2(G(f"vocab2_{i}", cap, seed))
             r = K.score2(det, exp)
             res += r
-            kinds.setdefault(kind, []).extend(v for _, v in r)
+            # the attributes the new words carry: a new thing's type and colour, a size, a count, a background
+            rn = [(k, v) for k, v in r if is_new_attribute(k)]
+            new_res += rn
+            kinds.setdefault(kind, []).extend(v for _, v in rn)
             print(f"[vocab2 {kind}] {cap!r}: {sum(v for _, v in r)}/{len(r)} {[k for k, v in r if not v]}", flush=True)
-        acc2 = float(np.mean([v for _, v in res]))
-        rows.append(("new-vocabulary held-out captions (things, sizes, counts, backgrounds)",
-                     f"{acc2*100:.1f}% ({sum(v for _, v in res)}/{len(res)})", "≥80%", acc2 >= 0.8))
+        acc2 = float(np.mean([v for _, v in new_res]))
+        rows.append(("new-vocabulary attributes on held-out captions (things, sizes, counts, backgrounds)",
+                     f"{acc2*100:.1f}% ({sum(v for _, v in new_res)}/{len(new_res)})", "≥80%", acc2 >= 0.8))
         for k, v in sorted(kinds.items()):
             rows.append((f"  · {k}", f"{np.mean(v)*100:.1f}% ({sum(v)}/{len(v)})", "", None))
+        acc_all = float(np.mean([v for _, v in res]))
+        rows.append(("  · every attribute of those captions (with time, ground, sky)",
+                     f"{acc_all*100:.1f}% ({sum(v for _, v in res)}/{len(res)})", "", None))
     # 5. captions phrased with words people type (own rng: the sections above draw the same cases as before)
     if "typed" in sections:
         modes = [("mapped", True)] + ([("raw", False)] if not a.direct else [])

@@ -73,6 +73,8 @@ export class BuiltinEngine implements Engine {
   private denoiser: ort.InferenceSession | null = null;
   private sr: ort.InferenceSession | null = null;
   private upsampler: ort.InferenceSession | null = null;
+  private sessionOptions: ort.InferenceSession.SessionOptions | null = null;
+  private srLoading: Promise<ort.InferenceSession> | null = null;
   private tokenize: ReturnType<typeof createTokenizer> | null = null;
 
   constructor(private readonly options: BuiltinEngineOptions) {
@@ -92,10 +94,14 @@ export class BuiltinEngine implements Engine {
       executionMode: 'sequential',
     };
     const up = this.manifest.upsampler;
+    // sr.onnx is loaded only when the decode needs it (a model without an upsampler, or decode set to a resize);
+    // otherwise on first use by decodeLowres(…, method), which bench/sharpness.ts calls for its comparison rows
+    const needSr = !up || (this.options.decode !== undefined && this.options.decode !== 'edge-field');
+    this.sessionOptions = opts;
     [this.textEncoder, this.denoiser, this.sr, this.upsampler] = await Promise.all([
       ort.InferenceSession.create(path.join(dir, 'text_encoder.onnx'), opts),
       ort.InferenceSession.create(path.join(dir, 'denoiser.onnx'), opts),
-      ort.InferenceSession.create(path.join(dir, 'sr.onnx'), opts),
+      needSr ? ort.InferenceSession.create(path.join(dir, 'sr.onnx'), opts) : null,
       up ? ort.InferenceSession.create(path.join(dir, up.file), opts) : null,
     ]);
     if (this.options.decode === 'edge-field' && !this.upsampler) throw new Error(`the model in ${dir} ships no edge-field upsampler (manifest.upsampler)`);
@@ -168,7 +174,7 @@ export class BuiltinEngine implements Engine {
     onProgress?: (p: EngineProgress) => void,
     stepsOverride?: number,
   ): Promise<{ tokens: Float32Array; rows: number; cols: number; steps: number }> {
-    if (!this.manifest || !this.denoiser || !this.sr) throw new Error('builtin engine used before load()');
+    if (!this.manifest || !this.denoiser) throw new Error('builtin engine used before load()');
     if (signal.aborted) throw abortError(signal);
     const m = this.manifest;
     const C = m.image.token_dim;
@@ -263,7 +269,7 @@ export class BuiltinEngine implements Engine {
    * own scenes; `method` overrides the engine's decode.
    */
   async decodeLowres(planar: Float32Array, w: number, h: number, width: number, height: number, method?: DecodeMethod): Promise<RawImage> {
-    if (!this.manifest || !this.sr) throw new Error('builtin engine used before load()');
+    if (!this.manifest || !this.denoiser) throw new Error('builtin engine used before load()');
     const how = method ?? this.decodeMethod;
     const lowres = new ort.Tensor('float32', planar, [1, 3, h, w]);
     if (how === 'edge-field') {
@@ -276,13 +282,31 @@ export class BuiltinEngine implements Engine {
       return renderEdgeField(field.data as Float32Array, gw, gh, width, height, up.ramp ?? 1, up.blend ?? 1);
     }
     const S = this.manifest.sr.scale;
-    const sr = await this.sr.run({ lowres });
+    const sr = await (await this.srSession()).run({ lowres });
     const hi = planarToRgb(sr.highres!.data as Float32Array, w * S, h * S);
     return resizeFinal(hi, width, height, how);
   }
 
+  /** sr.onnx, loaded on first use when load() did not need it. */
+  private srSession(): Promise<ort.InferenceSession> {
+    if (this.sr) return Promise.resolve(this.sr);
+    this.srLoading ??= ort.InferenceSession.create(path.join(this.options.modelDir, 'sr.onnx'), this.sessionOptions ?? {}).then((session) => {
+      this.sr = session;
+      this.srLoading = null;
+      return session;
+    });
+    return this.srLoading;
+  }
+
+  /** Whether sr.onnx is loaded (it is not, with an upsampler and the default decode, until a resize decode is asked for). */
+  get srLoaded(): boolean {
+    return this.sr !== null;
+  }
+
   async close(): Promise<void> {
-    await Promise.all([this.textEncoder?.release(), this.denoiser?.release(), this.sr?.release(), this.upsampler?.release()]);
+    const loading = this.srLoading;
+    this.srLoading = null;
+    await Promise.all([this.textEncoder?.release(), this.denoiser?.release(), this.sr?.release(), this.upsampler?.release(), loading?.then((s) => s.release())]);
     this.textEncoder = this.denoiser = this.sr = this.upsampler = null;
   }
 }

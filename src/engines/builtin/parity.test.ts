@@ -114,6 +114,25 @@ if (fs.existsSync(upsamplerFixture)) {
         assert.ok(d < 1e-4, `lowres ${c.lowres.dims.join('×')}: max |Δ| = ${d}`);
       }
     });
+    test('the engine decodes with the field and loads sr.onnx only when a resize decode is asked for', async () => {
+      const engine = createBuiltinEngine({ modelDir: path.join(ROOT, fx.model), threads: 1 });
+      await engine.load();
+      try {
+        assert.equal(engine.decodeMethod, 'edge-field');
+        assert.equal(engine.srLoaded, false);
+        const c = fx.cases[0];
+        const [, , h, w] = c.lowres.dims as number[];
+        const planar = Float32Array.from(c.lowres.data);
+        const field = await engine.decodeLowres(planar, w, h, c.width, c.height);
+        assert.equal(engine.srLoaded, false);
+        assert.equal(field.width, c.width);
+        const resized = await engine.decodeLowres(planar, w, h, c.width, c.height, 'lanczos3');
+        assert.equal(engine.srLoaded, true);
+        assert.deepEqual([resized.width, resized.height], [c.width, c.height]);
+      } finally {
+        await engine.close();
+      }
+    });
     test('renderEdgeField draws the PyTorch field as render_field does (every value within 1 level, 99.9% exact)', () => {
       for (const c of fx.cases) {
         const [, , gh, gw] = c.field.dims as number[];
