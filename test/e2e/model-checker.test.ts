@@ -21,3 +21,15 @@ test('model/checker.py --selftest: every attribute of 6 v2 scenes is read back',
   assert.deepEqual(res.failures, []);
   assert.equal(res.correct, res.checked);
 });
+
+test('the prompt adapter\'s v2 word list is exactly the words scenes.py appends for data v2', async () => {
+  const { BUNDLED_MODEL_WORDS, BUNDLED_MODEL_WORDS_V2 } = await import('../../src/prompt/vocabulary.ts');
+  const { stdout } = await promisify(execFile)(
+    '/usr/bin/python3',
+    ['-c', 'import json, sys; sys.path.insert(0, "model"); import scenes as S; print(json.dumps(S.VOCAB2[len(S.VOCAB):]))'],
+    { cwd: REPO_ROOT, timeout: 60_000 },
+  );
+  const appended = JSON.parse(stdout) as string[];
+  const added = BUNDLED_MODEL_WORDS_V2.filter((w) => !BUNDLED_MODEL_WORDS.includes(w));
+  assert.deepEqual([...added].sort(), [...appended].sort());
+});
