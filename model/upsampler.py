@@ -246,6 +246,19 @@ def sharpness_loss(out, hi, align=2, edge_t=40 / 127.5):
     return (short * edge).sum() / edge.sum().clamp_min(1.0)
 
 
+HALO_R_DRAWING_PX = 12 / (768 / 40)  # model/sharpness.py HALO_R (12 px at 768 rows) in drawing pixels
+
+
+def halo_loss(out, hi, r):
+    """overshoot beyond the target's local range (per channel, window ±r px), the worst channel, mean over the
+    crop: the halo figure of model/sharpness.py as a loss (the direct render scores 0; so does any blur)"""
+    k = 2 * r + 1
+    top = F.max_pool2d(hi, k, 1, r)
+    bot = -F.max_pool2d(-hi, k, 1, r)
+    over = (F.relu(out - top) + F.relu(bot - out)).amax(1)
+    return over[:, r:-r, r:-r].mean()  # not the crop's border, where the window is cut short
+
+
 def train(a):
     import multiprocessing as mp
     os.makedirs(a.out, exist_ok=True)
@@ -308,6 +321,10 @@ def train(a):
         loss = ((out - hi).abs() * edge_weight(hi)).mean()
         if a.sharp_weight:
             loss = loss + a.sharp_weight * sharpness_loss(out, hi)
+        if a.halo_weight:
+            # sharpness.py's window is 12 px at 1024x768 (≈0.66 drawing pixels): the same share of a drawing pixel here
+            r = max(1, int(round(HALO_R_DRAWING_PX * H / lo.shape[2])))
+            loss = loss + a.halo_weight * halo_loss(out, hi, r)
         opt.zero_grad()
         loss.backward()
         opt.step()
@@ -404,6 +421,7 @@ def main():
     ap.add_argument("--init", default="", help="warm start from this checkpoint's weights (fresh schedule)")
     ap.add_argument("--ramp-start", type=float, default=3.0, help="edge ramp (px) at the start, annealed to 1 by 40%%")
     ap.add_argument("--sharp-weight", type=float, default=0.0, help="weight of sharpness_loss beside the L1")
+    ap.add_argument("--halo-weight", type=float, default=0.0, help="weight of halo_loss (overshoot beyond the target's local range)")
     ap.add_argument("--sdedit", type=float, default=0.0, help="share of batches whose drawings go through DenoiserDegrade")
     ap.add_argument("--sdedit-ckpt", default=os.path.join(HERE, "weights/torch/ckpt.pt"), help="the denoiser DenoiserDegrade runs")
     a = ap.parse_args()
