@@ -435,6 +435,30 @@ def _join(parts, rng):
     return sep.join(parts)
 
 
+def _caption_tail(scene, rng, full, obj_parts):
+    """a caption from its object phrases: a prefix, then ground and time, and the sky before or after"""
+    sky = [k for k in ("sun", "moon", "stars", "clouds") if scene.get(k)]
+    sky_parts = [_pick(SKY_PHRASE[k], rng) for k in sky if full or rng.random() < 0.35]
+    use_ground = full or rng.random() < 0.5
+    use_time = full or rng.random() < 0.6
+    if not (obj_parts or sky_parts or use_ground or use_time):
+        use_time = True
+    s = _pick(PREFIX, rng) + _join(obj_parts, rng)
+    tail = []
+    if use_ground:
+        tail.append(_pick(GROUND_PHRASE[scene["ground"]], rng))
+    if use_time:
+        tail.append(_pick(TIME_PHRASE[scene["time"]], rng))
+    if rng.random() < 0.5:
+        tail = tail[::-1]
+    for tp in tail:
+        s = (s + " " + tp) if s.strip() else tp
+    if sky_parts:
+        s = (s + (", with " if s.strip() else "") + _join(sky_parts, rng)) if rng.random() < 0.7 else (
+            _join(sky_parts, rng) + (", " + s if s.strip() else ""))
+    return s.strip(" ,")
+
+
 def caption(scene, rng, mode=None):
     """returns a caption string; mode in full | partial | single | empty (random if None)."""
     if mode is None:
@@ -460,25 +484,7 @@ def caption(scene, rng, mode=None):
     for o in objs:
         if full or rng.random() < 0.65:
             obj_parts.append(object_phrase(o, rng, with_color=full or rng.random() < 0.8, with_pos=full or rng.random() < 0.75))
-    sky_parts = [_pick(SKY_PHRASE[k], rng) for k in sky if full or rng.random() < 0.35]
-    use_ground = full or rng.random() < 0.5
-    use_time = full or rng.random() < 0.6
-    if not (obj_parts or sky_parts or use_ground or use_time):
-        use_time = True
-    s = _pick(PREFIX, rng) + _join(obj_parts, rng)
-    tail = []
-    if use_ground:
-        tail.append(_pick(GROUND_PHRASE[scene["ground"]], rng))
-    if use_time:
-        tail.append(_pick(TIME_PHRASE[scene["time"]], rng))
-    if rng.random() < 0.5:
-        tail = tail[::-1]
-    for tp in tail:
-        s = (s + " " + tp) if s.strip() else tp
-    if sky_parts:
-        s = (s + (", with " if s.strip() else "") + _join(sky_parts, rng)) if rng.random() < 0.7 else (
-            _join(sky_parts, rng) + (", " + s if s.strip() else ""))
-    return s.strip(" ,")
+    return _caption_tail(scene, rng, full, obj_parts)
 
 
 # ---------------------------------------------------------------------------------------------- v2 captions
@@ -547,27 +553,7 @@ def caption2(scene, rng, mode=None):
         return s.strip(" ,")
     if mode == "single":
         return obj_parts[0] if obj_parts else caption(scene, rng, mode="single")
-    # the v1 tail: ground, time, sky
-    sky = [k for k in ("sun", "moon", "stars", "clouds") if scene.get(k)]
-    sky_parts = [_pick(SKY_PHRASE[k], rng) for k in sky if full or rng.random() < 0.35]
-    use_ground = full or rng.random() < 0.5
-    use_time = full or rng.random() < 0.6
-    if not (obj_parts or sky_parts or use_ground or use_time):
-        use_time = True
-    s = _pick(PREFIX, rng) + _join(obj_parts, rng)
-    tail = []
-    if use_ground:
-        tail.append(_pick(GROUND_PHRASE[scene["ground"]], rng))
-    if use_time:
-        tail.append(_pick(TIME_PHRASE[scene["time"]], rng))
-    if rng.random() < 0.5:
-        tail = tail[::-1]
-    for tp in tail:
-        s = (s + " " + tp) if s.strip() else tp
-    if sky_parts:
-        s = (s + (", with " if s.strip() else "") + _join(sky_parts, rng)) if rng.random() < 0.7 else (
-            _join(sky_parts, rng) + (", " + s if s.strip() else ""))
-    return s.strip(" ,")
+    return _caption_tail(scene, rng, full, obj_parts)
 
 
 # ----------------------------------------------------------------------------------------------
