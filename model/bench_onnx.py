@@ -1,5 +1,5 @@
 """Time the exported ONNX graphs in onnxruntime-node (2 intra-op threads): one denoiser pass at batch 2 for a
-1024x768 request (grid chosen from the manifest), the text encoder, and SR.
+1024x768 request (grid chosen from the manifest), the text encoder, SR and the edge-field upsampler's network.
 
   /usr/bin/python3 model/bench_onnx.py [--weights model/weights] [--repeat 30]
 """
@@ -45,7 +45,12 @@ def main():
     _, ms = ortpy.run(os.path.join(a.weights, "sr.onnx"), [{"lowres": lo}], threads=a.threads, repeat=max(5, a.repeat // 3),
                       no_outputs=True)
     res["sr_median_ms"] = round(float(np.median(ms[2:])), 2)
-    res["est_request_ms_excl_png"] = round(20 * res["denoiser_b2_median_ms"] + res["text_encoder_b2_median_ms"] + res["sr_median_ms"], 1)
+    decode = res["sr_median_ms"]
+    if man.get("upsampler"):  # the field network only; drawing the field (edge-field.ts) is timed by bench/sharpness.ts
+        _, ms = ortpy.run(os.path.join(a.weights, man["upsampler"]["file"]), [{"lowres": lo}], threads=a.threads,
+                          repeat=max(5, a.repeat // 3), no_outputs=True)
+        res["upsampler_median_ms"] = decode = round(float(np.median(ms[2:])), 2)
+    res["est_request_ms_excl_png"] = round(20 * res["denoiser_b2_median_ms"] + res["text_encoder_b2_median_ms"] + decode, 1)
     print(json.dumps(res))
 
 

@@ -44,6 +44,16 @@ def main():
         e = np.abs(o["highres"] - arr(c["highres"])).max()
         print("sr", c["lowres"]["dims"], "err", e)
         worst = max(worst, e)
+    up_fx = os.path.join(HERE, "..", "test/fixtures/parity/upsampler.json")
+    man = json.load(open(os.path.join(mdir, "manifest.json")))
+    if a.which == "bundled" and man.get("upsampler") and os.path.exists(up_fx):
+        ux = json.load(open(up_fx))
+        outs, _ = ortpy.run(os.path.join(HERE, "..", ux["model"], man["upsampler"]["file"]),
+                            [{"lowres": arr(c["lowres"])} for c in ux["cases"]])
+        for c, o in zip(ux["cases"], outs):
+            e = np.abs(o["field"] - arr(c["field"])).max()
+            print("upsampler", c["lowres"]["dims"], "err", e)
+            worst = max(worst, e)
     print("worst", worst)
     sys.exit(0 if worst <= a.tol else 1)
 
