@@ -445,7 +445,12 @@ async function run(): Promise<void> {
     force.unref();
     server!.close().then(
       () => process.exit(0),
-      () => process.exit(1),
+      (err: unknown) => {
+        // say why: a supervisor (or a test) sees only the exit status otherwise
+        process.stderr.write(`shutdown failed: ${(err as Error)?.stack ?? String(err)}
+`);
+        process.exit(1);
+      },
     );
   };
   const stop = (signal: string) => {

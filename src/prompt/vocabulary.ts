@@ -70,7 +70,7 @@ export const DEFAULT_BUNDLED_VOCABULARY: Vocabulary = Object.freeze({
     // sky
     sunshine: 'sun', sunlight: 'sun', sunny: 'sun',
     moonlight: 'moon', moonlit: 'moon', 'crescent moon': 'moon', 'full moon': 'moon',
-    star: 'stars', starry: 'stars', starlight: 'stars', starlit: 'stars',
+    star: ['star', 'stars'], starry: 'stars', starlight: 'stars', starlit: 'stars',
     cloud: 'clouds', cloudy: 'clouds', overcast: 'clouds',
     // ground
     lawn: 'grass', meadow: 'grass', meadows: 'grass', pasture: 'grass', prairie: 'grass', grassland: 'grass',
@@ -78,19 +78,19 @@ export const DEFAULT_BUNDLED_VOCABULARY: Vocabulary = Object.freeze({
     sand: 'desert', sandy: 'desert', dune: 'desert', dunes: 'desert', deserts: 'desert', sahara: 'desert',
     snowy: 'snow', snowfall: 'snow', snowflakes: 'snow', winter: 'snow', ice: 'snow', icy: 'snow',
     // objects and shapes (a plural maps to the model's plural where it has one, else to the singular)
-    cottage: 'house', cabin: 'house', hut: 'house', houses: 'house', cottages: ['houses', 'house'],
+    cottage: 'house', cabin: 'house', hut: 'house', houses: ['houses', 'house'], cottages: ['houses', 'house'],
     cabins: ['houses', 'house'], huts: ['houses', 'house'], barns: ['houses', 'house'],
     barn: 'house', chalet: 'house', villa: 'house', bungalow: 'house', farmhouse: 'house', building: 'house',
-    pine: 'tree', oak: 'tree', birch: 'tree', trees: 'tree', fir: 'tree', spruce: 'tree', palm: 'tree',
+    pine: 'tree', oak: 'tree', birch: 'tree', trees: ['trees', 'tree'], fir: 'tree', spruce: 'tree', palm: 'tree',
     maple: 'tree', willow: 'tree', cedar: 'tree', 'palm tree': 'tree', 'pine tree': 'tree', 'oak tree': 'tree',
     pines: ['trees', 'tree'], oaks: ['trees', 'tree'], 'palm trees': ['trees', 'tree'], 'pine trees': ['trees', 'tree'],
-    hill: 'mountain', hills: ['mountains', 'mountain'], peak: 'mountain', mountains: 'mountain', summit: 'mountain',
+    hill: 'mountain', hills: ['mountains', 'mountain'], peak: 'mountain', mountains: ['mountains', 'mountain'], summit: 'mountain',
     volcano: 'mountain', peaks: ['mountains', 'mountain'],
-    ball: 'circle', disc: 'circle', disk: 'circle', circles: 'circle', sphere: 'circle', orb: 'circle',
+    ball: 'circle', disc: 'circle', disk: 'circle', circles: ['circles', 'circle'], sphere: 'circle', orb: 'circle',
     dot: 'circle', globe: 'circle', balls: ['circles', 'circle'], dots: ['circles', 'circle'],
-    box: 'square', squares: 'square', cube: 'square', rectangle: 'square', crate: 'square',
+    box: 'square', squares: ['squares', 'square'], cube: 'square', rectangle: 'square', crate: 'square',
     boxes: ['squares', 'square'], cubes: ['squares', 'square'],
-    pyramid: 'triangle', triangles: 'triangle', pyramids: ['triangles', 'triangle'],
+    pyramid: 'triangle', triangles: ['triangles', 'triangle'], pyramids: ['triangles', 'triangle'],
     // the wider model's things (dropped for a model without them)
     automobile: 'car', sedan: 'car', taxi: 'car', jeep: 'car', automobiles: 'cars',
     sailboat: 'boat', ship: 'boat', yacht: 'boat', canoe: 'boat', ships: 'boats', sailboats: 'boats',
@@ -126,17 +126,16 @@ function matchCase(matched: string, replacement: string): string {
 const wordsOf = (text: string): string[] => text.toLowerCase().split(/[^\p{L}\p{N}]+/u).filter((w) => w !== '');
 
 /**
- * The table fitted to one model's words (its tokenizer vocabulary, e.g. the manifest's `text.vocab`): an entry whose
- * key is a single word the model knows is dropped (it reaches the model as it is: "trees" for a model with plurals);
- * a list of replacements keeps the first whose words the model all knows; an entry with none is dropped (<unk> is
- * better than a word the model reads as <unk> anyway). The default model words are the v1 bundled model's.
+ * The table fitted to one model's words (its tokenizer vocabulary, e.g. the manifest's `text.vocab`): a list of
+ * replacements keeps the first whose words the model all knows; an entry with none is dropped (<unk> is better than
+ * a word the model reads as <unk> anyway). A word that means something else to a wider model lists itself first
+ * (`trees: ['trees', 'tree']`, `star: ['star', 'stars']`), so it reaches that model unchanged. The default model
+ * words are the v1 bundled model's.
  */
 export function fitVocabulary(vocabulary: Vocabulary, modelWords: Iterable<string> = BUNDLED_MODEL_WORDS): Vocabulary {
   const known = new Set([...modelWords].map((w) => w.toLowerCase()));
   const synonyms: Record<string, string> = {};
   for (const [from, to] of Object.entries(vocabulary.synonyms)) {
-    const keyWords = wordsOf(from);
-    if (keyWords.length === 1 && known.has(keyWords[0]!)) continue;
     const choice = (typeof to === 'string' ? [to] : to).find((c) => wordsOf(c).every((w) => known.has(w)));
     if (choice !== undefined) synonyms[from] = choice;
   }
