@@ -455,7 +455,8 @@ def main():
     if a.json:
         with open(a.json, "w") as f:
             json.dump([{"metric": n, "value": v, "target": t, "pass": o} for n, v, t, o in rows], f, indent=1)
-    sys.exit(0 if (same and diff) else 1)
+    # the exit status follows the determinism rows (the other rows are floors for CI to read), when they were run
+    sys.exit(0 if all(ok for name, _, _, ok in rows if name.startswith(("seed determinism", "different seeds"))) else 1)
 
 
 if __name__ == "__main__":

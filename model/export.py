@@ -21,6 +21,7 @@ sys.path.insert(0, HERE)
 import scenes as S  # noqa: E402
 from mmdit import SRNet, make_pos  # noqa: E402
 from train import DEFAULT_CFG, TINY_CFG, Joint, build_models  # noqa: E402
+from sampler import SAMPLER_DEFAULTS  # noqa: E402
 
 OPSET = 17
 
@@ -31,8 +32,7 @@ def manifest(cfg, vocab, version):
         "text": {"max_tokens": cfg["max_tokens"], "dim": cfg["text_dim"], "vocab": vocab},
         "image": {"patch": cfg["patch"], "channels": 3, "token_dim": 3 * cfg["patch"] ** 2, "grids": cfg["grids"]},
         "sr": {"scale": cfg["sr_scale"]},
-        "sampler": {"steps": 20, "true_cfg_scale": 4.0, "negative_cfg_scale": 6.0, "base_image_seq_len": 256, "max_image_seq_len": 8192,
-                    "base_shift": 0.5, "max_shift": 0.9, "shift_terminal": 0.02},
+        "sampler": dict(SAMPLER_DEFAULTS),
         "max_refs": 3,
     }
 

@@ -109,6 +109,22 @@ def model_cases(pipe, sampler_e2e=True):
     return out
 
 
+def edit_keep_case(pipe):
+    """one edit with the bundled sampler's edit_keep: the source drawn at the grid's own size (no resize on either
+    side), the final latent and the edit region"""
+    r, c = choose_grid(pipe.cfg["grids"], 1024, 768)
+    P = pipe.cfg["patch"]
+    src = S.random_scene(np.random.default_rng(5), n_objects=2)
+    ref = S.render(src, r * P, c * P, ss=1).round().astype(np.uint8)
+    prompt, seed, steps = "remove the " + src["objects"][0]["type"], 11, 20
+    _, _, xfin = pipe.generate(prompt, seed, 1024, 768, steps=steps, refs=[ref], return_lowres=True)
+    region = pipe.last_region
+    assert region is not None, "the fixture's edit should be local"
+    return {"model": "model/weights", "prompt": prompt, "seed": seed, "steps": steps, "width": 1024, "height": 768,
+            "edit_keep": pipe.sp["edit_keep"], "ref": {"width": c * P, "height": r * P, "data": ref.reshape(-1).tolist()},
+            "grid": [r, c], "final_tokens": t(xfin), "region": t(region)}
+
+
 def write(name, obj):
     os.makedirs(OUT, exist_ok=True)
     p = os.path.join(OUT, name)
@@ -120,7 +136,7 @@ def write(name, obj):
 def main():
     global S_GRIDS
     ap = argparse.ArgumentParser()
-    ap.add_argument("--which", choices=["tiny", "bundled", "common", "all"], default="all")
+    ap.add_argument("--which", choices=["tiny", "bundled", "common", "edit", "all"], default="all")
     ap.add_argument("--ckpt", default=os.path.join(HERE, "checkpoints/main/ckpt.pt"))
     ap.add_argument("--sr-ckpt", default=os.path.join(HERE, "checkpoints/main/sr.pt"))
     a = ap.parse_args()
@@ -136,6 +152,8 @@ def main():
     if a.which in ("bundled", "all"):
         pipe = Pipeline(*load_models(a.ckpt, a.sr_ckpt))
         write("bundled.json", dict(model="model/weights", **model_cases(pipe)))
+    if a.which in ("edit", "bundled", "all"):
+        write("edit_keep.json", edit_keep_case(Pipeline(*load_models(a.ckpt, a.sr_ckpt))))
 
 
 if __name__ == "__main__":

@@ -22,7 +22,9 @@ sys.path.insert(0, HERE)
 import scenes as S  # noqa: E402
 
 SAMPLER_DEFAULTS = {"steps": 20, "true_cfg_scale": 4.0, "negative_cfg_scale": 6.0, "base_image_seq_len": 256, "max_image_seq_len": 8192,
-                    "base_shift": 0.5, "max_shift": 0.9, "shift_terminal": 0.02}
+                    "base_shift": 0.5, "max_shift": 0.9, "shift_terminal": 0.02,
+                    # edits with one reference keep the rest of it (CONTRACT.md "Edits"); None: off
+                    "edit_keep": {"share": 0.3, "lo": 0.06, "hi": 0.12, "grow": 2, "global_share": 0.5}}
 
 
 # ------------------------------------------------------------------------------------------------ PRNG
@@ -64,6 +66,31 @@ def sigmas(steps, N, sp=SAMPLER_DEFAULTS):
     return np.concatenate([s, [0.0]])
 
 
+# ------------------------------------------------------------------------------------------------ edits keep the rest
+
+def grow_mask(m, g):
+    """max filter over a (2g+1)² window, edges clamped, then a 3×3 box blur (edges clamped): a soft border"""
+    h, w = m.shape
+    for axis, n in ((0, h), (1, w)):
+        if g > 0:
+            idx = np.arange(n)
+            m = np.max(np.stack([np.take(m, np.clip(idx + d, 0, n - 1), axis=axis) for d in range(-g, g + 1)]), 0)
+    for axis, n in ((0, h), (1, w)):
+        idx = np.arange(n)
+        m = (np.take(m, np.clip(idx - 1, 0, n - 1), axis=axis) + np.take(m, idx, axis=axis)
+             + np.take(m, np.clip(idx + 1, 0, n - 1), axis=axis)) / np.float32(3)
+    return m.astype(np.float32)
+
+
+def edit_region(acc, k):
+    """acc [h, w]: the mean over the first round(k["share"]·steps) steps of σ·|v_p − v_∅| (the guidance term's pull on the clean
+    image, channels averaged). → soft mask [h, w] in [0, 1], 1 where the edit may draw, or None for a global edit
+    (the mask covers more than k["global_share"] of the picture)."""
+    m = np.clip((acc - np.float32(k["lo"])) / np.float32(k["hi"] - k["lo"]), 0, 1).astype(np.float32)
+    m = grow_mask(m, int(k["grow"]))
+    return None if float(m.mean()) > k["global_share"] else m
+
+
 def choose_grid(grids, width, height):
     target = math.log(width / height)
     return min(grids, key=lambda g: abs(math.log(g[1] / g[0]) - target))
@@ -75,6 +102,9 @@ class Pipeline:
     def __init__(self, cfg, vocab, te, dn, sr, sampler=None, up=None):
         self.cfg, self.vocab, self.te, self.dn, self.sr, self.up = cfg, vocab, te, dn, sr, up
         self.sp = dict(SAMPLER_DEFAULTS, **(sampler or {}))
+        if os.environ.get("EDIT_KEEP"):  # experiments: a JSON object, or "off"
+            import json
+            self.sp["edit_keep"] = None if os.environ["EDIT_KEEP"] == "off" else json.loads(os.environ["EDIT_KEEP"])
         self.w2i = {w: i for i, w in enumerate(vocab)}
 
     @classmethod
@@ -129,17 +159,35 @@ class Pipeline:
         pos = make_pos((r, c), len(refs))
         x = torch.from_numpy(normals(seed & 0xFFFFFFFF, N * C).astype(np.float32).reshape(1, N, C))
         sg = sigmas(steps, N, self.sp)
+        # Edits keep the rest (CONTRACT.md "Edits"): the first round(share·steps) steps measure where the instruction
+        # pulls the picture away from the source; outside that region every later step is put back on the source's
+        # own path (1 − σ)·src + σ·ε, so the drawing there ends as the source.
+        keep = self.sp.get("edit_keep") if len(refs) == 1 and use_cfg else None
+        measure = max(1, math.floor(keep["share"] * steps + 0.5)) if keep and keep.get("share", 0) > 0 else 0
+        keep = keep if 0 < measure < steps else None
+        eps, src, acc, region, keep_tok = x.clone(), ref[0, :N][None], None, None, None
         for i in range(steps):
             sig = torch.full((B,), float(sg[i]), dtype=torch.float32)
             v = self.dn(x.repeat(B, 1, 1), sig, text, tmask, ref, rmask, pos)
             if use_cfg:
                 cond, unc = v[0:1], v[1:2]
+                if keep and i < measure:
+                    pull = S.unpatchify((np.float32(sg[i]) * (cond - unc)).abs().numpy()[0], r, c, P).mean(0)
+                    acc = pull if acc is None else acc + pull
                 comb = unc + scale * (cond - unc)
                 if B == 3:  # the negative prompt gets its own term, as strong as the prompt's
                     comb = comb - neg_scale * (v[2:3] - unc)
                 comb = comb * (cond.norm(dim=-1, keepdim=True) / comb.norm(dim=-1, keepdim=True).clamp_min(1e-12))
                 v = comb
             x = x + float(sg[i + 1] - sg[i]) * v
+            if keep and i == measure - 1:
+                region = edit_region(acc / np.float32(measure), keep)
+                if region is not None:
+                    keep_tok = torch.from_numpy(S.patchify(np.repeat(region[None], 3, 0), P))[None]
+            if keep_tok is not None:
+                s1 = float(sg[i + 1])
+                x = keep_tok * x + (1 - keep_tok) * ((1 - s1) * src + s1 * eps)
+        self.last_region = region
         low = torch.from_numpy(S.unpatchify(x.numpy(), r, c, P)).clamp(-1, 1)
         if return_lowres:
             lowimg = ((low[0].numpy().transpose(1, 2, 0) + 1) * 127.5).round().clip(0, 255).astype(np.uint8)
@@ -151,6 +199,11 @@ class Pipeline:
             hi = self.sr(low)[0].numpy().transpose(1, 2, 0)
             hi = ((hi + 1) * 127.5).round().clip(0, 255).astype(np.uint8)
             out = np.asarray(Image.fromarray(hi).resize((width, height), Image.LANCZOS))
+        if region is not None and keep.get("paste", True):
+            # outside the edit region the output is the source image itself, at the output size
+            m = np.asarray(Image.fromarray(region).resize((width, height), Image.BILINEAR), np.float32)[..., None]
+            srcimg = np.asarray(Image.fromarray(np.asarray(refs[0], np.uint8)).convert("RGB").resize((width, height), Image.LANCZOS), np.float32)
+            out = np.clip(np.round(m * out + (1 - m) * srcimg), 0, 255).astype(np.uint8)
         return (out, lowimg, x[0].numpy()) if return_lowres else out
 
 

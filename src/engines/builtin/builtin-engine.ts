@@ -16,6 +16,7 @@ import { fillStandardNormal } from './prng.ts';
 import { chooseGrid, patchifyRgb, planarToRgb, tokenPositions, unpatchifyToPlanar } from './patches.ts';
 import { DEFAULT_FINAL_RESIZE, resizeFinal, type FinalResizeMethod } from './final-resize.ts';
 import { FIELD_CHANNELS, renderEdgeField } from './edge-field.ts';
+import { accumulatePull, editRegion, keepSource, measureSteps, pasteSource, regionTokens, resizeMask } from './edit-region.ts';
 
 /** How the drawing becomes the requested size: the edge-field upsampler, or sr.onnx then a final resize. */
 export type DecodeMethod = 'edge-field' | FinalResizeMethod;
@@ -173,7 +174,7 @@ export class BuiltinEngine implements Engine {
     signal: AbortSignal,
     onProgress?: (p: EngineProgress) => void,
     stepsOverride?: number,
-  ): Promise<{ tokens: Float32Array; rows: number; cols: number; steps: number }> {
+  ): Promise<{ tokens: Float32Array; rows: number; cols: number; steps: number; region: Float32Array | null }> {
     if (!this.manifest || !this.denoiser) throw new Error('builtin engine used before load()');
     if (signal.aborted) throw abortError(signal);
     const m = this.manifest;
@@ -209,6 +210,13 @@ export class BuiltinEngine implements Engine {
     const P = m.image.patch;
     const scale = m.sampler.true_cfg_scale;
     const negScale = m.sampler.negative_cfg_scale ?? scale;
+    // Edits keep the rest (edit-region.ts): a single reference image, with guidance, and the manifest asks for it.
+    const keep = refs.length === 1 ? m.sampler.edit_keep : undefined;
+    const measure = measureSteps(keep, steps);
+    const pull = measure > 0 ? new Float32Array(rows * P * cols * P) : null;
+    const eps = measure > 0 ? x.slice() : null;
+    let region: Float32Array | null = null;
+    let keepMask: Float32Array | null = null;
     const feeds: Record<string, ort.Tensor> = {
       text: text.states,
       text_mask: text.mask,
@@ -229,28 +237,45 @@ export class BuiltinEngine implements Engine {
       const v = out.velocity!.data as Float32Array;
       const neg = B === 3 ? v.subarray(2 * N * C, 3 * N * C) : null;
       guide(v.subarray(0, N * C), v.subarray(N * C, 2 * N * C), neg, scale, negScale, C, guided);
+      if (pull && i < measure) accumulatePull(pull, v.subarray(0, N * C), v.subarray(N * C, 2 * N * C), sigma, rows, cols, P);
       // x0 must be read from x before the Euler step overwrites it in place.
       if (cleanEstimate) predictCleanSample(x, guided, sigma, cleanEstimate);
       eulerStep(x, guided, sigma, sigmas[i + 1]!);
+      if (pull && keep && i === measure - 1) {
+        for (let k = 0; k < pull.length; k++) pull[k] = Math.fround(pull[k]! / measure);
+        region = editRegion(pull, cols * P, rows * P, keep);
+        if (region) keepMask = regionTokens(region, rows, cols, P);
+      }
+      if (keepMask && eps) keepSource(x, keepMask, refTokens[0]!, eps, sigmas[i + 1]!);
       if (onProgress && cleanEstimate) {
         const preview = planarToRgb(tokensToLowres(cleanEstimate, rows, cols, P), cols * P, rows * P);
         onProgress({ step: i + 1, totalSteps: steps, preview });
       }
     }
-    return { tokens: x, rows, cols, steps };
+    return { tokens: x, rows, cols, steps, region };
   }
 
   async generate(request: EngineRequest, signal: AbortSignal, onProgress?: (p: EngineProgress) => void): Promise<EngineResult> {
     const adapt = request.mayAdaptPrompt ? this.options.adaptPrompt : undefined;
     const prompt = adapt ? adapt(request.prompt) : request.prompt;
-    const { tokens: x, rows, cols, steps } = await this.sampleTokens({ ...request, prompt }, signal, onProgress);
+    const { tokens: x, rows, cols, steps, region } = await this.sampleTokens({ ...request, prompt }, signal, onProgress);
     if (signal.aborted) throw abortError(signal);
     const m = this.manifest!;
     const P = m.image.patch;
     const h = rows * P;
     const w = cols * P;
     const planar = tokensToLowres(x, rows, cols, P);
-    const image = await this.decodeLowres(planar, w, h, request.width, request.height);
+    let image = await this.decodeLowres(planar, w, h, request.width, request.height);
+    if (region && m.sampler.edit_keep?.paste !== false) {
+      // outside the edit region the output is the source image itself, at the output size
+      const ref = request.referenceImages[0]!;
+      const { data } = await sharp(ref.data, { raw: { width: ref.width, height: ref.height, channels: 3 } })
+        .resize(request.width, request.height, { fit: 'fill', kernel: 'lanczos3' })
+        .raw()
+        .toBuffer({ resolveWithObject: true });
+      const source: RawImage = { width: request.width, height: request.height, data: new Uint8Array(data.buffer, data.byteOffset, data.byteLength) };
+      image = pasteSource(image, source, resizeMask(region, w, h, request.width, request.height));
+    }
     return {
       image,
       info: { steps, grid: `${rows}x${cols}`, model: `${m.name}@${m.version}` },

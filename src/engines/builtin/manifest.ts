@@ -2,6 +2,7 @@
 import fs from 'node:fs';
 import path from 'node:path';
 import type { ScheduleConfig } from './sampler.ts';
+import type { EditKeepConfig } from './edit-region.ts';
 
 export interface ModelManifest {
   name: string;
@@ -15,7 +16,8 @@ export interface ModelManifest {
    * hand-over between cells, in output pixels (both 1 when absent).
    */
   upsampler?: { kind: 'edge-field'; file: string; sub: number; ramp?: number; blend?: number; step?: number };
-  sampler: ScheduleConfig & { steps: number; true_cfg_scale: number; negative_cfg_scale?: number };
+  /** `edit_keep`: edits with one reference image keep the rest of it (edit-region.ts); absent: off. */
+  sampler: ScheduleConfig & { steps: number; true_cfg_scale: number; negative_cfg_scale?: number; edit_keep?: EditKeepConfig };
   max_refs: number;
 }
 
@@ -37,6 +39,10 @@ export function readManifest(modelDir: string): ModelManifest {
   const positive = (v: number | undefined) => v === undefined || v > 0;
   if (up !== undefined && (up.kind !== 'edge-field' || typeof up.file !== 'string' || !(up.sub >= 1) || !positive(up.ramp) || !positive(up.blend))) {
     problems.push('upsampler (kind "edge-field", file, sub ≥ 1, ramp > 0, blend > 0)');
+  }
+  const k = m.sampler?.edit_keep;
+  if (k !== undefined && !(k.share > 0 && k.share < 1 && k.hi > k.lo && k.grow >= 0 && k.global_share > 0 && k.global_share <= 1)) {
+    problems.push('sampler.edit_keep (0 < share < 1, hi > lo, grow ≥ 0, 0 < global_share ≤ 1)');
   }
   if (problems.length) throw new Error(`manifest ${file} is missing or has invalid: ${problems.join(', ')}`);
   return m;

@@ -151,3 +151,36 @@ if (fs.existsSync(upsamplerFixture)) {
     });
   });
 }
+
+const editFixture = path.join(FIXTURES, 'edit_keep.json');
+if (fs.existsSync(editFixture)) {
+  const fx = JSON.parse(fs.readFileSync(editFixture, 'utf8'));
+  describe('edits keep the rest: the TypeScript sampler vs the Python sampler on one edit (edit_keep.json)', () => {
+    test('same edit_keep settings, same edit region and final latent', async () => {
+      const dir = path.join(ROOT, fx.model);
+      assert.deepEqual(readManifest(dir).sampler.edit_keep, fx.edit_keep, 'the fixture was written with the manifest\'s edit_keep');
+      const engine = createBuiltinEngine({ modelDir: dir, threads: 1 });
+      await engine.load();
+      try {
+        const ref = { width: fx.ref.width, height: fx.ref.height, data: Uint8Array.from(fx.ref.data as number[]) };
+        const out = await engine.sampleTokens(
+          { prompt: fx.prompt, negativePrompt: '', width: fx.width, height: fx.height, seed: fx.seed, referenceImages: [ref] },
+          new AbortController().signal,
+          undefined,
+          fx.steps,
+        );
+        assert.deepEqual([out.rows, out.cols], fx.grid);
+        assert.ok(out.region, 'the edit is local on both sides');
+        const region = fx.region.data as number[];
+        const dm = maxAbsDiff(out.region, region);
+        assert.ok(dm < 1e-3, `region max |Δ| = ${dm}`);
+        // the mask really splits the picture: some pixels stay the source's, some are the edit's
+        assert.ok(region.some((v) => v === 0) && region.some((v) => v === 1));
+        const d = maxAbsDiff(out.tokens, fx.final_tokens.data);
+        assert.ok(d < 1e-3, `final latent max |Δ| = ${d}`);
+      } finally {
+        await engine.close();
+      }
+    });
+  });
+}
