@@ -85,7 +85,7 @@ def make_batch(cfg, rng, kind, grid, B):
             rr = []
         elif kind == "edit":
             src = S.random_scene2(rng, new_objects=cfg.get("new_objects")) if new else S.random_scene(rng)
-            tsc, cap, _ = S.make_edit(src, rng, op_p=op_p if v2 else None, v2=new)
+            tsc, cap, _ = S.make_edit(src, rng, op_p=op_p, v2=new)
             tgt = S.render(tsc, H, W)
             rr = [S.render(src, H, W)]
         else:
@@ -229,7 +229,7 @@ def train_denoiser(a):
         if a.data == 2:
             cfg["p_v1"] = a.p_v1
             cfg["new_objects"] = a.new_objects.split(",") if a.new_objects else S.NEW_OBJECTS
-            cfg["edit_op_p"] = [float(x) for x in a.edit_op_p.split(",")] if a.edit_op_p else None
+        cfg["edit_op_p"] = [float(x) for x in a.edit_op_p.split(",")] if a.edit_op_p else None
     if init and len(init.get("vocab", S.VOCAB)) < len(data_vocab(cfg)):
         init = dict(init, ema=widen_vocab(init["ema"], list(init.get("vocab", S.VOCAB)), data_vocab(cfg)))
     kp = [a.p_t2i, a.p_edit, 1.0 - a.p_t2i - a.p_edit]
@@ -436,7 +436,7 @@ def main():
                     help="2: the wider vocabulary (new things, sizes, counts, plain backgrounds; scenes.py v2)")
     ap.add_argument("--p-v1", type=float, default=0.3, help="data 2: share of samples still drawn from the v1 generator")
     ap.add_argument("--new-objects", default="", help="data 2: comma list of the new things to use (default all)")
-    ap.add_argument("--edit-op-p", default="", help="data 2: probabilities over scenes.EDIT_OPS, comma separated")
+    ap.add_argument("--edit-op-p", default="", help="probabilities over scenes.EDIT_OPS, comma separated (default: uniform)")
     ap.add_argument("--obj-weight", type=float, default=3.0, help="extra loss weight on object pixels")
     ap.add_argument("--threads", type=int, default=int(os.environ.get("TORCH_THREADS", "2")))
     ap.add_argument("--log-every", type=int, default=25)
