@@ -210,8 +210,10 @@ export class BuiltinEngine implements Engine {
     const P = m.image.patch;
     const scale = m.sampler.true_cfg_scale;
     const negScale = m.sampler.negative_cfg_scale ?? scale;
-    // Edits keep the rest (edit-region.ts): a single reference image, with guidance, and the manifest asks for it.
-    const keep = refs.length === 1 ? m.sampler.edit_keep : undefined;
+    // Edits keep the rest (edit-region.ts): a single reference image, guidance on (as model/sampler.py decides it),
+    // and the manifest asks for it.
+    const guidanceOn = scale > 1 || Boolean(request.negativePrompt);
+    const keep = refs.length === 1 && guidanceOn ? m.sampler.edit_keep : undefined;
     const measure = measureSteps(keep, steps);
     const pull = measure > 0 ? new Float32Array(rows * P * cols * P) : null;
     const eps = measure > 0 ? x.slice() : null;
