@@ -9,12 +9,8 @@ import os from 'node:os';
 import path from 'node:path';
 import { createBuiltinEngine } from '../src/engines/builtin/builtin-engine.ts';
 import type { RawImage } from '../src/domain/types.ts';
+import { opt } from './cli.ts';
 
-const args = process.argv.slice(2);
-const opt = (name: string, fallback: string) => {
-  const i = args.indexOf(`--${name}`);
-  return i >= 0 && args[i + 1] ? args[i + 1]! : fallback;
-};
 const RUNS = Number(opt('runs', '10'));
 const THREADS = Number(opt('threads', '2'));
 const ROOT = path.resolve(import.meta.dirname, '..');

@@ -44,12 +44,8 @@ import { createRunGeneration, type RunGeneration } from '../src/pipeline/run-gen
 import { createSubmitGeneration } from '../src/pipeline/submit-generation.ts';
 import { startServer } from '../src/main.ts';
 import { createWorkGate } from '../src/images/work-gate.ts';
+import { opt } from './cli.ts';
 
-const args = process.argv.slice(2);
-const opt = (name: string, fallback: string) => {
-  const i = args.indexOf(`--${name}`);
-  return i >= 0 && args[i + 1] ? args[i + 1]! : fallback;
-};
 const JOBS = Number(opt('jobs', '2000'));
 const ROUNDS = Number(opt('rounds', '5'));
 const CAPACITY = Number(opt('capacity', '4'));

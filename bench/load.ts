@@ -24,13 +24,8 @@ import net from 'node:net';
 import os from 'node:os';
 import path from 'node:path';
 import Database from 'better-sqlite3';
+import { opt, flag } from './cli.ts';
 
-const args = process.argv.slice(2);
-const opt = (name: string, fallback: string) => {
-  const i = args.indexOf(`--${name}`);
-  return i >= 0 && args[i + 1] ? args[i + 1]! : fallback;
-};
-const flag = (name: string) => args.includes(`--${name}`);
 const positive = (name: string, fallback: string) => {
   const value = Number(opt(name, fallback));
   if (!Number.isFinite(value) || value <= 0) throw new Error(`--${name} must be a positive number`);

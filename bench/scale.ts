@@ -25,12 +25,8 @@ import { startRedis, type TestRedis } from '../test/helpers/redis.ts';
 import { killSpawnedServers, serverProcessEnv, startServerProcess, type ServerProcess } from '../test/helpers/server-process.ts';
 import { TEST_KEY } from '../test/helpers/server.ts';
 import { startFakeOpenaiImages, type FakeOpenaiImages } from '../test/fakes/fake-openai-images.ts';
+import { opt } from './cli.ts';
 
-const args = process.argv.slice(2);
-const opt = (name: string, fallback: string) => {
-  const i = args.indexOf(`--${name}`);
-  return i >= 0 && args[i + 1] ? args[i + 1]! : fallback;
-};
 const ROUNDS = Number(opt('rounds', '3'));
 const SEQ_JOBS = Number(opt('seq-jobs', '100'));
 const JOBS = Number(opt('jobs', '300'));

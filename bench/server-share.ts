@@ -14,12 +14,8 @@ import http from 'node:http';
 import type { AddressInfo } from 'node:net';
 import { readConfig } from '../src/config/config.ts';
 import { startServer } from '../src/main.ts';
+import { opt } from './cli.ts';
 
-const args = process.argv.slice(2);
-const opt = (name: string, fallback: string) => {
-  const i = args.indexOf(`--${name}`);
-  return i >= 0 && args[i + 1] ? args[i + 1]! : fallback;
-};
 const REQUESTS = Number(opt('requests', '50'));
 const ROOT = path.resolve(import.meta.dirname, '..');
 const MODEL_DIR = path.resolve(ROOT, opt('model-dir', 'model/weights'));

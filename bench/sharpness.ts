@@ -13,12 +13,8 @@ import path from 'node:path';
 import sharp from 'sharp';
 import { createBuiltinEngine, type DecodeMethod } from '../src/engines/builtin/builtin-engine.ts';
 import { FINAL_RESIZE_METHODS } from '../src/engines/builtin/final-resize.ts';
+import { opt, flag } from './cli.ts';
 
-const args = process.argv.slice(2);
-const opt = (name: string, fallback: string) => {
-  const i = args.indexOf(`--${name}`);
-  return i >= 0 && args[i + 1] ? args[i + 1]! : fallback;
-};
 const N = Number(opt('n', '12'));
 const RUNS = Number(opt('runs', '10'));
 const THREADS = Number(opt('threads', '2'));
@@ -76,7 +72,7 @@ async function main() {
   }
   await engine.close();
 
-  if (args.includes('--engine')) {
+  if (flag('engine')) {
     // whole generations (20 steps, guidance, decode) with each of the first two methods
     const prompt = 'a red house on the left and a green tree on the right at sunset';
     for (const m of METHODS.slice(0, 2)) {
