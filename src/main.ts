@@ -260,6 +260,7 @@ export async function startServer(config: Config, options: StartOptions = {}): P
         // Jobs come from other processes: a worker's api, or every api of a shared queue.
         pollIntervalMs: config.role === 'worker' || jobQueue.sharedAcrossProcesses ? config.worker.pollMs : undefined,
         othersWrite: config.role === 'worker' || jobQueue.sharedAcrossProcesses,
+        queueSweepMs: jobQueue.sharedAcrossProcesses ? config.worker.queueSweepMs : undefined,
       })
     : null;
   const control = runner ?? createJobControl(controlDeps);

@@ -399,6 +399,8 @@ export interface WorkerConfig {
   healthPort: number;
   /** How often a worker looks at the queue for jobs other processes enqueued (WORKER_POLL_MS). */
   pollMs: number;
+  /** How often a worker of a shared queue puts back the jobs the queue lost (JOB_QUEUE_SWEEP_MS; job-recovery.ts sweepQueue). */
+  queueSweepMs: number;
 }
 
 export function readRoleConfig(env: Env, port: number, publicUrl: string | undefined): { role: Role; worker: WorkerConfig; healthCheckTimeoutMs: number } {
@@ -414,6 +416,8 @@ export function readRoleConfig(env: Env, port: number, publicUrl: string | undef
       healthPort: intSetting(env, 'WORKER_HEALTH_PORT', port, 0, 65535),
       // 1 s: a job enqueued by an api process starts within a second even when no notification reaches the worker.
       pollMs: intSetting(env, 'WORKER_POLL_MS', 1000, 10, 600_000),
+      // 60 s: a job Redis lost runs within two minutes; the store is read once a minute per worker.
+      queueSweepMs: intSetting(env, 'JOB_QUEUE_SWEEP_MS', 60_000, 100, 3_600_000),
     },
     // 2 s: longer than a healthy database, Redis or bucket takes to answer, short enough for a probe's own timeout.
     healthCheckTimeoutMs: intSetting(env, 'HEALTH_CHECK_TIMEOUT_MS', 2000, 10, 60_000),

@@ -20,7 +20,7 @@ import { isTerminal, type JobRecord } from '../domain/jobs.ts';
 import type { BlobStore } from '../domain/ports.ts';
 import { jobIdOfReference } from '../pipeline/reference-blobs.ts';
 import { deleteReferences, toJobError, type JobObserver, type RunnerLogger } from './job-control.ts';
-import type { JobQueue, JobStore } from './ports.ts';
+import type { JobEvents, JobQueue, JobStore } from './ports.ts';
 
 export interface RecoveryDeps {
   store: JobStore;
@@ -82,13 +82,72 @@ export async function recoverJobs(deps: RecoveryDeps): Promise<RecoveryReport> {
       requeued++;
     }
   }
-  for (const job of await deps.store.listByStatus('queued')) {
-    if (shared && deps.now() - job.createdAtMs < SUBMIT_IN_FLIGHT_MS) continue;
-    if (!(await deps.queue.has(job.id))) await deps.queue.enqueue(job.id, job.model);
-  }
+  await enqueueMissing(deps, shared ? SUBMIT_IN_FLIGHT_MS : 0);
   const orphansDeleted = await sweepOrphans(deps);
   if (requeued + failed + orphansDeleted > 0) deps.logger.info({ requeued, failed, leftRunning, orphansDeleted }, 'recovered jobs after a restart');
   return { requeued, failed, leftRunning, orphansDeleted };
+}
+
+/** Puts back into the queue every queued job of the store that the queue lacks and is at least `graceMs` old; returns how many. */
+async function enqueueMissing(deps: Pick<RecoveryDeps, 'store' | 'queue' | 'now'>, graceMs: number): Promise<number> {
+  let enqueued = 0;
+  for (const job of await deps.store.listByStatus('queued')) {
+    if (deps.now() - job.createdAtMs < graceMs) continue;
+    if (await deps.queue.has(job.id)) continue;
+    await deps.queue.enqueue(job.id, job.model);
+    enqueued++;
+  }
+  return enqueued;
+}
+
+export interface QueueSweepReport {
+  /** Queued jobs the queue had lost, enqueued again. */
+  enqueued: number;
+  /** Running jobs nobody can be running any more (past twice the run deadline, not in the queue), queued again. */
+  requeued: number;
+  /** The same, already at maxAttempts: failed as interrupted. */
+  failed: number;
+}
+
+/**
+ * What a worker of a shared queue does every JOB_QUEUE_SWEEP_MS while it runs: the store is the durable
+ * record and the queue (Redis) may lose what it held, as a Redis restart without persistence does.
+ * - A queued job the queue lacks, at least `graceMs` old (a submit writes the job, then enqueues it), is
+ *   enqueued again. Enqueueing a job BullMQ still holds is a no-op, so a race costs nothing.
+ * - A running job started more than twice the run deadline ago (a run ends by its deadline, so no live
+ *   worker is running it) and not waiting in the queue (where BullMQ's stalled check puts a dead worker's
+ *   job) lost its queue entry with its worker: it is queued again, or failed once it has had
+ *   `maxAttempts` runs. A worker that was only frozen cannot write over the next attempt: its writes are
+ *   fenced by its attempt number (job-runner.ts). `isRunningHere` skips this process's own runs.
+ */
+export async function sweepQueue(
+  deps: Pick<RecoveryDeps, 'store' | 'queue' | 'blobs' | 'logger' | 'observer' | 'now' | 'runTimeoutMs' | 'maxAttempts'> & {
+    events: Pick<JobEvents, 'publish'>;
+    isRunningHere(jobId: string): boolean;
+  },
+  graceMs: number,
+): Promise<QueueSweepReport> {
+  const enqueued = await enqueueMissing(deps, graceMs);
+  let requeued = 0;
+  let failed = 0;
+  for (const job of await deps.store.listByStatus('running')) {
+    if (deps.isRunningHere(job.id) || job.startedAtMs === null) continue;
+    if (deps.now() - job.startedAtMs <= 2 * deps.runTimeoutMs) continue;
+    if (await deps.queue.has(job.id)) continue;
+    if (job.attempts >= deps.maxAttempts) {
+      if (await failInterrupted(deps, job)) {
+        deps.events.publish({ type: 'failed', jobId: job.id });
+        failed++;
+      }
+    } else if (await deps.store.requeue(job.id)) {
+      await deps.queue.enqueue(job.id, job.model);
+      requeued++;
+    }
+  }
+  if (enqueued + requeued + failed > 0) {
+    deps.logger.warn({ enqueued, requeued, failed }, 'the queue had lost jobs the store holds (a Redis restart without persistence?): put them back');
+  }
+  return { enqueued, requeued, failed };
 }
 
 /** `generations/<ms>-...`: the ms the image was drawn; null for a name run-generation.ts did not make. */

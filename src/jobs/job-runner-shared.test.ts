@@ -160,7 +160,15 @@ interface World {
   calls: EngineCall[];
   ledgerRows(jobId: string): number;
   /** One worker process: its own runner and engine over the shared store, queue, events and blobs. */
-  worker(options?: { maxAttempts?: number; pollIntervalMs?: number; shared?: SharedBackend; capacity?: number }): { runner: JobRunner; calls: EngineCall[] };
+  worker(options?: {
+    maxAttempts?: number;
+    pollIntervalMs?: number;
+    shared?: SharedBackend;
+    capacity?: number;
+    queueSweepMs?: number;
+    runTimeoutMs?: number;
+    now?: () => number;
+  }): { runner: JobRunner; calls: EngineCall[] };
   submit(overrides?: Partial<JobParams>): Promise<string>;
 }
 
@@ -213,9 +221,11 @@ function createWorld(): World {
         }),
         fallbackConcurrency: 1,
         maxQueued: 16,
-        runTimeoutMs: 600_000,
+        runTimeoutMs: options.runTimeoutMs ?? 600_000,
         maxAttempts: options.maxAttempts ?? 3,
         pollIntervalMs: options.pollIntervalMs,
+        queueSweepMs: options.queueSweepMs,
+        now: options.now,
         logger: silent,
       });
       runners.push(runner);
@@ -473,6 +483,74 @@ describe('job runner over a shared queue', () => {
     assert.equal(w.ledgerRows(id), 0);
     assert.equal(w.queue.held.has(id), false);
     assert.deepEqual(await w.blobs.list('generations/'), []);
+  });
+
+  it('a queued job the queue lost (a Redis restart without persistence) is enqueued again by the next sweep and runs', async () => {
+    const a = w.worker({ queueSweepMs: 0 });
+    const patient = w.worker({ queueSweepMs: 600_000 });
+    const id = await w.submit();
+    assert.equal(await w.queue.remove(id), true);
+    await a.runner.pump();
+    assert.equal(a.calls.length, 0, 'nothing to claim: the queue has forgotten the job');
+    // A sweep with a grace longer than the job's age leaves it: its submit may still be about to enqueue it.
+    assert.deepEqual(await patient.runner.sweep(), { enqueued: 0, requeued: 0, failed: 0 });
+    assert.equal(await w.queue.has(id), false);
+
+    const succeeded = nextEvent(w.events, id, 'succeeded');
+    assert.deepEqual(await a.runner.sweep(), { enqueued: 1, requeued: 0, failed: 0 });
+    await waitUntil(() => a.calls.length === 1, 'the sweeping worker to run the job');
+    a.calls[0]!.release();
+    await succeeded;
+    assert.equal((await w.store.get(id))?.attempts, 1);
+    assert.equal(w.ledgerRows(id), 1);
+    assert.deepEqual(await a.runner.sweep(), { enqueued: 0, requeued: 0, failed: 0 }, 'nothing left to put back');
+  });
+
+  it('a running job whose worker and queue entry are both gone runs again once twice the run deadline has passed', async () => {
+    const dead = w.worker();
+    const id = await w.submit();
+    await dead.runner.pump();
+    await waitUntil(() => dead.calls.length === 1, 'the first worker to reach its engine');
+    const startedAt = (await w.store.get(id))!.startedAtMs!;
+    // Redis lost the claimed job with everything else, and its worker stopped: no lock, no stalled check brings it back.
+    await w.queue.complete(id);
+    let clock = startedAt + 2 * 1000;
+    const b = w.worker({ queueSweepMs: 0, runTimeoutMs: 1000, now: () => clock });
+    assert.deepEqual(await b.runner.sweep(), { enqueued: 0, requeued: 0, failed: 0 }, 'within twice the deadline a live worker may still be running it');
+    assert.equal(b.calls.length, 0);
+
+    clock = startedAt + 2 * 1000 + 1;
+    const succeeded = nextEvent(w.events, id, 'succeeded');
+    assert.deepEqual(await b.runner.sweep(), { enqueued: 0, requeued: 1, failed: 0 });
+    await waitUntil(() => b.calls.length === 1, 'the sweeping worker to run the job again');
+    assert.equal((await w.store.get(id))?.attempts, 2);
+    b.calls[0]!.release();
+    await succeeded;
+    // The first worker was only frozen: its late result is fenced off by its attempt number.
+    dead.calls[0]!.release();
+    await waitUntil(() => !dead.runner.isRunningHere(id), 'the first worker to finish');
+    assert.equal((await w.store.get(id))?.status, 'succeeded');
+    assert.equal(w.ledgerRows(id), 1);
+  });
+
+  it('such a job already at its last attempt is failed as interrupted by the sweep, never charged', async () => {
+    const dead = w.worker();
+    const id = await w.submit();
+    await dead.runner.pump();
+    await waitUntil(() => dead.calls.length === 1, 'the first worker to reach its engine');
+    await w.queue.complete(id);
+    const clock = (await w.store.get(id))!.startedAtMs! + 10_000;
+    const b = w.worker({ queueSweepMs: 0, runTimeoutMs: 1000, maxAttempts: 1, now: () => clock });
+    const failed = nextEvent(w.events, id, 'failed');
+    assert.deepEqual(await b.runner.sweep(), { enqueued: 0, requeued: 0, failed: 1 });
+    await failed;
+    const job = await w.store.get(id);
+    assert.equal(job?.status, 'failed');
+    assert.equal(job?.error?.error.code, 'job_interrupted');
+    assert.equal(b.calls.length, 0);
+    dead.calls[0]!.release();
+    await waitUntil(() => !dead.runner.isRunningHere(id), 'the first worker to finish');
+    assert.equal(w.ledgerRows(id), 0);
   });
 
   it('recover() at start leaves a job running elsewhere alone, and sweeps only what nobody can still use', async () => {

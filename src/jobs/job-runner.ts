@@ -27,7 +27,7 @@ import type { RawImage } from '../domain/types.ts';
 import type { RunGeneration } from '../pipeline/run-generation.ts';
 import { capacityOf, createJobControl, deleteReferences, toJobError, type JobControlDeps, type LocalRuns, type RunnerLogger } from './job-control.ts';
 import { createProgressReporter } from './job-progress.ts';
-import { failInterrupted, recoverJobs, type RecoveryReport } from './job-recovery.ts';
+import { failInterrupted, recoverJobs, sweepQueue, type QueueSweepReport, type RecoveryReport } from './job-recovery.ts';
 
 export { toJobError, type JobEnd, type JobObserver, type ModelRunStats, type RunnerLogger } from './job-control.ts';
 
@@ -44,6 +44,12 @@ export interface JobRunnerDeps extends JobControlDeps {
    * only when told (submit in this process, a job ending here, `queue.onAvailable`).
    */
   pollIntervalMs?: number;
+  /**
+   * A shared queue only: every this many ms once `start()`ed, puts back the jobs the queue lost while the
+   * store still holds them (`sweepQueue` in job-recovery.ts; a Redis restart without persistence), queued
+   * jobs at least this old. Undefined: only `recover()` at start does.
+   */
+  queueSweepMs?: number;
   /**
    * Other processes write to the same store and blobs (default: when the queue is shared); the orphan
    * sweep of `recover()` then keeps what they may still use (job-recovery.ts).
@@ -77,6 +83,8 @@ export function createJobRunner(deps: JobRunnerDeps) {
   let pumpAgain = false;
   let closed = false;
   let pollTimer: NodeJS.Timeout | undefined;
+  let sweepTimer: NodeJS.Timeout | undefined;
+  let sweeping: Promise<QueueSweepReport> | null = null;
   let stopListening: (() => void) | undefined;
 
   const runningOf = (model: string) => runningByModel.get(model) ?? 0;
@@ -321,6 +329,22 @@ export function createJobRunner(deps: JobRunnerDeps) {
     return report;
   }
 
+  /** One sweep at a time; a tick that finds one still going waits for it. */
+  function sweep(): Promise<QueueSweepReport> {
+    sweeping ??= sweepQueue({ ...deps, now, isRunningHere: (id) => running.has(id) }, deps.queueSweepMs ?? 0)
+      .then(async (report) => {
+        if (report.enqueued + report.requeued + report.failed > 0) {
+          deps.onStateChange?.();
+          await pump();
+        }
+        return report;
+      })
+      .finally(() => {
+        sweeping = null;
+      });
+    return sweeping;
+  }
+
   return {
     admit: control.admit,
     stop: control.stop,
@@ -329,6 +353,8 @@ export function createJobRunner(deps: JobRunnerDeps) {
     isRunningHere: control.isRunningHere,
     pump,
     recover,
+    /** The periodic sweep of a shared queue, once now (tests; `start()` runs it every `queueSweepMs`). */
+    sweep,
     /**
      * Takes jobs from now on: those already queued, those the queue announces (`onAvailable`), and
      * what polling finds (`pollIntervalMs`). Call after `recover()`.
@@ -340,12 +366,19 @@ export function createJobRunner(deps: JobRunnerDeps) {
         pollTimer = setInterval(() => void pump(), deps.pollIntervalMs);
         pollTimer.unref();
       }
+      if (shared && deps.queueSweepMs !== undefined && !sweepTimer) {
+        sweepTimer = setInterval(() => {
+          sweep().catch((err: unknown) => deps.logger.error({ err }, 'could not compare the queue with the job store'));
+        }, deps.queueSweepMs);
+        sweepTimer.unref();
+      }
       void pump();
     },
     /** Stops taking jobs and waits for the running ones to end (queued jobs stay for the next start). */
     async close(): Promise<void> {
       closed = true;
       clearInterval(pollTimer);
+      clearInterval(sweepTimer);
       stopListening?.();
       await control.close();
       if (running.size === 0) return;

@@ -99,6 +99,8 @@ describe('two api and two worker processes over Redis, Postgres and S3', { timeo
       BACKENDS_CONFIG: writeRoutingFile([line('gpu-a', gpuA), line('gpu-b', gpuB)]),
       ENGINE_MAX_QUEUE: '200',
       WORKER_POLL_MS: '200',
+      // Every second each worker compares the queue with the store (a Redis restart test below).
+      JOB_QUEUE_SWEEP_MS: '1000',
     };
     for (let i = 0; i < 2; i++) {
       const dataDir = fs.mkdtempSync(path.join(os.tmpdir(), `qis-scale-api${i}-`));
@@ -204,5 +206,22 @@ describe('two api and two worker processes over Redis, Postgres and S3', { timeo
     assert.deepEqual(order.slice(-2), ['running', 'succeeded'], `events in order: ${order.join(', ')}`);
     stream.close();
     assert.equal((await job(apis[0]!, id)).status, 'succeeded');
+  });
+
+  test('a Redis restart without persistence loses the waiting jobs from the queue: the workers put them back and run them, restarting nothing', { timeout: 180_000 }, async () => {
+    const before = (await usage(apis[0]!)).generations as number;
+    // Both workers paused, so the jobs are waiting in Redis (and queued in Postgres) when it goes.
+    for (const w of workers) w!.child.kill('SIGSTOP');
+    const ids = [await submit(apis[0]!, 'a kite Redis forgot'), await submit(apis[1]!, 'another kite Redis forgot')];
+    await redis.restart();
+    assert.equal(redis.cli('DBSIZE').trim(), '0', 'the new Redis holds nothing: the queue lost both jobs');
+    for (const w of workers) w!.child.kill('SIGCONT');
+
+    const views = await waitForStatus(ids, 'succeeded', 'both jobs succeeded after the restart');
+    for (const view of views) assert.equal(view.attempts, 1, `job ${view.id} ran once`);
+    assert.equal((await usage(apis[1]!)).generations, before + 2, 'two jobs, two ledger rows');
+    // The queue works as before for the next job.
+    const next = await submit(apis[1]!, 'a kite after the restart');
+    await waitForStatus([next], 'succeeded', 'a job submitted after the restart succeeded');
   });
 });

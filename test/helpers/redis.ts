@@ -15,6 +15,8 @@ export interface TestRedis {
   port: number;
   /** Runs redis-cli against the server (e.g. FLUSHALL between tests); returns its stdout. */
   cli(...args: string[]): string;
+  /** kill -9, then a new server on the same port: with persistence off it starts empty, as a crashed Redis without AOF does. */
+  restart(): Promise<void>;
   stop(): Promise<void>;
 }
 
@@ -71,24 +73,34 @@ export async function startRedis(): Promise<TestRedis> {
   const cliBinary = findBinary('redis-cli');
   const dir = fs.mkdtempSync(path.join(os.tmpdir(), 'qis-redis-'));
   const port = await freePort();
-  const child = spawn(binary, ['--port', String(port), '--bind', '127.0.0.1', '--save', '', '--appendonly', 'no', '--dir', dir], {
-    stdio: ['ignore', 'pipe', 'pipe'],
-  });
   let log = '';
-  child.stdout?.on('data', (chunk: Buffer) => (log = (log + chunk.toString()).slice(-4000)));
-  child.stderr?.on('data', (chunk: Buffer) => (log = (log + chunk.toString()).slice(-4000)));
-  const stop = async (): Promise<void> => {
+  const spawnServer = () => {
+    const server = spawn(binary, ['--port', String(port), '--bind', '127.0.0.1', '--save', '', '--appendonly', 'no', '--dir', dir], {
+      stdio: ['ignore', 'pipe', 'pipe'],
+    });
+    server.stdout?.on('data', (chunk: Buffer) => (log = (log + chunk.toString()).slice(-4000)));
+    server.stderr?.on('data', (chunk: Buffer) => (log = (log + chunk.toString()).slice(-4000)));
+    return server;
+  };
+  let child = spawnServer();
+  const kill = async (): Promise<void> => {
     if (child.exitCode === null && child.signalCode === null) child.kill('SIGKILL');
     await exited(child);
+  };
+  const stop = async (): Promise<void> => {
+    await kill();
     fs.rmSync(dir, { recursive: true, force: true });
   };
-  try {
-    // Waits for PONG; a server that exits (port taken, bad flag) fails at once with its own log.
+  /** Waits for PONG; a server that exits (port taken, bad flag) fails at once with its own log. */
+  const answering = async (): Promise<void> => {
     for (;;) {
       if (child.exitCode !== null || child.signalCode !== null) throw new Error(`redis-server exited at start:\n${log}`);
-      if (await ping(port)) break;
+      if (await ping(port)) return;
       await new Promise((resolve) => setTimeout(resolve, 20));
     }
+  };
+  try {
+    await answering();
   } catch (err) {
     await stop();
     throw err;
@@ -101,6 +113,11 @@ export async function startRedis(): Promise<TestRedis> {
       const run = spawnSync(cliBinary, ['-p', String(port), ...args], { encoding: 'utf8' });
       if (run.status !== 0) throw new Error(`redis-cli ${args.join(' ')} failed: ${run.stderr}`);
       return run.stdout;
+    },
+    async restart() {
+      await kill();
+      child = spawnServer();
+      await answering();
     },
     stop,
   };
