@@ -28,6 +28,7 @@ import { openStores as openStateStores, type Stores } from './store/open-stores.
 import { connectRedis } from './jobs/redis/connect-redis.ts';
 import type { BackendSlots } from './engines/router/backend-slots.ts';
 import type { RequestWindow } from './limits/request-window.ts';
+import type { AdmitHolds } from './limits/admit-holds.ts';
 import { usdToCredits } from './domain/money.ts';
 import { loadKeyHashSecret } from './store/key-hash-secret.ts';
 import { createKeyLimiter } from './limits/key-limiter.ts';
@@ -108,6 +109,8 @@ interface QueueAndEvents {
   slots?: BackendSlots;
   /** The per-key per-minute window shared by every api process (Redis); absent: in memory. */
   requestWindow?: RequestWindow;
+  /** The key limiter's admission lock and holds, shared by every api process (Redis); absent: in memory. */
+  admitHolds?: AdmitHolds;
   checks: DependencyCheck[];
   close(): Promise<void>;
 }
@@ -275,7 +278,7 @@ export async function startServer(config: Config, options: StartOptions = {}): P
     isStarted: () => started,
     timeoutMs: config.healthCheckTimeoutMs,
   });
-  const api = servesApi ? await buildApiApp({ config, options, logger, stores, blobs, fetcher, metrics, watermarker, credentials, decodeLimits, models, control, health, publicUrl: () => publicUrl, jobs: { store: jobStore, queue: jobQueue, events: jobEvents }, requestWindow: bus.requestWindow }) : null;
+  const api = servesApi ? await buildApiApp({ config, options, logger, stores, blobs, fetcher, metrics, watermarker, credentials, decodeLimits, models, control, health, publicUrl: () => publicUrl, jobs: { store: jobStore, queue: jobQueue, events: jobEvents }, requestWindow: bus.requestWindow, admitHolds: bus.admitHolds }) : null;
   const retention = servesApi
     ? createRetentionSweeper({
         store: jobStore,
@@ -358,6 +361,7 @@ interface ApiAppParts {
   publicUrl: () => string;
   jobs: { store: JobStore; queue: JobQueue; events: JobEvents };
   requestWindow?: RequestWindow;
+  admitHolds?: AdmitHolds;
 }
 
 /** The public API of an `api` or `all` process: submit, jobs, files, keys, usage, watermark, verify. */
@@ -374,6 +378,7 @@ async function buildApiApp(parts: ApiAppParts): Promise<FastifyInstance> {
     },
     priceCredits: (model) => usdToCredits(config.pricesUsd[model] ?? 0),
     window: parts.requestWindow,
+    holds: parts.admitHolds,
     // About one run of the model: when a job of the key is likely to have ended (5 s before any has).
     jobRetryAfterS: async (model) => Math.max(1, Math.ceil(((await control.stats(model)).meanRunMs || 5000) / 1000)),
     now: parts.options.limitsClock,

@@ -5,15 +5,15 @@
  * day / month) plus what this process has admitted but not yet written as a job. The prices of queued and running
  * jobs count against the budgets too, so a burst of async submits cannot overspend before any of them is charged.
  *
- * Admits of one key run one at a time (a promise chain per key), so two concurrent requests cannot both take the
- * last slot or the last credits. Across processes the database counts agree and the window can be in Redis, but
- * the admitted-not-yet-written holds and the one-at-a-time chain stay per process: two processes admitting the
- * same key at the same instant can each pass the concurrency and budget checks for the last slot or credits
- * (at most one extra job per process, for the moment between admit and the job's row being written).
+ * Admits of one key run one at a time (AdmitHolds.exclusive), so two concurrent requests cannot both take the
+ * last slot or the last credits, and what an admitted request holds until its job is written is counted
+ * with the database's figures. Both are in this process's memory by default; with Redis
+ * (redis-admit-holds.ts) they are shared, and the limits hold exactly across API processes.
  */
 import { ApiError } from '../domain/errors.ts';
 import type { KeyLimits } from '../domain/key-limits.ts';
 import type { AdmitRequest, CreditPeriodStatus, KeyLimiter, KeyLimitStatus, LimitHold, LimitUsageSource } from './ports.ts';
+import { createMemoryAdmitHolds, type AdmitHolds } from './admit-holds.ts';
 import { createMemoryRequestWindow, type RequestWindow, type WindowTake } from './request-window.ts';
 import { utcDayStart, utcMonthStart, utcNextDayStart, utcNextMonthStart } from './utc-periods.ts';
 
@@ -31,34 +31,21 @@ export interface KeyLimiterDeps {
   windowMs?: number;
   /** Where the per-minute log lives; absent: in this process's memory. */
   window?: RequestWindow;
+  /** Where admissions are serialized and their holds kept; absent: in this process's memory. */
+  holds?: AdmitHolds;
 }
 
 const round6 = (n: number) => Math.round(n * 1e6) / 1e6;
-
-interface Pending {
-  jobs: number;
-  credits: number;
-}
 
 export function createKeyLimiter(deps: KeyLimiterDeps): KeyLimiter {
   const now = deps.now ?? Date.now;
   const windowMs = deps.windowMs ?? 60_000;
   const window = deps.window ?? createMemoryRequestWindow(windowMs);
-  const pending = new Map<string, Pending>();
-  const chains = new Map<string, Promise<void>>();
-
-  function oneAtATime<T>(keyId: string, fn: () => Promise<T>): Promise<T> {
-    const run = (chains.get(keyId) ?? Promise.resolve()).then(fn);
-    const tail = run.then(() => undefined, () => undefined);
-    chains.set(keyId, tail);
-    void tail.then(() => {
-      if (chains.get(keyId) === tail) chains.delete(keyId);
-    });
-    return run;
-  }
+  const holds = deps.holds ?? createMemoryAdmitHolds();
 
   async function inFlight(keyId: string): Promise<{ jobs: number; heldCredits: number }> {
-    const own = pending.get(keyId) ?? { jobs: 0, credits: 0 };
+    // The holds before the database: a job written in between counts twice (safe), never zero times.
+    const own = await holds.held(keyId);
     let jobs = own.jobs;
     let heldCredits = own.credits;
     for (const { model, count } of await deps.usage.jobsInFlight(keyId)) {
@@ -81,23 +68,6 @@ export function createKeyLimiter(deps: KeyLimiterDeps): KeyLimiter {
         `The ${which} budget resets at ${new Date(state.resetsAtMs).toISOString()}`,
       { retryAfterS: Math.max(1, Math.ceil((state.resetsAtMs - nowMs) / 1000)) },
     );
-  }
-
-  function hold(keyId: string, credits: number): LimitHold {
-    const entry = pending.get(keyId) ?? { jobs: 0, credits: 0 };
-    entry.jobs += 1;
-    entry.credits += credits;
-    pending.set(keyId, entry);
-    let released = false;
-    return {
-      release() {
-        if (released) return;
-        released = true;
-        entry.jobs -= 1;
-        entry.credits = round6(entry.credits - credits);
-        if (entry.jobs === 0 && pending.get(keyId) === entry) pending.delete(keyId);
-      },
-    };
   }
 
   /** The concurrency and budget checks of admit; holds the job's price and slot when they pass. */
@@ -124,12 +94,12 @@ export function createKeyLimiter(deps: KeyLimiterDeps): KeyLimiter {
         if (state.used + state.held + price > monthly) throw budgetError(keyId, 'monthly', monthly, state, price, nowMs);
       }
     }
-    return hold(keyId, price);
+    return holds.add(keyId, price);
   }
 
   return {
     admit({ keyId, model }: AdmitRequest) {
-      return oneAtATime(keyId, async () => {
+      return holds.exclusive(keyId, async () => {
         const limits = await deps.limitsOf(keyId);
         const nowMs = now();
         const rpm = limits.requests_per_minute;

@@ -9,6 +9,8 @@ import { createRedisBackendSlots } from '../../engines/router/redis-backend-slot
 import type { BackendSlots } from '../../engines/router/backend-slots.ts';
 import { createRedisRequestWindow } from '../../limits/redis-request-window.ts';
 import type { RequestWindow } from '../../limits/request-window.ts';
+import type { AdmitHolds } from '../../limits/admit-holds.ts';
+import { createRedisAdmitHolds } from '../../limits/redis-admit-holds.ts';
 import { createBullmqJobQueue } from '../bullmq/bullmq-job-queue.ts';
 import type { JobEvents, JobQueue } from '../ports.ts';
 import { createRedisJobEvents } from './redis-job-events.ts';
@@ -40,6 +42,8 @@ export interface RedisParts {
   events: JobEvents;
   slots: BackendSlots;
   requestWindow: RequestWindow;
+  /** The key limiter's per-key admission lock and holds. */
+  admitHolds: AdmitHolds;
   /** Throws when Redis does not answer (readiness). */
   ping(): Promise<void>;
   close(): Promise<void>;
@@ -73,6 +77,7 @@ export async function connectRedis(options: ConnectRedisOptions): Promise<RedisP
   const events = createRedisJobEvents({ commands, subscriber, prefix, watchTtlMs: options.leaseTtlMs, logger });
   const slots = createRedisBackendSlots({ redis: commands, prefix, leaseTtlMs: options.leaseTtlMs, logger });
   const requestWindow = createRedisRequestWindow({ redis: commands, prefix, windowMs: options.windowMs });
+  const admitHolds = createRedisAdmitHolds({ redis: commands, prefix, logger });
   try {
     await Promise.all([queue.ready(), events.ready()]);
   } catch (err) {
@@ -87,6 +92,7 @@ export async function connectRedis(options: ConnectRedisOptions): Promise<RedisP
     events,
     slots,
     requestWindow,
+    admitHolds,
     async ping() {
       await commands.ping();
     },
