@@ -36,6 +36,7 @@ export interface KeyLimiterDeps {
 }
 
 const round6 = (n: number) => Math.round(n * 1e6) / 1e6;
+const NO_HOLD: LimitHold = { release() {} };
 
 export function createKeyLimiter(deps: KeyLimiterDeps): KeyLimiter {
   const now = deps.now ?? Date.now;
@@ -98,9 +99,11 @@ export function createKeyLimiter(deps: KeyLimiterDeps): KeyLimiter {
   }
 
   return {
-    admit({ keyId, model }: AdmitRequest) {
+    async admit({ keyId, model }: AdmitRequest) {
+      const limits = await deps.limitsOf(keyId);
+      // A key with no limit at all has nothing to count: no lock, no hold (no Redis round trips per request).
+      if (Object.values(limits).every((v) => v === null)) return NO_HOLD;
       return holds.exclusive(keyId, async () => {
-        const limits = await deps.limitsOf(keyId);
         const nowMs = now();
         const rpm = limits.requests_per_minute;
         // Checked and recorded in one step (atomic across processes sharing the window); given back below when a later check refuses.
