@@ -17,7 +17,7 @@ import { afterEach, beforeEach, describe, it } from 'node:test';
 import { openDatabase, type SqliteDatabase } from '../store/sqlite/database.ts';
 import { createFsBlobStore } from '../blobs/fs/fs-blob-store.ts';
 import type { BlobStore, PromptEnhancer } from '../domain/ports.ts';
-import type { Engine, EngineResult } from '../domain/types.ts';
+import type { Engine, EngineResult, RawImage } from '../domain/types.ts';
 import type { JobParams } from '../domain/jobs.ts';
 import { createRunGeneration } from '../pipeline/run-generation.ts';
 import { encodeReference, referenceKey } from '../pipeline/reference-blobs.ts';
@@ -83,6 +83,8 @@ interface EngineCall {
   release(): void;
   /** Makes the engine throw `error` instead. */
   fail(error: Error): void;
+  /** Reports a step with a preview image, as an engine with previews does. */
+  progress(step: number): void;
 }
 
 const TEST_CAPABILITIES: EngineCapabilities = { maxReferenceImages: 3, sizes: ANY_SIZE, negativePrompt: true, seed: true, progress: false, previews: false, masks: false, promptAdaptation: false };
@@ -113,7 +115,7 @@ function createGatedEngine(id: string, everyCall?: EngineCall[], shared?: Shared
       return { ok: true };
     },
     capacity: () => 1,
-    generate(request, signal) {
+    generate(request, signal, onProgress) {
       return new Promise<EngineResult>((resolve, reject) => {
         const image = { width: request.width, height: request.height, data: new Uint8Array(request.width * request.height * 3).fill(90) };
         let holding = false;
@@ -134,6 +136,7 @@ function createGatedEngine(id: string, everyCall?: EngineCall[], shared?: Shared
             hold(false);
             reject(error);
           },
+          progress: (step: number) => onProgress?.({ step, totalSteps: 10, preview: { width: 8, height: 8, data: new Uint8Array(8 * 8 * 3).fill(step) } }),
         };
         calls.push(call);
         everyCall?.push(call);
@@ -168,6 +171,7 @@ interface World {
     queueSweepMs?: number;
     runTimeoutMs?: number;
     now?: () => number;
+    encodePreview?: (image: RawImage) => Promise<string>;
   }): { runner: JobRunner; calls: EngineCall[] };
   submit(overrides?: Partial<JobParams>): Promise<string>;
 }
@@ -226,6 +230,7 @@ function createWorld(): World {
         pollIntervalMs: options.pollIntervalMs,
         queueSweepMs: options.queueSweepMs,
         now: options.now,
+        encodePreview: options.encodePreview,
         logger: silent,
       });
       runners.push(runner);
@@ -551,6 +556,29 @@ describe('job runner over a shared queue', () => {
     dead.calls[0]!.release();
     await waitUntil(() => !dead.runner.isRunningHere(id), 'the first worker to finish');
     assert.equal(w.ledgerRows(id), 0);
+  });
+
+  it('a worker publishes progress and encodes previews only while someone watches the job, not for its own cancel listener', async () => {
+    const encoded: number[] = [];
+    const a = w.worker({ encodePreview: async (image) => (encoded.push(image.data[0]!), `data:image/webp;base64,${image.data[0]}`) });
+    const id = await w.submit();
+    await a.runner.pump();
+    await waitUntil(() => a.calls.length === 1, 'the worker to reach its engine');
+    assert.equal(w.events.hasSubscribers(id), false, 'the runner listens for a cancel without being a watcher');
+    a.calls[0]!.progress(1);
+    await waitUntil(async () => (await w.store.get(id))?.progress?.step === 1, 'step 1 to be recorded');
+    assert.deepEqual(encoded, [], 'nobody watches: no preview encoded');
+
+    const heard: JobEvent[] = [];
+    const stop = w.events.subscribe(id, (event) => heard.push(event));
+    a.calls[0]!.progress(2);
+    await waitUntil(() => encoded.length === 1, 'the preview of step 2 to be encoded for the watcher');
+    assert.deepEqual(encoded, [2]);
+    a.calls[0]!.progress(3);
+    await waitUntil(() => heard.some((e) => e.type === 'progress' && e.step === 3 && e.preview !== undefined), 'step 3 to reach the watcher with the preview');
+    stop();
+    a.calls[0]!.release();
+    await waitUntil(async () => (await w.store.get(id))?.status === 'succeeded', 'the job to succeed');
   });
 
   it('recover() at start leaves a job running elsewhere alone, and sweeps only what nobody can still use', async () => {

@@ -208,7 +208,8 @@ export function createJobRunner(deps: JobRunnerDeps) {
     return deps.events.subscribe(entry.job.id, (event) => {
       if (entry.cause || (event.type !== 'canceled' && event.type !== 'failed')) return;
       abortRun(entry, { kind: 'elsewhere', status: event.type });
-    });
+      // Not a watcher: on its own this listener makes nobody publish progress or encode previews.
+    }, { watch: false });
   }
 
   async function execute(entry: Running): Promise<void> {

@@ -161,12 +161,22 @@ export type JobEvent =
   | { type: 'partial_image'; jobId: string; index: number; image: RawImage }
   | { type: 'succeeded' | 'failed' | 'canceled'; jobId: string };
 
+export interface SubscribeOptions {
+  /** Counts as a watcher (default true). */
+  watch?: boolean;
+}
+
 export interface JobEvents {
   publish(event: JobEvent): void;
-  /** Returns the unsubscribe function. */
-  subscribe(jobId: string, listener: (event: JobEvent) => void): () => void;
+  /**
+   * Returns the unsubscribe function. `watch: false`: the listener hears the job's events but is not a
+   * watcher (the runner listening for a cancel from another process), so on its own it makes no one publish
+   * progress or encode previews for the job.
+   */
+  subscribe(jobId: string, listener: (event: JobEvent) => void, options?: SubscribeOptions): () => void;
+  /** Someone, in any process, watches the job (an SSE stream, a synchronous waiter): progress is worth publishing. */
   hasSubscribers(jobId: string): boolean;
-  /** Jobs with at least one subscriber. */
+  /** Jobs with at least one watcher. */
   watchedJobIds(): string[];
 }
 

@@ -105,6 +105,29 @@ describe('Redis JobEvents', () => {
     assert.deepEqual(worker.watchedJobIds(), []);
   });
 
+  it('a listener that does not watch hears another process\'s events and is no watcher anywhere', async () => {
+    const api = await open();
+    const worker = await open();
+    const jobId = `job_${randomUUID()}`;
+    const heard: string[] = [];
+    const stop = worker.subscribe(jobId, (event) => heard.push(event.type), { watch: false });
+    assert.equal(worker.hasSubscribers(jobId), false);
+    // The channel subscription is asynchronous: publish until the worker hears one.
+    await waitUntil(() => {
+      api.publish({ type: 'canceled', jobId });
+      return heard.length > 0;
+    }, 'the worker to hear the cancel');
+    assert.equal(heard[0], 'canceled');
+    // A watch of another job, announced after anything this one could have announced on the same connection.
+    const other = `job_${randomUUID()}`;
+    const stopOther = worker.subscribe(other, () => {});
+    await waitUntil(() => api.hasSubscribers(other), 'the API to see the worker\'s watch of the other job');
+    assert.equal(api.hasSubscribers(jobId), false);
+    assert.deepEqual(api.watchedJobIds(), [other]);
+    stop();
+    stopOther();
+  });
+
   it('a dead process\'s watches expire after their TTL', async () => {
     const dying = await open(600);
     const worker = await open(600);

@@ -89,6 +89,8 @@ export function createRedisJobEvents(options: RedisJobEventsOptions): RedisJobEv
   const watchChannel = `${prefix}:ev:watch`;
   const jobChannelPrefix = `${prefix}:ev:job:`;
   const listeners = new Map<string, Set<(event: JobEvent) => void>>();
+  /** jobId → this process's listeners that count as watchers (announced and refreshed in Redis). */
+  const watching = new Map<string, number>();
   /** jobId → instances (other than this one) watching it. */
   let remote = new Map<string, Set<string>>();
   /** Watch announcements heard while a refresh is in flight, replayed over its snapshot (the two come on different connections). */
@@ -136,7 +138,7 @@ export function createRedisJobEvents(options: RedisJobEventsOptions): RedisJobEv
   async function refresh(): Promise<void> {
     journal = [];
     try {
-      const live = (await commands.eval(REFRESH_SCRIPT, 1, watchedKey, String(ttlMs), ...[...listeners.keys()].map(member))) as string[];
+      const live = (await commands.eval(REFRESH_SCRIPT, 1, watchedKey, String(ttlMs), ...[...watching.keys()].map(member))) as string[];
       const view = new Map<string, Set<string>>();
       for (const entry of live) {
         const space = entry.indexOf(' ');
@@ -184,32 +186,47 @@ export function createRedisJobEvents(options: RedisJobEventsOptions): RedisJobEv
       );
     },
 
-    subscribe(jobId, listener) {
+    subscribe(jobId, listener, subscribeOptions) {
+      const watch = subscribeOptions?.watch ?? true;
       let set = listeners.get(jobId);
       if (!set) {
         listeners.set(jobId, (set = new Set()));
-        if (!closed) {
-          subscriber.subscribe(`${jobChannelPrefix}${jobId}`).catch((err: unknown) => logger.warn({ err, jobId }, 'could not subscribe to a job in Redis'));
-          announce(jobId, true);
-        }
+        if (!closed) subscriber.subscribe(`${jobChannelPrefix}${jobId}`).catch((err: unknown) => logger.warn({ err, jobId }, 'could not subscribe to a job in Redis'));
       }
-      set.add(listener);
+      // A wrapper per subscription: the same function subscribed twice is two subscriptions.
+      const entry = (event: JobEvent) => listener(event);
+      set.add(entry);
+      if (watch) {
+        const count = (watching.get(jobId) ?? 0) + 1;
+        watching.set(jobId, count);
+        if (count === 1 && !closed) announce(jobId, true);
+      }
+      let done = false;
       return () => {
-        set.delete(listener);
+        if (done) return;
+        done = true;
+        set.delete(entry);
+        if (watch) {
+          const left = (watching.get(jobId) ?? 1) - 1;
+          if (left > 0) watching.set(jobId, left);
+          else {
+            watching.delete(jobId);
+            if (!closed) announce(jobId, false);
+          }
+        }
         if (set.size > 0 || listeners.get(jobId) !== set) return;
         listeners.delete(jobId);
         if (closed) return;
         subscriber.unsubscribe(`${jobChannelPrefix}${jobId}`).catch((err: unknown) => logger.warn({ err, jobId }, 'could not unsubscribe from a job in Redis'));
-        announce(jobId, false);
       };
     },
 
     hasSubscribers(jobId) {
-      return listeners.has(jobId) || remote.has(jobId);
+      return watching.has(jobId) || remote.has(jobId);
     },
 
     watchedJobIds() {
-      return [...new Set([...listeners.keys(), ...remote.keys()])];
+      return [...new Set([...watching.keys(), ...remote.keys()])];
     },
 
     ready: () => started,
