@@ -24,7 +24,7 @@ import scenes as S  # noqa: E402
 SAMPLER_DEFAULTS = {"steps": 20, "true_cfg_scale": 4.0, "negative_cfg_scale": 6.0, "base_image_seq_len": 256, "max_image_seq_len": 8192,
                     "base_shift": 0.5, "max_shift": 0.9, "shift_terminal": 0.02,
                     # edits with one reference keep the rest of it (CONTRACT.md "Edits"); None: off
-                    "edit_keep": {"share": 0.3, "lo": 0.06, "hi": 0.12, "grow": 2, "global_share": 0.5}}
+                    "edit_keep": {"share": 0.3, "lo": 0.06, "hi": 0.12, "grow": 2, "global_share": 0.5, "prune": True}}
 
 
 # ------------------------------------------------------------------------------------------------ PRNG
@@ -87,8 +87,39 @@ def edit_region(acc, k):
     image, channels averaged). → soft mask [h, w] in [0, 1], 1 where the edit may draw, or None for a global edit
     (the mask covers more than k["global_share"] of the picture)."""
     m = np.clip((acc - np.float32(k["lo"])) / np.float32(k["hi"] - k["lo"]), 0, 1).astype(np.float32)
-    m = grow_mask(m, int(k["grow"]))
-    return None if float(m.mean()) > k["global_share"] else m
+    grown = grow_mask(m, int(k["grow"]))
+    if float(grown.mean()) > k["global_share"]:
+        return None
+    if k.get("prune"):  # parts of the pull that never reach `hi` are noise, not the edit: the source is kept there
+        m = prune_islands(m)
+        grown = grow_mask(m, int(k["grow"]))
+    return grown
+
+
+def prune_islands(m):
+    """drops the 8-connected parts of the mask (m > 0) that never reach 1"""
+    h, w = m.shape
+    seen = np.zeros((h, w), bool)
+    out = m.copy()
+    for y0 in range(h):
+        for x0 in range(w):
+            if seen[y0, x0] or m[y0, x0] <= 0:
+                continue
+            stack, part = [(y0, x0)], []
+            seen[y0, x0] = True
+            while stack:
+                y, x = stack.pop()
+                part.append((y, x))
+                for dy in (-1, 0, 1):
+                    for dx in (-1, 0, 1):
+                        yy, xx = y + dy, x + dx
+                        if 0 <= yy < h and 0 <= xx < w and not seen[yy, xx] and m[yy, xx] > 0:
+                            seen[yy, xx] = True
+                            stack.append((yy, xx))
+            if max(m[y, x] for y, x in part) < 1:
+                for y, x in part:
+                    out[y, x] = 0
+    return out
 
 
 def choose_grid(grids, width, height):
@@ -193,7 +224,8 @@ class Pipeline:
             lowimg = ((low[0].numpy().transpose(1, 2, 0) + 1) * 127.5).round().clip(0, 255).astype(np.uint8)
         if self.up is not None:
             from upsampler import upsample
-            out = upsample(self.up, low, height, width)[0].numpy().transpose(1, 2, 0)
+            from upsampler import FLATTEN
+            out = upsample(self.up, low, height, width, flat=FLATTEN)[0].numpy().transpose(1, 2, 0)
             out = ((out + 1) * 127.5).round().clip(0, 255).astype(np.uint8)
         else:
             hi = self.sr(low)[0].numpy().transpose(1, 2, 0)

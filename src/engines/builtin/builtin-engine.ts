@@ -1,7 +1,8 @@
 /**
  * The builtin engine: the bundled Qwen-Image-style model (model/CONTRACT.md) run with ONNX Runtime on
  * the CPU under the TypeScript sampler. Text encoder → Euler steps of the MMDiT denoiser with guidance
- * (prompt, empty text and any negative prompt in one batch) → unpatchify → the learned edge-field upsampler drawn at the
+ * (prompt, empty text and any negative prompt in one batch) → unpatchify → (manifest.upsampler.flatten) an
+ * edge-preserving smoothing of the drawing → the learned edge-field upsampler drawn at the
  * exact requested size (edge-field.ts); a model without one: learned super-resolution, then a resize (final-resize.ts).
  */
 import * as ort from 'onnxruntime-node';
@@ -15,7 +16,7 @@ import { computeSigmas, eulerStep, guide, predictCleanSample } from './sampler.t
 import { fillStandardNormal } from './prng.ts';
 import { chooseGrid, patchifyRgb, planarToRgb, tokenPositions, unpatchifyToPlanar } from './patches.ts';
 import { DEFAULT_FINAL_RESIZE, resizeFinal, type FinalResizeMethod } from './final-resize.ts';
-import { FIELD_CHANNELS, renderEdgeField } from './edge-field.ts';
+import { FIELD_CHANNELS, flattenDrawing, renderEdgeField } from './edge-field.ts';
 import { accumulatePull, editRegion, keepSource, measureSteps, pasteSource, regionTokens, resizeMask } from './edit-region.ts';
 
 /** How the drawing becomes the requested size: the edge-field upsampler, or sr.onnx then a final resize. */
@@ -302,7 +303,8 @@ export class BuiltinEngine implements Engine {
     if (how === 'edge-field') {
       const up = this.manifest.upsampler;
       if (!this.upsampler || !up) throw new Error('this model ships no edge-field upsampler');
-      const out = await this.upsampler.run({ lowres });
+      const drawing = up.flatten ? new ort.Tensor('float32', flattenDrawing(planar, w, h, up.flatten), [1, 3, h, w]) : lowres;
+      const out = await this.upsampler.run({ lowres: drawing });
       const field = out.field!;
       const [, ch, gh, gw] = field.dims as number[];
       if (ch !== FIELD_CHANNELS || gh !== h * up.sub || gw !== w * up.sub) throw new Error(`upsampler returned a field of shape ${field.dims.join('×')}`);

@@ -1,7 +1,7 @@
 import assert from 'node:assert/strict';
 import { describe, it } from 'node:test';
 import type { RawImage } from '../../domain/types.ts';
-import { FIELD_CHANNELS, renderEdgeField } from './edge-field.ts';
+import { FIELD_CHANNELS, flattenDrawing, renderEdgeField } from './edge-field.ts';
 
 /** A gw×gh field whose every cell says f(i, j) (colours in 0..255 here, stored in [−1,1]). */
 function field(gw: number, gh: number, f: (i: number, j: number) => { a: number; b: number; nx: number; ny: number; d: number }): Float32Array {
@@ -103,5 +103,28 @@ describe('edge-field renderer (the builtin decode)', () => {
 
   it('refuses a field of the wrong size', () => {
     assert.throws(() => renderEdgeField(new Float32Array(10), 2, 2, 8, 8), /expected 9·2·2/);
+  });
+});
+
+describe('flattenDrawing', () => {
+  const opts = { radius: 2, spatial_sigma: 1, range_sigma: 0.15 };
+  /** planar [3, h, w] of one colour per pixel from `pick(x, y)` → [r, g, b]. */
+  const drawing = (w: number, h: number, pick: (x: number, y: number) => [number, number, number]) => {
+    const out = new Float32Array(3 * w * h);
+    for (let y = 0; y < h; y++) for (let x = 0; x < w; x++) pick(x, y).forEach((v, c) => (out[c * w * h + y * w + x] = v));
+    return out;
+  };
+  it('leaves a flat drawing and a step between two distinct colours as they are', () => {
+    const flat = drawing(6, 5, () => [0.2, -0.4, 0.6]);
+    assert.ok(flattenDrawing(flat, 6, 5, opts).every((v, i) => Math.abs(v - flat[i]!) < 1e-6));
+    const step = drawing(8, 4, (x) => (x < 4 ? [0.8, 0.1, -0.5] : [-0.6, -0.6, 0.9]));
+    const out = flattenDrawing(step, 8, 4, opts);
+    assert.ok(out.every((v, i) => Math.abs(v - step[i]!) < 1e-6), 'colours 1.4 apart do not mix');
+  });
+  it('pulls a faint blotch toward its surroundings and leaves a strong dot', () => {
+    const faint = drawing(7, 7, (x, y) => (x === 3 && y === 3 ? [0.1, 0.1, 0.1] : [0, 0, 0]));
+    assert.ok(flattenDrawing(faint, 7, 7, opts)[3 * 7 + 3]! < 0.05, 'a 0.1 blotch loses more than half its height');
+    const star = drawing(7, 7, (x, y) => (x === 3 && y === 3 ? [1, 1, 1] : [-0.8, -0.8, -0.6]));
+    assert.ok(flattenDrawing(star, 7, 7, opts)[3 * 7 + 3]! > 0.99, 'a star against the night stays');
   });
 });

@@ -85,3 +85,58 @@ export function renderEdgeField(field: Float32Array, gw: number, gh: number, wid
   }
   return { width, height, data };
 }
+
+/** manifest.upsampler.flatten: the bilateral filter run on the drawing before upsampler.onnx. */
+export interface FlattenOptions {
+  /** Half-width of the window, drawing pixels. */
+  radius: number;
+  spatial_sigma: number;
+  /** On the colour distance |c − c₀| (three channels in [−1,1]). */
+  range_sigma: number;
+}
+
+/**
+ * Edge-preserving smoothing of the drawing (model/upsampler.py `flatten`): planar [3, h, w] in [−1,1]; each pixel
+ * becomes the mean of its (2r+1)² window weighted by exp(−(dx²+dy²)/(2·ss²) − |c − c₀|²/(2·rs²)), the window
+ * clamped at the borders. It takes out the denoiser's blotches and colour fringes, which the edge field would
+ * otherwise draw as crisply as real edges, and leaves edges between distinct colours where they are.
+ */
+export function flattenDrawing(planar: Float32Array, w: number, h: number, options: FlattenOptions): Float32Array {
+  const n = w * h;
+  if (planar.length !== 3 * n) throw new Error(`drawing has ${planar.length} values, expected 3·${h}·${w}`);
+  const r = Math.round(options.radius);
+  const spatial = 2 * options.spatial_sigma * options.spatial_sigma;
+  const range = 2 * options.range_sigma * options.range_sigma;
+  const out = new Float32Array(3 * n);
+  for (let y = 0; y < h; y++) {
+    for (let x = 0; x < w; x++) {
+      const i = y * w + x;
+      const r0 = planar[i]!;
+      const g0 = planar[n + i]!;
+      const b0 = planar[2 * n + i]!;
+      let sr = 0;
+      let sg = 0;
+      let sb = 0;
+      let sw = 0;
+      for (let dy = -r; dy <= r; dy++) {
+        const row = Math.min(h - 1, Math.max(0, y + dy)) * w;
+        for (let dx = -r; dx <= r; dx++) {
+          const j = row + Math.min(w - 1, Math.max(0, x + dx));
+          const rr = planar[j]!;
+          const gg = planar[n + j]!;
+          const bb = planar[2 * n + j]!;
+          const d2 = (rr - r0) * (rr - r0) + (gg - g0) * (gg - g0) + (bb - b0) * (bb - b0);
+          const wt = Math.exp(-(dx * dx + dy * dy) / spatial - d2 / range);
+          sr += wt * rr;
+          sg += wt * gg;
+          sb += wt * bb;
+          sw += wt;
+        }
+      }
+      out[i] = sr / sw;
+      out[n + i] = sg / sw;
+      out[2 * n + i] = sb / sw;
+    }
+  }
+  return out;
+}

@@ -1,6 +1,6 @@
 import { describe, test } from 'node:test';
 import assert from 'node:assert/strict';
-import { accumulatePull, editRegion, growMask, keepSource, measureSteps, pasteSource, regionTokens, resizeMask, type EditKeepConfig } from './edit-region.ts';
+import { accumulatePull, editRegion, growMask, pruneIslands, keepSource, measureSteps, pasteSource, regionTokens, resizeMask, type EditKeepConfig } from './edit-region.ts';
 import { patchifyRgb } from './patches.ts';
 
 const KEEP: EditKeepConfig = { share: 0.3, lo: 0.1, hi: 0.2, grow: 1, global_share: 0.6 };
@@ -89,5 +89,45 @@ describe('edit region (edits keep the rest)', () => {
     assert.ok(resizeMask(new Float32Array(6).fill(0.5), 3, 2, 30, 20).every((v) => Math.abs(v - 0.5) < 1e-7));
     const ramp = resizeMask(Float32Array.from([0, 1]), 2, 1, 4, 1);
     assert.deepEqual([...ramp].map((v) => +v.toFixed(3)), [0, 0.25, 0.75, 1]);
+  });
+});
+
+describe('pruneIslands', () => {
+  test('drops the parts of a mask that never reach 1 and keeps every part that does, whole', () => {
+    const w = 6;
+    const h = 4;
+    // A part reaching 1 (with a soft rim, joined diagonally), and a faint island that stays below 1.
+    const m = new Float32Array([
+      0, 0, 0, 0, 0.4, 0.6,
+      0.3, 1, 0, 0, 0.9, 0,
+      0, 0.5, 0, 0, 0, 0,
+      0, 0, 0.7, 0, 0, 0,
+    ]);
+    const out = pruneIslands(m, w, h);
+    assert.deepEqual([...out], [
+      0, 0, 0, 0, 0, 0,
+      0.3, 1, 0, 0, 0, 0,
+      0, 0.5, 0, 0, 0, 0,
+      0, 0, 0.7, 0, 0, 0,
+    ].map(Math.fround));
+    assert.deepEqual([...m].slice(4, 6), [0.4, 0.6].map(Math.fround), 'the input is left as it was');
+  });
+  test('editRegion prunes only local edits, after the global test on the whole pull', () => {
+    const w = 8;
+    const h = 8;
+    const pull = new Float32Array(w * h).fill(0.07); // faint pull everywhere: half way from lo to hi
+    pull[9] = 0.2;
+    const keep = { share: 0.3, lo: 0.06, hi: 0.12, grow: 1, global_share: 0.5 };
+    const plain = editRegion(pull, w, h, keep)!;
+    const pruned = editRegion(pull, w, h, { ...keep, prune: true })!;
+    assert.ok(plain.every((v) => v > 0), 'without pruning the faint pull is part of the mask');
+    // The faint pull is one part with the strong pixel (all above lo, 8-connected), so it stays; a separate island does not.
+    assert.deepEqual([...pruned], [...plain]);
+    const apart = new Float32Array(w * h);
+    apart[9] = 0.2;
+    apart[w * h - 1] = 0.08;
+    const region = editRegion(apart, w, h, { ...keep, prune: true })!;
+    assert.equal(region[w * h - 1], 0, 'the lone faint island is gone');
+    assert.ok(region[9]! > 0.99);
   });
 });

@@ -21,6 +21,11 @@ export interface EditKeepConfig {
   global_share: number;
   /** Blend the decoded image with the source image at the output size (default true). */
   paste?: boolean;
+  /**
+   * Drop the parts of a local edit's mask (8-connected, before growing) whose pull never reaches `hi`: scattered
+   * pull in the background, not the edit. There the source is kept exactly instead of redrawn. Default false.
+   */
+  prune?: boolean;
 }
 
 /** Steps that measure the pull, or 0 when `keep` is off for this step count. */
@@ -95,7 +100,44 @@ export function editRegion(meanPull: Float32Array, w: number, h: number, keep: E
   const grown = growMask(m, w, h, Math.round(keep.grow));
   let sum = 0;
   for (const v of grown) sum += v;
-  return sum / grown.length > keep.global_share ? null : grown;
+  // The global test looks at the whole pull; pruning only refines a local edit's mask.
+  if (sum / grown.length > keep.global_share) return null;
+  return keep.prune ? growMask(pruneIslands(m, w, h), w, h, Math.round(keep.grow)) : grown;
+}
+
+/** Zeroes the 8-connected parts of m (m > 0) whose largest value is below 1 (model/sampler.py `prune_islands`). */
+export function pruneIslands(m: Float32Array, w: number, h: number): Float32Array {
+  const out = Float32Array.from(m);
+  const seen = new Uint8Array(m.length);
+  const part: number[] = [];
+  for (let start = 0; start < m.length; start++) {
+    if (seen[start] || !(m[start]! > 0)) continue;
+    part.length = 0;
+    const stack = [start];
+    seen[start] = 1;
+    let peak = 0;
+    while (stack.length) {
+      const i = stack.pop()!;
+      part.push(i);
+      if (m[i]! > peak) peak = m[i]!;
+      const y = Math.floor(i / w);
+      const x = i - y * w;
+      for (let dy = -1; dy <= 1; dy++) {
+        for (let dx = -1; dx <= 1; dx++) {
+          const yy = y + dy;
+          const xx = x + dx;
+          if (yy < 0 || yy >= h || xx < 0 || xx >= w) continue;
+          const j = yy * w + xx;
+          if (!seen[j] && m[j]! > 0) {
+            seen[j] = 1;
+            stack.push(j);
+          }
+        }
+      }
+    }
+    if (peak < 1) for (const i of part) out[i] = 0;
+  }
+  return out;
 }
 
 /** The mask in token layout [rows·cols, 3·P·P] (the same value for the three colours of a pixel). */

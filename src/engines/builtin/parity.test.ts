@@ -13,7 +13,7 @@ import { fillStandardNormal } from './prng.ts';
 import { chooseGrid } from './patches.ts';
 import { readManifest } from './manifest.ts';
 import { createBuiltinEngine } from './builtin-engine.ts';
-import { renderEdgeField } from './edge-field.ts';
+import { flattenDrawing, renderEdgeField } from './edge-field.ts';
 
 const ROOT = path.resolve(import.meta.dirname, '../../..');
 const FIXTURES = path.join(ROOT, 'test/fixtures/parity');
@@ -132,6 +132,15 @@ if (fs.existsSync(upsamplerFixture)) {
       } finally {
         await engine.close();
       }
+    });
+    test('flattenDrawing smooths the drawing as upsampler.py flatten does (within 1e-5), with the manifest\'s settings', () => {
+      const manifest = readManifest(path.join(ROOT, fx.model));
+      assert.deepEqual(manifest.upsampler?.flatten, fx.flatten.params, 'the fixture was made with the shipped settings');
+      const [, , h, w] = fx.flatten.lowres.dims as number[];
+      const flat = flattenDrawing(Float32Array.from(fx.flatten.lowres.data), w, h, fx.flatten.params);
+      const d = maxAbsDiff(flat, fx.flatten.flat);
+      assert.ok(d < 1e-5, `max |Δ| = ${d}`);
+      assert.ok(maxAbsDiff(flat, fx.flatten.lowres.data) > 0.01, 'the noisy drawing was smoothed');
     });
     test('renderEdgeField draws the PyTorch field as render_field does (every value within 1 level, 99.9% exact)', () => {
       for (const c of fx.cases) {
