@@ -9,20 +9,18 @@
  * database inside it: a request whose job is written in between counts twice for a moment (a refusal on
  * the safe side), never zero times.
  */
+import type { LimitHold } from './ports.ts';
+
 export interface HeldForKey {
   jobs: number;
   credits: number;
 }
 
-export interface AdmitHold {
-  /** Idempotent; gives the slot and the credits back (a shared version does it in the background). */
-  release(): void;
-}
-
 export interface AdmitHolds {
   exclusive<T>(keyId: string, fn: () => Promise<T>): Promise<T>;
   held(keyId: string): Promise<HeldForKey>;
-  add(keyId: string, credits: number): Promise<AdmitHold>;
+  /** The hold's release gives the slot and the credits back (the Redis version does it in the background). */
+  add(keyId: string, credits: number): Promise<LimitHold>;
 }
 
 const round6 = (n: number) => Math.round(n * 1e6) / 1e6;
