@@ -223,8 +223,8 @@ class Pipeline:
         if return_lowres:
             lowimg = ((low[0].numpy().transpose(1, 2, 0) + 1) * 127.5).round().clip(0, 255).astype(np.uint8)
         if self.up is not None:
-            from upsampler import FLATTEN, upsample
-            out = upsample(self.up, low, height, width, flat=FLATTEN)[0].numpy().transpose(1, 2, 0)
+            from upsampler import FLATTEN, SMOOTH, upsample
+            out = upsample(self.up, low, height, width, flat=FLATTEN, smooth=SMOOTH)[0].numpy().transpose(1, 2, 0)
             out = ((out + 1) * 127.5).round().clip(0, 255).astype(np.uint8)
         else:
             hi = self.sr(low)[0].numpy().transpose(1, 2, 0)

@@ -19,6 +19,7 @@ wide at any scale.
 
   /usr/bin/python3 model/upsampler.py --minutes 40 --out model/checkpoints/up     # trains on 2 CPU cores
   /usr/bin/python3 model/upsampler.py --export model/checkpoints/up/up.pt         # → model/weights, parity fixture
+  /usr/bin/python3 model/upsampler.py --smooth-fixture                           # the fixture's smoothing case only
 Resumes from <out>/up.pt; log in <out>/up.log. The data for step k comes from np.random.default_rng([seed, k]).
 """
 from __future__ import annotations
@@ -143,12 +144,64 @@ def flatten(lowres, radius, spatial_sigma, range_sigma):
     return num / den
 
 
-def upsample(net, lowres, H, W, flat=None):
+# The field's cells each draw their own square and hand over within one output pixel, so a curved or slanted edge
+# comes out as a staircase of cell-sized steps (~4.6 px at 1024×768). Smoothing the drawn image and pushing it back to
+# its local colours around the half level puts the edge on the level set of the smoothed image instead: a smooth
+# line through the middle of the steps, still one pixel wide. Measured on generated images (model/README.md).
+SMOOTH = {"sigma": 3.0, "radius": 2, "contrast_lo": 0.1, "contrast_hi": 0.25, "ramp": 1.0}
+
+
+def gaussian_kernel(sigma):
+    """normalised 1-D Gaussian taps over ±ceil(3σ), float32"""
+    r = int(math.ceil(3 * sigma))
+    k = np.exp(-0.5 * (np.arange(-r, r + 1, dtype=np.float64) / sigma) ** 2)
+    return torch.from_numpy((k / k.sum()).astype(np.float32))
+
+
+def _sep(x, k, axis):
+    """x [B,C,H,W] convolved with the 1-D taps k along W (axis 3) or H (axis 2), edges replicated"""
+    r = (k.numel() - 1) // 2
+    C = x.shape[1]
+    if axis == 3:
+        return F.conv2d(F.pad(x, (r, r, 0, 0), mode="replicate"), k.view(1, 1, 1, -1).repeat(C, 1, 1, 1), groups=C)
+    return F.conv2d(F.pad(x, (0, 0, r, r), mode="replicate"), k.view(1, 1, -1, 1).repeat(C, 1, 1, 1), groups=C)
+
+
+def smooth_edges(img, sigma, radius, contrast_lo, contrast_hi, ramp):
+    """the drawn image [B,3,H,W] in [-1,1] → the same with its edges on smooth curves (mirrored by smoothEdges in
+    src/engines/builtin/edge-field.ts, model/CONTRACT.md "Edge-field upsampler"). Per pixel and channel: g, the image
+    blurred by a Gaussian (σ = sigma, rows then columns); m, M, the min and max of the image over the
+    (2·radius+1)² window; the gain k = 1 + (σ·√(2π)/ramp − 1)·smoothstep(contrast_lo, contrast_hi, max over channels
+    of M − m); the output m + clamp(½ + ((g − m)/(M − m) − ½)·k, 0, 1)·(M − m), or g where M − m ≤ 1e-6. Flat
+    colour (gain 1) comes out as g clamped to [m, M]; an edge comes out as a one-pixel ramp on g's half level."""
+    k = gaussian_kernel(sigma)
+    g = _sep(_sep(img, k, 3), k, 2)
+    r = int(radius)
+    p = F.pad(img, (r, r, r, r), mode="replicate")
+    hi = F.max_pool2d(p, 2 * r + 1, 1)
+    lo = -F.max_pool2d(-p, 2 * r + 1, 1)
+    span = hi - lo
+    c = torch.clamp((span.amax(1, keepdim=True) - contrast_lo) / (contrast_hi - contrast_lo), 0.0, 1.0)
+    gain = 1.0 + (sigma * math.sqrt(2 * math.pi) / ramp - 1.0) * (c * c * (3.0 - 2.0 * c))
+    a = torch.clamp(0.5 + ((g - lo) / span.clamp_min(1e-6) - 0.5) * gain, 0.0, 1.0)
+    return torch.where(span > 1e-6, lo + a * span, g)
+
+
+def quantize(img):
+    """[-1,1] → the 8-bit levels the runtime writes, back in [-1,1] (the runtime smooths its 8-bit drawing)"""
+    return torch.clamp(torch.round((img + 1.0) * 127.5), 0, 255) / 127.5 - 1.0
+
+
+def upsample(net, lowres, H, W, flat=None, smooth=None):
     """the run-time chain in PyTorch: lowres [B,3,h,w] in [-1,1] → [B,3,H,W]; `flat`: the manifest's
-    upsampler.flatten (None: the drawing as it is)"""
+    upsampler.flatten, `smooth`: its upsampler.smooth (None: left out)"""
     if flat:
         lowres = flatten(lowres, flat["radius"], flat["spatial_sigma"], flat["range_sigma"])
-    return torch.clamp(render_field(net(lowres), H, W), -1.0, 1.0)
+    out = torch.clamp(render_field(net(lowres), H, W), -1.0, 1.0)
+    if smooth:
+        out = torch.clamp(smooth_edges(quantize(out), smooth["sigma"], smooth["radius"], smooth["contrast_lo"],
+                                       smooth["contrast_hi"], smooth["ramp"]), -1.0, 1.0)
+    return out
 
 
 # ------------------------------------------------------------------------------------------------ training
@@ -411,9 +464,9 @@ def export(ckpt, weights, parity_out):
     mpath = os.path.join(weights, "manifest.json")
     m = json.load(open(mpath))
     m["upsampler"] = {"kind": "edge-field", "file": "upsampler.onnx", "sub": SUB, "ramp": 1.0, "blend": BLEND, "step": ck["step"],
-                      "flatten": dict(FLATTEN)}
+                      "flatten": dict(FLATTEN), "smooth": dict(SMOOTH)}
     # the version names the decode too, since the same denoiser now gives different pixels
-    m["version"] = m["version"].split("+")[0] + f"+edge-field-step{ck['step']}"
+    m["version"] = m["version"].split("+")[0] + f"+edge-field-step{ck['step']}+smooth"
     with open(mpath, "w") as f:
         json.dump(m, f, indent=1)
     rng = np.random.default_rng(99)
@@ -437,8 +490,21 @@ def export(ckpt, weights, parity_out):
     flatten_case = {"params": dict(FLATTEN), "lowres": {"dims": list(lo.shape), "data": [float(v) for v in lo.reshape(-1)]},
                     "flat": [float("%.7g" % v) for v in flat.numpy().reshape(-1)]}
     with open(parity_out, "w") as f:
-        json.dump({"model": "model/weights", "cases": cases, "flatten": flatten_case}, f)
+        json.dump({"model": "model/weights", "cases": cases, "flatten": flatten_case, "smooth": smooth_case(net)}, f)
     print(f"exported {path} ({os.path.getsize(path)/1e6:.2f} MB), step {ck['step']}; parity → {parity_out}")
+
+
+def smooth_case(net):
+    """the smoothing step alone (parity fixture): a drawn 8-bit image with slanted and curved edges, and its smoothed
+    8-bit result"""
+    rng = np.random.default_rng(7)
+    sc = S.random_scene(rng, avoid_heldout=False)
+    lo = torch.from_numpy(S.to_unit(S.render(sc, 12, 16)))[None]
+    with torch.no_grad():
+        drawn = quantize(torch.clamp(render_field(net(lo), 90, 120), -1, 1))
+        out = smooth_edges(drawn, SMOOTH["sigma"], SMOOTH["radius"], SMOOTH["contrast_lo"], SMOOTH["contrast_hi"], SMOOTH["ramp"])
+    rgb = lambda x: np.clip(np.round((x[0].numpy() + 1) * 127.5), 0, 255).astype(int).transpose(1, 2, 0).reshape(-1).tolist()  # noqa: E731
+    return {"params": dict(SMOOTH), "width": 120, "height": 90, "rgb": rgb(drawn), "smoothed": rgb(out)}
 
 
 def main():
@@ -446,6 +512,7 @@ def main():
     ap.add_argument("--export", default="", help="checkpoint to export instead of training")
     ap.add_argument("--weights", default=os.path.join(HERE, "weights"))
     ap.add_argument("--parity-out", default=os.path.join(HERE, "..", "test/fixtures/parity/upsampler.json"))
+    ap.add_argument("--smooth-fixture", action="store_true", help="rewrite only the parity fixture's smooth case (weights/torch/up.pt)")
     ap.add_argument("--minutes", type=float, default=0)
     ap.add_argument("--device", default="cpu", choices=["cpu", "cuda"], help="the trainer's device (data and DenoiserDegrade stay on the CPU workers)")
     ap.add_argument("--out", default="model/checkpoints/up")
@@ -464,7 +531,14 @@ def main():
     a = ap.parse_args()
     torch.set_num_threads(a.threads)
     torch.set_flush_denormal(True)
-    if a.export:
+    if a.smooth_fixture:
+        import json
+        fx = json.load(open(a.parity_out))
+        fx["smooth"] = smooth_case(load_net(os.path.join(a.weights, "torch", "up.pt"))[0])
+        with open(a.parity_out, "w") as f:
+            json.dump(fx, f)
+        print(f"smooth case → {a.parity_out}")
+    elif a.export:
         export(a.export, a.weights, a.parity_out)
     elif a.minutes:
         train(a)

@@ -3,7 +3,7 @@
  * the CPU under the TypeScript sampler. Text encoder → Euler steps of the MMDiT denoiser with guidance
  * (prompt, empty text and any negative prompt in one batch) → unpatchify → (manifest.upsampler.flatten) an
  * edge-preserving smoothing of the drawing → the learned edge-field upsampler drawn at the
- * exact requested size (edge-field.ts); a model without one: learned super-resolution, then a resize (final-resize.ts).
+ * exact requested size, its edges then put on smooth curves (manifest.upsampler.smooth, edge-field.ts); a model without one: learned super-resolution, then a resize (final-resize.ts).
  */
 import * as ort from 'onnxruntime-node';
 import path from 'node:path';
@@ -16,7 +16,7 @@ import { computeSigmas, eulerStep, guide, predictCleanSample } from './sampler.t
 import { fillStandardNormal } from './prng.ts';
 import { chooseGrid, patchifyRgb, planarToRgb, tokenPositions, unpatchifyToPlanar } from './patches.ts';
 import { DEFAULT_FINAL_RESIZE, resizeFinal, type FinalResizeMethod } from './final-resize.ts';
-import { FIELD_CHANNELS, flattenDrawing, renderEdgeField } from './edge-field.ts';
+import { FIELD_CHANNELS, flattenDrawing, renderEdgeField, smoothEdges } from './edge-field.ts';
 import { accumulatePull, editRegion, keepSource, measureSteps, pasteSource, regionTokens, resizeMask } from './edit-region.ts';
 
 /** How the drawing becomes the requested size: the edge-field upsampler, or sr.onnx then a final resize. */
@@ -308,7 +308,8 @@ export class BuiltinEngine implements Engine {
       const field = out.field!;
       const [, ch, gh, gw] = field.dims as number[];
       if (ch !== FIELD_CHANNELS || gh !== h * up.sub || gw !== w * up.sub) throw new Error(`upsampler returned a field of shape ${field.dims.join('×')}`);
-      return renderEdgeField(field.data as Float32Array, gw, gh, width, height, up.ramp ?? 1, up.blend ?? 1);
+      const drawn = renderEdgeField(field.data as Float32Array, gw, gh, width, height, up.ramp ?? 1, up.blend ?? 1);
+      return up.smooth ? smoothEdges(drawn, up.smooth) : drawn;
     }
     const S = this.manifest.sr.scale;
     const sr = await (await this.srSession()).run({ lowres });

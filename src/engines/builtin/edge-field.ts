@@ -140,3 +140,129 @@ export function flattenDrawing(planar: Float32Array, w: number, h: number, optio
   }
   return out;
 }
+
+/** manifest.upsampler.smooth: puts the drawn edges on smooth curves (smoothEdges). */
+export interface SmoothOptions {
+  /** Gaussian σ of the smoothing, output pixels. */
+  sigma: number;
+  /** Half-width of the window whose min and max are the local colours, output pixels. */
+  radius: number;
+  /** Local contrast (max over channels of max − min, in [−1,1] units) below which a pixel is only smoothed... */
+  contrast_lo: number;
+  /** ...and above which it gets the full gain back to a one-pixel edge. */
+  contrast_hi: number;
+  /** The edge's width in output pixels. */
+  ramp: number;
+}
+
+/** Normalised 1-D Gaussian taps over ±ceil(3σ) (model/upsampler.py gaussian_kernel). */
+function gaussianTaps(sigma: number): Float32Array {
+  const r = Math.ceil(3 * sigma);
+  const k = new Float64Array(2 * r + 1);
+  let sum = 0;
+  for (let i = -r; i <= r; i++) sum += k[i + r] = Math.exp(-0.5 * (i / sigma) ** 2);
+  return Float32Array.from(k, (v) => v / sum);
+}
+
+/**
+ * The drawn image with its edges on smooth curves (model/upsampler.py smooth_edges; model/CONTRACT.md "Edge-field
+ * upsampler"). The field's cells hand over within one pixel, so a slanted or curved edge is drawn as a staircase of
+ * cell-sized steps; this smooths the image (Gaussian σ) and pushes each channel back towards its local min or max
+ * (the (2·radius+1)² window) around the smoothed image's half level, with a gain that restores a `ramp`-pixel edge
+ * where the local contrast is high and leaves flat shading only smoothed. Works on the 8-bit image, as the
+ * runtime's renderer writes it.
+ */
+export function smoothEdges(img: RawImage, options: SmoothOptions): RawImage {
+  const { width: W, height: H } = img;
+  const n = W * H * 3;
+  if (img.data.length !== n) throw new Error(`image has ${img.data.length} values, expected ${W}·${H}·3`);
+  const src = new Float32Array(n);
+  for (let i = 0; i < n; i++) src[i] = img.data[i]! / 127.5 - 1;
+  const taps = gaussianTaps(options.sigma);
+  const tr = (taps.length - 1) / 2;
+  // Gaussian: along rows, then along columns (edges repeated)
+  const rows = new Float32Array(n);
+  for (let y = 0; y < H; y++) {
+    const base = y * W;
+    for (let x = 0; x < W; x++) {
+      for (let c = 0; c < 3; c++) {
+        let s = 0;
+        for (let t = -tr; t <= tr; t++) {
+          const xx = x + t < 0 ? 0 : x + t >= W ? W - 1 : x + t;
+          s += taps[t + tr]! * src[(base + xx) * 3 + c]!;
+        }
+        rows[(base + x) * 3 + c] = s;
+      }
+    }
+  }
+  const smooth = new Float32Array(n);
+  for (let y = 0; y < H; y++) {
+    for (let x = 0; x < W; x++) {
+      for (let c = 0; c < 3; c++) {
+        let s = 0;
+        for (let t = -tr; t <= tr; t++) {
+          const yy = y + t < 0 ? 0 : y + t >= H ? H - 1 : y + t;
+          s += taps[t + tr]! * rows[(yy * W + x) * 3 + c]!;
+        }
+        smooth[(y * W + x) * 3 + c] = s;
+      }
+    }
+  }
+  // local min and max over the (2r+1)² window: along rows, then along columns
+  const r = Math.round(options.radius);
+  const rowMin = new Float32Array(n);
+  const rowMax = new Float32Array(n);
+  for (let y = 0; y < H; y++) {
+    for (let x = 0; x < W; x++) {
+      for (let c = 0; c < 3; c++) {
+        let lo = Infinity;
+        let hi = -Infinity;
+        for (let t = -r; t <= r; t++) {
+          const xx = x + t < 0 ? 0 : x + t >= W ? W - 1 : x + t;
+          const v = src[(y * W + xx) * 3 + c]!;
+          if (v < lo) lo = v;
+          if (v > hi) hi = v;
+        }
+        rowMin[(y * W + x) * 3 + c] = lo;
+        rowMax[(y * W + x) * 3 + c] = hi;
+      }
+    }
+  }
+  const full = Math.fround(options.sigma * Math.sqrt(2 * Math.PI)) / options.ramp - 1;
+  const span = new Float32Array(3);
+  const low = new Float32Array(3);
+  const data = new Uint8Array(n);
+  for (let y = 0; y < H; y++) {
+    for (let x = 0; x < W; x++) {
+      let top = 0;
+      for (let c = 0; c < 3; c++) {
+        let lo = Infinity;
+        let hi = -Infinity;
+        for (let t = -r; t <= r; t++) {
+          const yy = y + t < 0 ? 0 : y + t >= H ? H - 1 : y + t;
+          const i = (yy * W + x) * 3 + c;
+          if (rowMin[i]! < lo) lo = rowMin[i]!;
+          if (rowMax[i]! > hi) hi = rowMax[i]!;
+        }
+        low[c] = lo;
+        span[c] = hi - lo;
+        if (span[c]! > top) top = span[c]!;
+      }
+      const q = Math.min(1, Math.max(0, (top - options.contrast_lo) / (options.contrast_hi - options.contrast_lo)));
+      const gain = 1 + full * (q * q * (3 - 2 * q));
+      const o = (y * W + x) * 3;
+      for (let c = 0; c < 3; c++) {
+        const g = smooth[o + c]!;
+        const sp = span[c]!;
+        let v = g;
+        if (sp > 1e-6) {
+          const a = 0.5 + ((g - low[c]!) / sp - 0.5) * gain;
+          v = low[c]! + (a <= 0 ? 0 : a >= 1 ? 1 : a) * sp;
+        }
+        const level = Math.round((v + 1) * 127.5);
+        data[o + c] = level < 0 ? 0 : level > 255 ? 255 : level;
+      }
+    }
+  }
+  return { width: W, height: H, data };
+}

@@ -3,7 +3,7 @@ import fs from 'node:fs';
 import path from 'node:path';
 import type { ScheduleConfig } from './sampler.ts';
 import type { EditKeepConfig } from './edit-region.ts';
-import type { FlattenOptions } from './edge-field.ts';
+import type { FlattenOptions, SmoothOptions } from './edge-field.ts';
 
 export interface ModelManifest {
   name: string;
@@ -16,7 +16,7 @@ export interface ModelManifest {
    * sr.onnx + final resize. `sub`: field cells per drawing pixel each way; `ramp`: edge width and `blend`: the
    * hand-over between cells, in output pixels (both 1 when absent).
    */
-  upsampler?: { kind: 'edge-field'; file: string; sub: number; ramp?: number; blend?: number; step?: number; flatten?: FlattenOptions };
+  upsampler?: { kind: 'edge-field'; file: string; sub: number; ramp?: number; blend?: number; step?: number; flatten?: FlattenOptions; smooth?: SmoothOptions };
   /** `edit_keep`: edits with one reference image keep the rest of it (edit-region.ts); absent: off. */
   sampler: ScheduleConfig & { steps: number; true_cfg_scale: number; negative_cfg_scale?: number; edit_keep?: EditKeepConfig };
   max_refs: number;
@@ -44,6 +44,10 @@ export function readManifest(modelDir: string): ModelManifest {
   const fl = up?.flatten;
   if (fl !== undefined && !(Number.isInteger(fl.radius) && fl.radius >= 1 && fl.radius <= 4 && fl.spatial_sigma > 0 && fl.range_sigma > 0)) {
     problems.push('upsampler.flatten (integer radius 1..4, spatial_sigma > 0, range_sigma > 0)');
+  }
+  const sm = up?.smooth;
+  if (sm !== undefined && !(sm.sigma > 0 && sm.sigma <= 8 && Number.isInteger(sm.radius) && sm.radius >= 1 && sm.radius <= 8 && sm.contrast_hi > sm.contrast_lo && sm.contrast_lo >= 0 && sm.ramp > 0)) {
+    problems.push('upsampler.smooth (0 < sigma ≤ 8, integer radius 1..8, 0 ≤ contrast_lo < contrast_hi, ramp > 0)');
   }
   const k = m.sampler?.edit_keep;
   if (k !== undefined && !(k.share > 0 && k.share < 1 && k.hi > k.lo && k.grow >= 0 && k.global_share > 0 && k.global_share <= 1)) {

@@ -13,7 +13,7 @@ import { fillStandardNormal } from './prng.ts';
 import { chooseGrid } from './patches.ts';
 import { readManifest } from './manifest.ts';
 import { createBuiltinEngine } from './builtin-engine.ts';
-import { flattenDrawing, renderEdgeField } from './edge-field.ts';
+import { flattenDrawing, renderEdgeField, smoothEdges } from './edge-field.ts';
 
 const ROOT = path.resolve(import.meta.dirname, '../../..');
 const FIXTURES = path.join(ROOT, 'test/fixtures/parity');
@@ -157,6 +157,25 @@ if (fs.existsSync(upsamplerFixture)) {
         assert.ok(worst <= 1, `${c.width}×${c.height}: worst ${worst} levels`);
         assert.ok(exact / c.rgb.length >= 0.999, `${c.width}×${c.height}: ${exact}/${c.rgb.length} exact`);
       }
+    });
+    test('smoothEdges smooths the drawn image as upsampler.py smooth_edges does (within 1 level, 99.9% exact), with the manifest\'s settings', () => {
+      const manifest = readManifest(path.join(ROOT, fx.model));
+      assert.deepEqual(manifest.upsampler?.smooth, fx.smooth.params, 'the fixture was made with the shipped settings');
+      const c = fx.smooth;
+      const img = smoothEdges({ width: c.width, height: c.height, data: Uint8Array.from(c.rgb as number[]) }, c.params);
+      assert.equal(img.data.length, c.smoothed.length);
+      let worst = 0;
+      let exact = 0;
+      let changed = 0;
+      for (let i = 0; i < c.smoothed.length; i++) {
+        const d = Math.abs(img.data[i]! - c.smoothed[i]);
+        worst = Math.max(worst, d);
+        if (d === 0) exact++;
+        if (c.smoothed[i] !== c.rgb[i]) changed++;
+      }
+      assert.ok(worst <= 1, `worst ${worst} levels`);
+      assert.ok(exact / c.smoothed.length >= 0.999, `${exact}/${c.smoothed.length} exact`);
+      assert.ok(changed > c.smoothed.length / 20, `the smoothing changed ${changed} values`);
     });
   });
 }
