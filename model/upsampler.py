@@ -19,7 +19,7 @@ wide at any scale.
 
   /usr/bin/python3 model/upsampler.py --minutes 40 --out model/checkpoints/up     # trains on 2 CPU cores
   /usr/bin/python3 model/upsampler.py --export model/checkpoints/up/up.pt         # → model/weights, parity fixture
-  /usr/bin/python3 model/upsampler.py --smooth-fixture                           # the fixture's smoothing case only
+  /usr/bin/python3 model/upsampler.py --smooth-fixture                           # smooth.onnx and its fixture case only
 Resumes from <out>/up.pt; log in <out>/up.log. The data for step k comes from np.random.default_rng([seed, k]).
 """
 from __future__ import annotations
@@ -145,46 +145,88 @@ def flatten(lowres, radius, spatial_sigma, range_sigma):
 
 
 # The field's cells each draw their own square and hand over within one output pixel, so a curved or slanted edge
-# comes out as a staircase of cell-sized steps (~4.6 px at 1024×768). Smoothing the drawn image and pushing it back to
+# comes out as a staircase of cell-sized steps (~4.7 px at 1024×768). Smoothing the drawn image and pushing it back to
 # its local colours around the half level puts the edge on the level set of the smoothed image instead: a smooth
-# line through the middle of the steps, still one pixel wide. Measured on generated images (model/README.md).
-SMOOTH = {"sigma": 3.0, "radius": 2, "contrast_lo": 0.1, "contrast_hi": 0.25, "ramp": 1.0}
+# line through the middle of the steps, still one pixel wide. sigma and radius are in sub-grid cells, so the same
+# settings fit any output size; at 1024×768 (4.69 px per cell) they are σ = 3 px and a 5×5 window. Measured on
+# generated images (model/README.md, "sixth session"). The step is its own small graph, smooth.onnx (SmoothNet), so
+# that onnxruntime runs it at the output size.
+SMOOTH = {"sigma": 0.64, "radius": 0.43, "contrast_lo": 0.1, "contrast_hi": 0.25, "ramp": 1.0}
+SMOOTH_TAPS = 19  # half-resolution Gaussian taps the graph takes: σ up to 6 output px
+SMOOTH_RADII = 2  # window radii the graph can pick from (1, 2)
 
 
-def gaussian_kernel(sigma):
-    """normalised 1-D Gaussian taps over ±ceil(3σ), float32"""
-    r = int(math.ceil(3 * sigma))
-    k = np.exp(-0.5 * (np.arange(-r, r + 1, dtype=np.float64) / sigma) ** 2)
-    return torch.from_numpy((k / k.sum()).astype(np.float32))
+def smooth_px(smooth, H, W, gh, gw):
+    """the smoothing's σ and window radius in output pixels for a gh×gw field drawn at H×W: the cell size is
+    c = ½(W/gw + H/gh) (as ρ in render_field), σ = min(sigma·c, 6), radius = min(2, max(1, round(radius·c)))"""
+    c = 0.5 * (W / gw + H / gh)
+    hr = (SMOOTH_TAPS - 1) // 2
+    return min(smooth["sigma"] * c, hr / 1.5), min(SMOOTH_RADII, max(1, int(math.floor(smooth["radius"] * c + 0.5))))
 
 
-def _sep(x, k, axis):
-    """x [B,C,H,W] convolved with the 1-D taps k along W (axis 3) or H (axis 2), edges replicated"""
-    r = (k.numel() - 1) // 2
-    C = x.shape[1]
-    if axis == 3:
-        return F.conv2d(F.pad(x, (r, r, 0, 0), mode="replicate"), k.view(1, 1, 1, -1).repeat(C, 1, 1, 1), groups=C)
-    return F.conv2d(F.pad(x, (0, 0, r, r), mode="replicate"), k.view(1, 1, -1, 1).repeat(C, 1, 1, 1), groups=C)
+def smooth_inputs(sigma, radius, smooth):
+    """SmoothNet's small inputs: the half-resolution Gaussian of σ/2 as SMOOTH_TAPS taps (exp(−t²/(2(σ/2)²)) for
+    |t| ≤ ceil(3σ/2), normalised, zero beyond), the one-hot choice of radius, and [contrast_lo, contrast_hi, k − 1]
+    with k = σ·√(2π)/ramp the full gain"""
+    hr = (SMOOTH_TAPS - 1) // 2
+    s2 = sigma / 2
+    t = np.arange(-hr, hr + 1, dtype=np.float64)
+    k = np.where(np.abs(t) <= math.ceil(3 * s2), np.exp(-0.5 * (t / s2) ** 2), 0.0)
+    taps = torch.from_numpy((k / k.sum()).astype(np.float32))
+    rsel = torch.zeros(SMOOTH_RADII)
+    rsel[radius - 1] = 1.0
+    params = torch.tensor([smooth["contrast_lo"], smooth["contrast_hi"], sigma * math.sqrt(2 * math.pi) / smooth["ramp"] - 1.0])
+    return taps, rsel, params
 
 
-def smooth_edges(img, sigma, radius, contrast_lo, contrast_hi, ramp):
-    """the drawn image [B,3,H,W] in [-1,1] → the same with its edges on smooth curves (mirrored by smoothEdges in
-    src/engines/builtin/edge-field.ts, model/CONTRACT.md "Edge-field upsampler"). Per pixel and channel: g, the image
-    blurred by a Gaussian (σ = sigma, rows then columns); m, M, the min and max of the image over the
-    (2·radius+1)² window; the gain k = 1 + (σ·√(2π)/ramp − 1)·smoothstep(contrast_lo, contrast_hi, max over channels
-    of M − m); the output m + clamp(½ + ((g − m)/(M − m) − ½)·k, 0, 1)·(M − m), or g where M − m ≤ 1e-6. Flat
-    colour (gain 1) comes out as g clamped to [m, M]; an edge comes out as a one-pixel ramp on g's half level."""
-    k = gaussian_kernel(sigma)
-    g = _sep(_sep(img, k, 3), k, 2)
-    r = int(radius)
-    p = F.pad(img, (r, r, r, r), mode="replicate")
-    hi = F.max_pool2d(p, 2 * r + 1, 1)
-    lo = -F.max_pool2d(-p, 2 * r + 1, 1)
-    span = hi - lo
-    c = torch.clamp((span.amax(1, keepdim=True) - contrast_lo) / (contrast_hi - contrast_lo), 0.0, 1.0)
-    gain = 1.0 + (sigma * math.sqrt(2 * math.pi) / ramp - 1.0) * (c * c * (3.0 - 2.0 * c))
-    a = torch.clamp(0.5 + ((g - lo) / span.clamp_min(1e-6) - 0.5) * gain, 0.0, 1.0)
-    return torch.where(span > 1e-6, lo + a * span, g)
+class SmoothNet(nn.Module):
+    """the edge smoothing as a graph (smooth.onnx). Inputs: x [1,3,He,We], the drawn 8-bit image as v/127.5 − 1 with
+    its last row and column repeated to even sizes; taps [SMOOTH_TAPS]; rsel [SMOOTH_RADII]; params [3]
+    (smooth_inputs). Output: levels [1,3,He,We], the smoothed image as rounded 8-bit levels 0..255. Per pixel and
+    channel: g, x's 2×2 block means blurred by the taps (rows then columns, edges repeated) and resized back ×2
+    bilinearly (half-pixel centres, clamped at the borders); m and M, the min and max of x over the (2r+1)² window
+    (r cascaded 3×3 windows, edges repeated); q = smoothstep of (max over channels of M − m) between
+    contrast_lo and contrast_hi; the gain 1 + (k − 1)·q; the output m + clamp(½ + ((g − m)/(M − m) − ½)·gain,
+    0, 1)·(M − m), or x itself where M = m."""
+
+    def forward(self, x, taps, rsel, params):
+        hr = (SMOOTH_TAPS - 1) // 2
+        half = F.avg_pool2d(x, 2)
+        kh = taps.reshape(1, 1, 1, SMOOTH_TAPS).repeat(3, 1, 1, 1)
+        kv = taps.reshape(1, 1, SMOOTH_TAPS, 1).repeat(3, 1, 1, 1)
+        g = F.conv2d(F.pad(half, (hr, hr, 0, 0), mode="replicate"), kh, groups=3)
+        g = F.conv2d(F.pad(g, (0, 0, hr, hr), mode="replicate"), kv, groups=3)
+        g = F.interpolate(g, scale_factor=2.0, mode="bilinear", align_corners=False)
+        hi, lo = x, x
+        M = torch.zeros_like(x)
+        m = torch.zeros_like(x)
+        for k in range(SMOOTH_RADII):
+            hi = F.max_pool2d(F.pad(hi, (1, 1, 1, 1), mode="replicate"), 3, 1)
+            lo = -F.max_pool2d(F.pad(-lo, (1, 1, 1, 1), mode="replicate"), 3, 1)
+            M = M + rsel[k] * hi
+            m = m + rsel[k] * lo
+        span = M - m
+        q = torch.clamp((span.amax(1, keepdim=True) - params[0]) / (params[1] - params[0]), 0.0, 1.0)
+        gain = 1.0 + params[2] * (q * q * (3.0 - 2.0 * q))
+        a = torch.clamp(0.5 + ((g - m) / torch.clamp(span, min=1e-6) - 0.5) * gain, 0.0, 1.0)
+        out = torch.where(span > 1e-6, m + a * span, x)
+        return torch.clamp(torch.round((out + 1.0) * 127.5), 0.0, 255.0)
+
+
+_SMOOTH_NET = SmoothNet()
+
+
+def even_pad(img):
+    """[B,C,H,W] with the last row and column repeated to even sizes"""
+    return F.pad(img, (0, img.shape[3] % 2, 0, img.shape[2] % 2), mode="replicate")
+
+
+def smooth_edges(img, sigma, radius, smooth):
+    """the drawn image [B,3,H,W] (8-bit values as v/127.5 − 1) → its smoothed 8-bit levels [B,3,H,W] (SmoothNet;
+    mirrored by smooth.onnx at run time); sigma and radius in output pixels (smooth_px)"""
+    H, W = img.shape[2:]
+    taps, rsel, params = smooth_inputs(sigma, radius, smooth)
+    return torch.cat([_SMOOTH_NET(even_pad(img[b:b + 1]), taps, rsel, params) for b in range(img.shape[0])])[:, :, :H, :W]
 
 
 def quantize(img):
@@ -197,10 +239,11 @@ def upsample(net, lowres, H, W, flat=None, smooth=None):
     upsampler.flatten, `smooth`: its upsampler.smooth (None: left out)"""
     if flat:
         lowres = flatten(lowres, flat["radius"], flat["spatial_sigma"], flat["range_sigma"])
-    out = torch.clamp(render_field(net(lowres), H, W), -1.0, 1.0)
+    field = net(lowres)
+    out = torch.clamp(render_field(field, H, W), -1.0, 1.0)
     if smooth:
-        out = torch.clamp(smooth_edges(quantize(out), smooth["sigma"], smooth["radius"], smooth["contrast_lo"],
-                                       smooth["contrast_hi"], smooth["ramp"]), -1.0, 1.0)
+        sig, rad = smooth_px(smooth, H, W, field.shape[2], field.shape[3])
+        out = smooth_edges(quantize(out), sig, rad, smooth) / 127.5 - 1.0
     return out
 
 
@@ -459,12 +502,13 @@ def export(ckpt, weights, parity_out):
     except ImportError:  # the onnx package is optional here; parity.test.ts loads the file in onnxruntime anyway
         pass
     os.makedirs(os.path.join(weights, "torch"), exist_ok=True)
+    export_smooth(weights)
     torch.save({"cfg": ck.get("cfg", UP_CFG), "step": ck["step"], "model": {k: v.half() for k, v in net.state_dict().items()}},
                os.path.join(weights, "torch", "up.pt"))
     mpath = os.path.join(weights, "manifest.json")
     m = json.load(open(mpath))
     m["upsampler"] = {"kind": "edge-field", "file": "upsampler.onnx", "sub": SUB, "ramp": 1.0, "blend": BLEND, "step": ck["step"],
-                      "flatten": dict(FLATTEN), "smooth": dict(SMOOTH)}
+                      "flatten": dict(FLATTEN), "smooth": dict(SMOOTH, file="smooth.onnx")}
     # the version names the decode too, since the same denoiser now gives different pixels
     m["version"] = m["version"].split("+")[0] + f"+edge-field-step{ck['step']}+smooth"
     with open(mpath, "w") as f:
@@ -495,16 +539,33 @@ def export(ckpt, weights, parity_out):
 
 
 def smooth_case(net):
-    """the smoothing step alone (parity fixture): a drawn 8-bit image with slanted and curved edges, and its smoothed
-    8-bit result"""
+    """the smoothing step alone (parity fixture): drawn 8-bit images with slanted and curved edges and their smoothed
+    8-bit results, at an odd size (radius 1, even padding) and an even one (radius 2)"""
     rng = np.random.default_rng(7)
     sc = S.random_scene(rng, avoid_heldout=False)
     lo = torch.from_numpy(S.to_unit(S.render(sc, 12, 16)))[None]
-    with torch.no_grad():
-        drawn = quantize(torch.clamp(render_field(net(lo), 90, 120), -1, 1))
-        out = smooth_edges(drawn, SMOOTH["sigma"], SMOOTH["radius"], SMOOTH["contrast_lo"], SMOOTH["contrast_hi"], SMOOTH["ramp"])
     rgb = lambda x: np.clip(np.round((x[0].numpy() + 1) * 127.5), 0, 255).astype(int).transpose(1, 2, 0).reshape(-1).tolist()  # noqa: E731
-    return {"params": dict(SMOOTH), "width": 120, "height": 90, "rgb": rgb(drawn), "smoothed": rgb(out)}
+    cases = []
+    with torch.no_grad():
+        field = net(lo)
+        for H, W in ((91, 121), (180, 240)):
+            drawn = quantize(torch.clamp(render_field(field, H, W), -1, 1))
+            sig, rad = smooth_px(SMOOTH, H, W, field.shape[2], field.shape[3])
+            out = smooth_edges(drawn, sig, rad, SMOOTH) / 127.5 - 1.0
+            cases.append({"field": [int(field.shape[3]), int(field.shape[2])], "width": W, "height": H,
+                          "sigma_px": sig, "radius_px": rad, "rgb": rgb(drawn), "smoothed": rgb(out)})
+    return {"params": dict(SMOOTH), "cases": cases}
+
+
+def export_smooth(weights):
+    """weights/smooth.onnx: SmoothNet with dynamic image sizes"""
+    path = os.path.join(weights, "smooth.onnx")
+    taps, rsel, params = smooth_inputs(3.0, 2, SMOOTH)
+    with torch.no_grad():
+        torch.onnx.export(SmoothNet(), (torch.rand(1, 3, 40, 56) * 2 - 1, taps, rsel, params), path,
+                          input_names=["x", "taps", "rsel", "params"], output_names=["levels"],
+                          dynamic_axes={"x": {2: "h", 3: "w"}, "levels": {2: "h", 3: "w"}}, opset_version=17)
+    print(f"exported {path} ({os.path.getsize(path)} bytes)")
 
 
 def main():
@@ -512,7 +573,7 @@ def main():
     ap.add_argument("--export", default="", help="checkpoint to export instead of training")
     ap.add_argument("--weights", default=os.path.join(HERE, "weights"))
     ap.add_argument("--parity-out", default=os.path.join(HERE, "..", "test/fixtures/parity/upsampler.json"))
-    ap.add_argument("--smooth-fixture", action="store_true", help="rewrite only the parity fixture's smooth case (weights/torch/up.pt)")
+    ap.add_argument("--smooth-fixture", action="store_true", help="write weights/smooth.onnx and rewrite only the parity fixture's smooth case (weights/torch/up.pt)")
     ap.add_argument("--minutes", type=float, default=0)
     ap.add_argument("--device", default="cpu", choices=["cpu", "cuda"], help="the trainer's device (data and DenoiserDegrade stay on the CPU workers)")
     ap.add_argument("--out", default="model/checkpoints/up")
@@ -533,6 +594,7 @@ def main():
     torch.set_flush_denormal(True)
     if a.smooth_fixture:
         import json
+        export_smooth(a.weights)
         fx = json.load(open(a.parity_out))
         fx["smooth"] = smooth_case(load_net(os.path.join(a.weights, "torch", "up.pt"))[0])
         with open(a.parity_out, "w") as f:

@@ -16,7 +16,7 @@ import { computeSigmas, eulerStep, guide, predictCleanSample } from './sampler.t
 import { fillStandardNormal } from './prng.ts';
 import { chooseGrid, patchifyRgb, planarToRgb, tokenPositions, unpatchifyToPlanar } from './patches.ts';
 import { DEFAULT_FINAL_RESIZE, resizeFinal, type FinalResizeMethod } from './final-resize.ts';
-import { FIELD_CHANNELS, flattenDrawing, renderEdgeField, smoothEdges } from './edge-field.ts';
+import { FIELD_CHANNELS, flattenDrawing, renderEdgeField, SMOOTH_RADII, SMOOTH_TAPS, smoothInputImage, smoothInputs, smoothOutputImage, smoothPixels } from './edge-field.ts';
 import { accumulatePull, editRegion, keepSource, measureSteps, pasteSource, regionTokens, resizeMask } from './edit-region.ts';
 
 /** How the drawing becomes the requested size: the edge-field upsampler, or sr.onnx then a final resize. */
@@ -75,6 +75,8 @@ export class BuiltinEngine implements Engine {
   private denoiser: ort.InferenceSession | null = null;
   private sr: ort.InferenceSession | null = null;
   private upsampler: ort.InferenceSession | null = null;
+  /** smooth.onnx (manifest.upsampler.smooth), run on the drawn field. */
+  private smoother: ort.InferenceSession | null = null;
   private sessionOptions: ort.InferenceSession.SessionOptions | null = null;
   private srLoading: Promise<ort.InferenceSession> | null = null;
   private tokenize: ReturnType<typeof createTokenizer> | null = null;
@@ -100,11 +102,12 @@ export class BuiltinEngine implements Engine {
     // otherwise on first use by decodeLowres(…, method), which bench/sharpness.ts calls for its comparison rows
     const needSr = !up || (this.options.decode !== undefined && this.options.decode !== 'edge-field');
     this.sessionOptions = opts;
-    [this.textEncoder, this.denoiser, this.sr, this.upsampler] = await Promise.all([
+    [this.textEncoder, this.denoiser, this.sr, this.upsampler, this.smoother] = await Promise.all([
       ort.InferenceSession.create(path.join(dir, 'text_encoder.onnx'), opts),
       ort.InferenceSession.create(path.join(dir, 'denoiser.onnx'), opts),
       needSr ? ort.InferenceSession.create(path.join(dir, 'sr.onnx'), opts) : null,
       up ? ort.InferenceSession.create(path.join(dir, up.file), opts) : null,
+      up?.smooth ? ort.InferenceSession.create(path.join(dir, up.smooth.file), opts) : null,
     ]);
     if (this.options.decode === 'edge-field' && !this.upsampler) throw new Error(`the model in ${dir} ships no edge-field upsampler (manifest.upsampler)`);
     this.tokenize = createTokenizer(this.manifest.text.vocab, this.manifest.text.max_tokens);
@@ -309,7 +312,18 @@ export class BuiltinEngine implements Engine {
       const [, ch, gh, gw] = field.dims as number[];
       if (ch !== FIELD_CHANNELS || gh !== h * up.sub || gw !== w * up.sub) throw new Error(`upsampler returned a field of shape ${field.dims.join('×')}`);
       const drawn = renderEdgeField(field.data as Float32Array, gw, gh, width, height, up.ramp ?? 1, up.blend ?? 1);
-      return up.smooth ? smoothEdges(drawn, up.smooth) : drawn;
+      if (!up.smooth || !this.smoother) return drawn;
+      // the staircase of cell-sized steps onto smooth curves (smooth.onnx, model/CONTRACT.md "Edge-field upsampler")
+      const px = smoothPixels(up.smooth, gw, gh, width, height);
+      const small = smoothInputs(up.smooth, px.sigma, px.radius);
+      const x = smoothInputImage(drawn);
+      const smoothed = await this.smoother.run({
+        x: new ort.Tensor('float32', x.x, [1, 3, x.height, x.width]),
+        taps: new ort.Tensor('float32', small.taps, [SMOOTH_TAPS]),
+        rsel: new ort.Tensor('float32', small.rsel, [SMOOTH_RADII]),
+        params: new ort.Tensor('float32', small.params, [3]),
+      });
+      return smoothOutputImage(smoothed.levels!.data as Float32Array, x.width, x.height, width, height);
     }
     const S = this.manifest.sr.scale;
     const sr = await (await this.srSession()).run({ lowres });
@@ -336,8 +350,8 @@ export class BuiltinEngine implements Engine {
   async close(): Promise<void> {
     const loading = this.srLoading;
     this.srLoading = null;
-    await Promise.all([this.textEncoder?.release(), this.denoiser?.release(), this.sr?.release(), this.upsampler?.release(), loading?.then((s) => s.release())]);
-    this.textEncoder = this.denoiser = this.sr = this.upsampler = null;
+    await Promise.all([this.textEncoder?.release(), this.denoiser?.release(), this.sr?.release(), this.upsampler?.release(), this.smoother?.release(), loading?.then((s) => s.release())]);
+    this.textEncoder = this.denoiser = this.sr = this.upsampler = this.smoother = null;
   }
 }
 

@@ -141,128 +141,89 @@ export function flattenDrawing(planar: Float32Array, w: number, h: number, optio
   return out;
 }
 
-/** manifest.upsampler.smooth: puts the drawn edges on smooth curves (smoothEdges). */
+/** manifest.upsampler.smooth: puts the drawn edges on smooth curves (smooth.onnx, see smoothInputs). */
 export interface SmoothOptions {
-  /** Gaussian σ of the smoothing, output pixels. */
+  /** The graph (model/upsampler.py SmoothNet), in the model directory. */
+  file: string;
+  /** Gaussian σ of the smoothing, in sub-grid cells. */
   sigma: number;
-  /** Half-width of the window whose min and max are the local colours, output pixels. */
+  /** Half-width of the window whose min and max are the local colours, in sub-grid cells (rounded to pixels, ≥ 1). */
   radius: number;
-  /** Local contrast (max over channels of max − min, in [−1,1] units) below which a pixel is only smoothed... */
+  /** Local contrast (max over channels of max − min, in [−1,1] units) up to which a pixel is only smoothed... */
   contrast_lo: number;
-  /** ...and above which it gets the full gain back to a one-pixel edge. */
+  /** ...and from which it gets the full gain back to a `ramp`-pixel edge. */
   contrast_hi: number;
   /** The edge's width in output pixels. */
   ramp: number;
 }
 
-/** Normalised 1-D Gaussian taps over ±ceil(3σ) (model/upsampler.py gaussian_kernel). */
-function gaussianTaps(sigma: number): Float32Array {
-  const r = Math.ceil(3 * sigma);
-  const k = new Float64Array(2 * r + 1);
-  let sum = 0;
-  for (let i = -r; i <= r; i++) sum += k[i + r] = Math.exp(-0.5 * (i / sigma) ** 2);
-  return Float32Array.from(k, (v) => v / sum);
+/** Half-resolution Gaussian taps smooth.onnx takes (σ up to 6 output pixels), and the window radii it can pick from. */
+export const SMOOTH_TAPS = 19;
+export const SMOOTH_RADII = 2;
+
+/**
+ * The smoothing's σ and window radius in output pixels for a gw×gh field drawn at width×height (upsampler.py
+ * smooth_px): cell c = ½(W/gw + H/gh), σ = min(sigma·c, 6), radius = min(2, max(1, round(radius·c))).
+ */
+export function smoothPixels(options: SmoothOptions, gw: number, gh: number, width: number, height: number): { sigma: number; radius: number } {
+  const cell = 0.5 * (width / gw + height / gh);
+  const half = (SMOOTH_TAPS - 1) / 2;
+  return { sigma: Math.min(options.sigma * cell, half / 1.5), radius: Math.min(SMOOTH_RADII, Math.max(1, Math.floor(options.radius * cell + 0.5))) };
 }
 
 /**
- * The drawn image with its edges on smooth curves (model/upsampler.py smooth_edges; model/CONTRACT.md "Edge-field
- * upsampler"). The field's cells hand over within one pixel, so a slanted or curved edge is drawn as a staircase of
- * cell-sized steps; this smooths the image (Gaussian σ) and pushes each channel back towards its local min or max
- * (the (2·radius+1)² window) around the smoothed image's half level, with a gain that restores a `ramp`-pixel edge
- * where the local contrast is high and leaves flat shading only smoothed. Works on the 8-bit image, as the
- * runtime's renderer writes it.
+ * smooth.onnx's small inputs for a σ and radius in output pixels (upsampler.py smooth_inputs): the Gaussian of σ/2
+ * over ±ceil(3σ/2) half-resolution pixels, normalised and zero beyond; the one-hot radius; and
+ * [contrast_lo, contrast_hi, σ·√(2π)/ramp − 1].
  */
-export function smoothEdges(img: RawImage, options: SmoothOptions): RawImage {
+export function smoothInputs(options: SmoothOptions, sigma: number, radius: number): { taps: Float32Array; rsel: Float32Array; params: Float32Array } {
+  const half = (SMOOTH_TAPS - 1) / 2;
+  const s2 = sigma / 2;
+  const reach = Math.ceil(3 * s2);
+  const k = new Float64Array(SMOOTH_TAPS);
+  let sum = 0;
+  for (let t = -half; t <= half; t++) if (Math.abs(t) <= reach) sum += k[t + half] = Math.exp(-0.5 * (t / s2) ** 2);
+  const rsel = new Float32Array(SMOOTH_RADII);
+  rsel[radius - 1] = 1;
+  return {
+    taps: Float32Array.from(k, (v) => v / sum),
+    rsel,
+    params: Float32Array.from([options.contrast_lo, options.contrast_hi, (sigma * Math.sqrt(2 * Math.PI)) / options.ramp - 1]),
+  };
+}
+
+/** The drawn 8-bit image as smooth.onnx's input: planar v/127.5 − 1, the last row and column repeated to even sizes. */
+export function smoothInputImage(img: RawImage): { x: Float32Array; width: number; height: number } {
   const { width: W, height: H } = img;
-  const n = W * H * 3;
-  if (img.data.length !== n) throw new Error(`image has ${img.data.length} values, expected ${W}·${H}·3`);
-  const src = new Float32Array(n);
-  for (let i = 0; i < n; i++) src[i] = img.data[i]! / 127.5 - 1;
-  const taps = gaussianTaps(options.sigma);
-  const tr = (taps.length - 1) / 2;
-  // Gaussian: along rows, then along columns (edges repeated)
-  const rows = new Float32Array(n);
-  for (let y = 0; y < H; y++) {
-    const base = y * W;
-    for (let x = 0; x < W; x++) {
-      for (let c = 0; c < 3; c++) {
-        let s = 0;
-        for (let t = -tr; t <= tr; t++) {
-          const xx = x + t < 0 ? 0 : x + t >= W ? W - 1 : x + t;
-          s += taps[t + tr]! * src[(base + xx) * 3 + c]!;
-        }
-        rows[(base + x) * 3 + c] = s;
-      }
+  const We = W + (W % 2);
+  const He = H + (H % 2);
+  const plane = We * He;
+  const x = new Float32Array(3 * plane);
+  for (let y = 0; y < He; y++) {
+    const sy = Math.min(y, H - 1) * W;
+    for (let xx = 0; xx < We; xx++) {
+      const s = (sy + Math.min(xx, W - 1)) * 3;
+      const o = y * We + xx;
+      x[o] = img.data[s]! / 127.5 - 1;
+      x[plane + o] = img.data[s + 1]! / 127.5 - 1;
+      x[2 * plane + o] = img.data[s + 2]! / 127.5 - 1;
     }
   }
-  const smooth = new Float32Array(n);
-  for (let y = 0; y < H; y++) {
-    for (let x = 0; x < W; x++) {
-      for (let c = 0; c < 3; c++) {
-        let s = 0;
-        for (let t = -tr; t <= tr; t++) {
-          const yy = y + t < 0 ? 0 : y + t >= H ? H - 1 : y + t;
-          s += taps[t + tr]! * rows[(yy * W + x) * 3 + c]!;
-        }
-        smooth[(y * W + x) * 3 + c] = s;
-      }
+  return { x, width: We, height: He };
+}
+
+/** smooth.onnx's output levels (planar [3, He, We]) → the W×H RGB image. */
+export function smoothOutputImage(levels: Float32Array, We: number, He: number, width: number, height: number): RawImage {
+  const plane = We * He;
+  const data = new Uint8Array(width * height * 3);
+  for (let y = 0; y < height; y++) {
+    for (let x = 0; x < width; x++) {
+      const i = y * We + x;
+      const o = (y * width + x) * 3;
+      data[o] = levels[i]!;
+      data[o + 1] = levels[plane + i]!;
+      data[o + 2] = levels[2 * plane + i]!;
     }
   }
-  // local min and max over the (2r+1)² window: along rows, then along columns
-  const r = Math.round(options.radius);
-  const rowMin = new Float32Array(n);
-  const rowMax = new Float32Array(n);
-  for (let y = 0; y < H; y++) {
-    for (let x = 0; x < W; x++) {
-      for (let c = 0; c < 3; c++) {
-        let lo = Infinity;
-        let hi = -Infinity;
-        for (let t = -r; t <= r; t++) {
-          const xx = x + t < 0 ? 0 : x + t >= W ? W - 1 : x + t;
-          const v = src[(y * W + xx) * 3 + c]!;
-          if (v < lo) lo = v;
-          if (v > hi) hi = v;
-        }
-        rowMin[(y * W + x) * 3 + c] = lo;
-        rowMax[(y * W + x) * 3 + c] = hi;
-      }
-    }
-  }
-  const full = Math.fround(options.sigma * Math.sqrt(2 * Math.PI)) / options.ramp - 1;
-  const span = new Float32Array(3);
-  const low = new Float32Array(3);
-  const data = new Uint8Array(n);
-  for (let y = 0; y < H; y++) {
-    for (let x = 0; x < W; x++) {
-      let top = 0;
-      for (let c = 0; c < 3; c++) {
-        let lo = Infinity;
-        let hi = -Infinity;
-        for (let t = -r; t <= r; t++) {
-          const yy = y + t < 0 ? 0 : y + t >= H ? H - 1 : y + t;
-          const i = (yy * W + x) * 3 + c;
-          if (rowMin[i]! < lo) lo = rowMin[i]!;
-          if (rowMax[i]! > hi) hi = rowMax[i]!;
-        }
-        low[c] = lo;
-        span[c] = hi - lo;
-        if (span[c]! > top) top = span[c]!;
-      }
-      const q = Math.min(1, Math.max(0, (top - options.contrast_lo) / (options.contrast_hi - options.contrast_lo)));
-      const gain = 1 + full * (q * q * (3 - 2 * q));
-      const o = (y * W + x) * 3;
-      for (let c = 0; c < 3; c++) {
-        const g = smooth[o + c]!;
-        const sp = span[c]!;
-        let v = g;
-        if (sp > 1e-6) {
-          const a = 0.5 + ((g - low[c]!) / sp - 0.5) * gain;
-          v = low[c]! + (a <= 0 ? 0 : a >= 1 ? 1 : a) * sp;
-        }
-        const level = Math.round((v + 1) * 127.5);
-        data[o + c] = level < 0 ? 0 : level > 255 ? 255 : level;
-      }
-    }
-  }
-  return { width: W, height: H, data };
+  return { width, height, data };
 }

@@ -46,8 +46,8 @@ export function readManifest(modelDir: string): ModelManifest {
     problems.push('upsampler.flatten (integer radius 1..4, spatial_sigma > 0, range_sigma > 0)');
   }
   const sm = up?.smooth;
-  if (sm !== undefined && !(sm.sigma > 0 && sm.sigma <= 8 && Number.isInteger(sm.radius) && sm.radius >= 1 && sm.radius <= 8 && sm.contrast_hi > sm.contrast_lo && sm.contrast_lo >= 0 && sm.ramp > 0)) {
-    problems.push('upsampler.smooth (0 < sigma ≤ 8, integer radius 1..8, 0 ≤ contrast_lo < contrast_hi, ramp > 0)');
+  if (sm !== undefined && !(typeof sm.file === 'string' && sm.sigma > 0 && sm.sigma <= 4 && sm.radius > 0 && sm.radius <= 4 && sm.contrast_hi > sm.contrast_lo && sm.contrast_lo >= 0 && sm.ramp > 0)) {
+    problems.push('upsampler.smooth (file; cells: 0 < sigma ≤ 4, 0 < radius ≤ 4; 0 ≤ contrast_lo < contrast_hi, ramp > 0)');
   }
   const k = m.sampler?.edit_keep;
   if (k !== undefined && !(k.share > 0 && k.share < 1 && k.hi > k.lo && k.grow >= 0 && k.global_share > 0 && k.global_share <= 1)) {
