@@ -62,13 +62,13 @@ async function main() {
     }
   }
   console.log(`\n${N} held-out scenes, 56×40 → decode → 1024×768; decode timed over ${RUNS} runs, ${THREADS} threads\n`);
-  console.log('| decode | sharpness (aligned) | sharpness (alignment-free) | PSNR dB | halo (levels) | band > 8 levels | decode ms median (min–max) |');
-  console.log('|---|---|---|---|---|---|---|');
+  console.log('| decode | sharpness (aligned) | sharpness (alignment-free) | PSNR dB | halo (levels) | band > 8 levels | edge direction error | decode ms median (min–max) |');
+  console.log('|---|---|---|---|---|---|---|---|');
   for (const m of METHODS) {
     const out = execFileSync(PY, [path.join(ROOT, 'model/sharpness.py'), '--score', dir, '--name', fileName(m)], { encoding: 'utf8' });
     const f = JSON.parse(out.trim().split('\n').pop()!) as Record<string, number>;
     const ms = resizeMs.get(m)!;
-    console.log(`| ${m} | ${f.sharp!.toFixed(3)} | ${f.sharp_top!.toFixed(3)} | ${f.psnr!.toFixed(2)} | ${f.halo!.toFixed(2)} | ${(f.halo_frac! * 100).toFixed(2)}% | ${median(ms).toFixed(1)} (${spread(ms)}) |`);
+    console.log(`| ${m} | ${f.sharp!.toFixed(3)} | ${f.sharp_top!.toFixed(3)} | ${f.psnr!.toFixed(2)} | ${f.halo!.toFixed(2)} | ${(f.halo_frac! * 100).toFixed(2)}% | ${f.direction!.toFixed(1)}° | ${median(ms).toFixed(1)} (${spread(ms)}) |`);
   }
   await engine.close();
 

@@ -438,6 +438,7 @@ def main():
         rows.append(("halo: overshoot beyond the direct render's local range near edges",
                      f"{mf['halo']:.2f} levels ({mf['halo_frac']*100:.1f}% of band > {Q.HALO_VISIBLE:.0f})", "", None))
         rows.append(("PSNR vs direct render (includes the model's own drawing error)", f"{mf['psnr']:.2f} dB", "", None))
+        rows.append(("edge direction error vs direct render (staircase; 0 = the render's own)", f"{mf['direction']:.1f}°", "", None))
     if "determinism" in sections:
         # 4. determinism
         p = "a green tree on the left and a red house on the right at sunset"

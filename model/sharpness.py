@@ -15,6 +15,10 @@ so the direct render is the ideal output of the chain "model resolution → requ
                [local min, local max] of the reference (per channel, window ±HALO_R px), in 0..255 levels, mean
                over the band of the worst channel. The direct render scores 0.
     halo_frac  share of band pixels whose overshoot exceeds HALO_VISIBLE levels.
+    direction  staircase: mean angle (degrees) between the edge orientation of `out` and of the reference at the
+               reference's edge pixels, each from the luma Sobel structure tensor averaged over 3×3 pixels. A
+               slanted or curved edge drawn as axis-aligned steps scores high however crisp the steps are; the
+               direct render scores 0.
 
   /usr/bin/python3 model/sharpness.py --make DIR [--n 12] [--seed 5150]   # lo_i.png (model res), ref_i.png (1024x768)
   /usr/bin/python3 model/sharpness.py --score DIR --name NAME             # scores DIR/NAME_i.png against ref_i.png
@@ -82,6 +86,30 @@ def psnr(a, b):
     return 99.0 if mse <= 1e-10 else float(10 * np.log10(255.0 ** 2 / mse))
 
 
+def _orientation(img):
+    """doubled-angle edge orientation per pixel: the luma Sobel structure tensor (gx² − gy², 2·gx·gy) box-averaged
+    over 3×3 pixels (edges replicated), as an angle in (−π, π]"""
+    y = luma(img)
+    p = np.pad(y, 1, mode="edge")
+    gx = (p[:-2, 2:] + 2 * p[1:-1, 2:] + p[2:, 2:]) - (p[:-2, :-2] + 2 * p[1:-1, :-2] + p[2:, :-2])
+    gy = (p[2:, :-2] + 2 * p[2:, 1:-1] + p[2:, 2:]) - (p[:-2, :-2] + 2 * p[:-2, 1:-1] + p[:-2, 2:])
+
+    def box(z):
+        z = np.pad(z, 1, mode="edge")
+        return sum(z[dy:dy + y.shape[0], dx:dx + y.shape[1]] for dy in range(3) for dx in range(3)) / 9.0
+    a, b = box(gx * gx - gy * gy), box(2 * gx * gy)
+    return np.arctan2(b, a), np.hypot(a, b)
+
+
+def direction_error(out, ref, edge):
+    """mean angle (degrees) between out's and ref's edge orientations over the edge mask (where out has a gradient)"""
+    to, mo = _orientation(out)
+    tr, _ = _orientation(ref)
+    d = np.abs(np.angle(np.exp(1j * (to - tr)))) / 2  # halve the doubled angle: 0..90°
+    sel = edge & (mo > 1e-9)
+    return float(np.degrees(d[sel]).mean()) if sel.any() else 0.0
+
+
 def figures(out, ref):
     out = np.asarray(out, np.float64)
     ref = np.asarray(ref, np.float64)
@@ -92,7 +120,8 @@ def figures(out, ref):
     edge[:, :2] = edge[:, -2:] = False
     n = int(edge.sum())
     if n == 0:
-        return {"psnr": psnr(out, ref), "sharp": float("nan"), "sharp_top": float("nan"), "halo": 0.0, "halo_frac": 0.0}
+        return {"psnr": psnr(out, ref), "sharp": float("nan"), "sharp_top": float("nan"), "halo": 0.0, "halo_frac": 0.0,
+                "direction": float("nan")}
     sharp = float(maxf(g_out, ALIGN_R)[edge].mean() / maxf(g_ref, ALIGN_R)[edge].mean())
     top = lambda g: float(np.sort(g.ravel())[-n:].mean())  # noqa: E731
     sharp_top = top(g_out) / top(g_ref)
@@ -100,7 +129,7 @@ def figures(out, ref):
     hi, lo = maxf(ref, HALO_R), minf(ref, HALO_R)
     over = (np.maximum(out - hi, 0) + np.maximum(lo - out, 0)).max(-1)[band]
     return {"psnr": psnr(out, ref), "sharp": sharp, "sharp_top": sharp_top, "halo": float(over.mean()),
-            "halo_frac": float((over > HALO_VISIBLE).mean())}
+            "halo_frac": float((over > HALO_VISIBLE).mean()), "direction": direction_error(out, ref, edge)}
 
 
 def mean_figures(rows):
@@ -128,7 +157,8 @@ def sharp_scenes(n, seed):
 
 def fmt(f):
     return (f"sharpness {f['sharp']:.3f} (alignment-free {f['sharp_top']:.3f}), PSNR {f['psnr']:.2f} dB, "
-            f"halo {f['halo']:.2f} levels ({f['halo_frac']*100:.2f}% of edge band > {HALO_VISIBLE:.0f})")
+            f"halo {f['halo']:.2f} levels ({f['halo_frac']*100:.2f}% of edge band > {HALO_VISIBLE:.0f}), "
+            f"edge direction error {f['direction']:.1f}°")
 
 
 def main():

@@ -51,4 +51,8 @@ test('model/eval.py --sample 3 through the server: deterministic, and quality ab
   assert.ok(typed >= 75, `typed-word accuracy ${typed}%`);
   const sharpness = pct(/edge sharpness vs direct render[^|]*\| [\d.]+ \(aligned ([\d.]+)\)/, 'edge sharpness');
   assert.ok(sharpness >= 0.4, `aligned edge sharpness ${sharpness}`);
+  // The edge smoothing (smooth.onnx) takes the staircase out of slanted and curved edges: on these 2 scenes the edge
+  // direction error is 26.1° with it and 29.6° without it, so the ceiling fails if the decode stops smoothing.
+  const direction = pct(/edge direction error vs direct render[^|]*\| ([\d.]+)°/, 'edge direction error');
+  assert.ok(direction <= 28, `edge direction error ${direction}°`);
 });
