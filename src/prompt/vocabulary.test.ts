@@ -50,8 +50,29 @@ describe('vocabulary adapter (the builtin engine\'s prompt adapter)', () => {
     assert.equal(bundled('a forest green ball, golden yellow sun'), 'a green circle, yellow sun');
   });
 
-  it('leaves sizes, counts and backgrounds, which the model has no words for, to its unknown-word handling', () => {
-    assert.equal(bundled('two big trees and a tiny house on a plain background'), 'two big tree and a tiny house on a plain background');
+  it('leaves sizes and backgrounds, which the model has no words for, to its unknown-word handling; counts become positions', () => {
+    assert.equal(
+      bundled('two big trees and a tiny house on a plain background'),
+      'a big tree on the left and a big tree on the right and a tiny house on a plain background',
+    );
+  });
+
+  it('for the v1 model, a count becomes the positions it can draw, after the words are mapped', () => {
+    assert.equal(bundled('three small navy cubes at dusk'), 'a small blue square on the left, a small blue square in the center and a small blue square on the right at sunset');
+    assert.equal(bundled('a pair of crimson cottages by the ocean'), 'a red house on the left and a red house on the right by the sea');
+    assert.equal(bundled('2 orange balls'), 'an orange circle on the left and an orange circle on the right');
+    assert.equal(bundled('Two trees, sign "two trees"'), 'a tree on the left and a tree on the right, sign "two trees"');
+  });
+
+  it('for the v1 model, leaves a count alone where positions cannot say it', () => {
+    assert.equal(bundled('two trees on the left'), 'two tree on the left'); // one position holds one thing
+    assert.equal(bundled('two of the trees'), 'two of the tree');
+    assert.equal(bundled('two stars at night'), 'two stars at night');
+    assert.equal(bundled('twofold trees'), 'twofold tree');
+  });
+
+  it('gives a model that knows count words its counts unchanged', () => {
+    assert.equal(wider('two trees and three circles'), 'two trees and three circles');
   });
 
   it('maps only to words one of the bundled models knows', () => {

@@ -167,15 +167,49 @@ export function compileVocabulary(vocabulary: Vocabulary | undefined): WordMappe
 /** Rewrites a whole prompt for one engine; the identity when it has nothing to change. */
 export type PromptAdapter = (prompt: string) => string;
 
+const COUNT_WORDS: Record<string, 2 | 3> = { two: 2, '2': 2, 'a pair of': 2, 'a couple of': 2, three: 3, '3': 3 };
+const COUNT_THINGS = ['house', 'tree', 'mountain', 'circle', 'square', 'triangle'];
+const COUNT_MODIFIERS = new Set([
+  'red', 'orange', 'yellow', 'green', 'blue', 'purple', 'pink', 'white', 'black', 'gray', 'grey', 'brown',
+  'small', 'big', 'tiny', 'little', 'large', 'huge', 'giant',
+]);
+const COUNT_PATTERN = new RegExp(
+  String.raw`(?<![\p{L}\p{N}])(two|three|2|3|a\s+pair\s+of|a\s+couple\s+of)\s+((?:[\p{L}]+\s+){0,3}?)(${COUNT_THINGS.join('|')})s?(?![\p{L}\p{N}])` +
+    String.raw`(\s+(?:on|in|at|to)\s+(?:the\s+)?(?:left|right|middle|center|centre)(?![\p{L}\p{N}]))?`,
+  'giu',
+);
+
+/**
+ * "two red trees" → "a red tree on the left and a red tree on the right" (three: left, center, right), for a model
+ * with no count words: the v1 bundled model draws at most one thing per position, so a count becomes the positions
+ * it can draw. Left alone: a count that names its own position ("two trees on the left", which one model position
+ * cannot hold), words between the count and the thing other than colours and sizes ("two of the trees"), and things
+ * the model has no plural picture for. Runs on already-mapped text (so "a pair of crimson cottages" arrives as
+ * "a pair of red house").
+ */
+export function expandCounts(text: string): string {
+  return text.replace(COUNT_PATTERN, (matched, count: string, mods: string, thing: string, position: string | undefined) => {
+    const words = mods.trim() === '' ? [] : mods.trim().toLowerCase().split(/\s+/);
+    if (position !== undefined || !words.every((w) => COUNT_MODIFIERS.has(w))) return matched;
+    const n = COUNT_WORDS[count.toLowerCase().replace(/\s+/g, ' ')]!;
+    const one = [...words, thing.toLowerCase()].join(' ');
+    const a = /^[aeiou]/.test(one) ? 'an' : 'a';
+    return n === 2 ? `${a} ${one} on the left and ${a} ${one} on the right` : `${a} ${one} on the left, ${a} ${one} in the center and ${a} ${one} on the right`;
+  });
+}
+
 /**
  * Compiles a vocabulary once into a prompt adapter that maps the words outside quotes and leaves quoted text (the
  * text to be drawn in the image) and everything else as it is. `modelWords` (the model's tokenizer vocabulary)
  * fits the table to that model first (fitVocabulary); without it the table is used as written.
  */
 export function createVocabularyAdapter(vocabulary: Vocabulary, options: { modelWords?: Iterable<string> } = {}): PromptAdapter {
-  const mapWords = compileVocabulary(options.modelWords ? fitVocabulary(vocabulary, options.modelWords) : vocabulary);
+  const known = options.modelWords ? new Set([...options.modelWords].map((w) => w.toLowerCase())) : null;
+  const mapWords = compileVocabulary(known ? fitVocabulary(vocabulary, known) : vocabulary);
+  // a model that knows positions but no count words gets counts as positions (expandCounts)
+  const counts = known !== null && !known.has('two') && ['left', 'right', 'center'].every((w) => known.has(w));
   return (prompt) =>
     splitByQuotes(prompt)
-      .map((segment) => (segment.isQuoted ? segment.text : mapWords(segment.text)))
+      .map((segment) => (segment.isQuoted ? segment.text : counts ? expandCounts(mapWords(segment.text)) : mapWords(segment.text)))
       .join('');
 }
