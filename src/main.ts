@@ -27,6 +27,7 @@ import { createImageFetcher, type ImageFetcher } from './images/fetch-image.ts';
 import { openStores as openStateStores, type Stores } from './store/open-stores.ts';
 import { connectRedis } from './jobs/redis/connect-redis.ts';
 import type { BackendSlots } from './engines/router/backend-slots.ts';
+import type { CircuitShare } from './engines/router/circuit-share.ts';
 import type { RequestWindow } from './limits/request-window.ts';
 import type { AdmitHolds } from './limits/admit-holds.ts';
 import { usdToCredits } from './domain/money.ts';
@@ -107,6 +108,8 @@ interface QueueAndEvents {
   events: JobEvents;
   /** Backend concurrency shared by every worker (Redis); absent: each router counts its own. */
   slots?: BackendSlots;
+  /** Circuit breaker changes shared by every worker (Redis); absent: each router's breakers are its own. */
+  circuits?: CircuitShare;
   /** The per-key per-minute window shared by every api process (Redis); absent: in memory. */
   requestWindow?: RequestWindow;
   /** The key limiter's admission lock and holds, shared by every api process (Redis); absent: in memory. */
@@ -145,7 +148,7 @@ async function openQueueAndEvents(config: Config, stores: ServerStores, logger: 
  * Public model id → engine. A process that runs jobs builds the real ones (loaded later, once it
  * listens); ROLE=api gets the worker-pool view of the same routing file: capacities, no connections.
  */
-async function buildEngines(config: Config, options: StartOptions, logger: Logger, slots: BackendSlots | undefined): Promise<Map<string, Engine>> {
+async function buildEngines(config: Config, options: StartOptions, logger: Logger, shared: Pick<QueueAndEvents, 'slots' | 'circuits'>): Promise<Map<string, Engine>> {
   const backends = config.backendsConfigPath ? await loadBackendsConfig(config.backendsConfigPath) : defaultBackendsConfig();
   if (config.role === 'api') return createWorkerPoolEngines(backends);
   // No routing file: the builtin engine alone serves alibaba/qwen-image-2-0. The enhancer writes for a real
@@ -157,7 +160,8 @@ async function buildEngines(config: Config, options: StartOptions, logger: Logge
       createBuiltinEngine({ id: backendId, modelDir: config.builtinModelDir, threads: config.ortThreads, adaptPrompt: adaptToBundledVocabulary }),
     logger,
     env: process.env,
-    slots,
+    slots: shared.slots,
+    circuitShare: shared.circuits,
   });
   const models = new Map<string, Engine>();
   for (const [modelId, engine] of engines) models.set(modelId, options.wrapEngine ? options.wrapEngine(engine, modelId) : engine);
@@ -201,7 +205,7 @@ export async function startServer(config: Config, options: StartOptions = {}): P
   const jobStore = stores.jobStore;
   const fetcher = createImageFetcher(config.image);
   const metrics = createMetrics();
-  const models = await buildEngines(config, options, logger, bus.slots);
+  const models = await buildEngines(config, options, logger, bus);
 
   const watermarker: Watermarker = metrics.instrumentWatermarker(createWatermarker(config.watermark.key ? { key: config.watermark.key } : {}));
   const decodeLimits = { maxPixels: config.image.maxPixels, maxSidePx: config.image.maxSidePx };

@@ -18,6 +18,7 @@ import { openaiConfig } from './openai/config.ts';
 import { OpenaiEngine } from './openai/openai-engine.ts';
 import { silentLogger, type EngineLogger } from './remote/logger.ts';
 import type { BackendSlots } from './router/backend-slots.ts';
+import type { CircuitShare } from './router/circuit-share.ts';
 import { ROUTING_DEFAULTS } from './router/config.ts';
 import { RouterEngine, type RouterBackendSpec } from './router/router-engine.ts';
 
@@ -52,6 +53,8 @@ export interface BuildModelEnginesOptions {
   random?: () => number;
   /** Backend concurrency slots shared by every router (and, in Redis, every worker process); absent: each router counts its own. */
   slots?: BackendSlots;
+  /** Circuit breaker changes shared with the other worker processes (Redis); absent: each router's own. */
+  circuitShare?: CircuitShare;
 }
 
 export function buildModelEngines(options: BuildModelEnginesOptions): Map<string, Engine> {
@@ -86,6 +89,7 @@ export function buildModelEngines(options: BuildModelEnginesOptions): Map<string
         logger,
         random: options.random,
         slots: options.slots,
+        circuitShare: options.circuitShare,
       }),
     );
   }

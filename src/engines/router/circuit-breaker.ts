@@ -69,6 +69,25 @@ export class CircuitBreaker {
     if (ticket.isProbe || this.consecutive >= this.failureThreshold) this.openedAtMs = this.now();
   }
 
+  /** When the circuit last opened (this clock's ms), or undefined while it is closed. */
+  get openedAt(): number | undefined {
+    return this.openedAtMs;
+  }
+
+  /**
+   * Another process's breaker for the same backend changed (circuit-share.ts): 'open' at `atMs` opens this one too
+   * (the later opening wins, so the probe waits resetMs from the newest failure anywhere); 'closed' closes it and
+   * clears the failure count. A probe of this process still in flight reports as usual.
+   */
+  adopt(state: 'open' | 'closed', atMs: number): void {
+    if (state === 'closed') {
+      this.openedAtMs = undefined;
+      this.consecutive = 0;
+      return;
+    }
+    if (this.openedAtMs === undefined || atMs > this.openedAtMs) this.openedAtMs = atMs;
+  }
+
   /** The request ended without telling anything about the backend (caller aborted, input rejected). */
   onNeutral(ticket: { isProbe: boolean }): void {
     if (ticket.isProbe) this.probeInFlight = false;

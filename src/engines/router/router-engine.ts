@@ -25,6 +25,7 @@ import type { Engine, EngineHealth, EngineProgress, EngineRequest, EngineResult 
 import { BackendState, type RouterBackendSpec } from './backend-state.ts';
 import { createMemoryBackendSlots, type BackendSlots, type SlotLease } from './backend-slots.ts';
 import { CircuitBreaker } from './circuit-breaker.ts';
+import type { CircuitShare } from './circuit-share.ts';
 import { abortErrorFrom, isBackendFailure, throwIfAborted } from '../remote/errors.ts';
 import { assertExactSize } from '../remote/images.ts';
 import { silentLogger, type EngineLogger } from '../remote/logger.ts';
@@ -54,6 +55,11 @@ export interface RouterEngineOptions {
    * across every worker process, so `concurrency` holds for all of them together.
    */
   slots?: BackendSlots;
+  /**
+   * Where breaker changes are shared. Absent: this router's breakers are its own. Redis (redis-circuit-share.ts):
+   * a circuit one worker opens is open in every worker.
+   */
+  circuitShare?: CircuitShare;
 }
 
 /** A waiting request re-evaluates at least this often: circuits turn half-open by time, not events. */
@@ -99,6 +105,8 @@ export class RouterEngine implements Engine, DescribableEngine {
   private readonly now: () => number;
   private readonly waiters = new Set<() => void>();
   private readonly slots: BackendSlots;
+  private readonly circuitShare: CircuitShare | undefined;
+  private unsubscribeCircuits: (() => void) | undefined;
   private healthTimer: NodeJS.Timeout | undefined;
   private healthRun: Promise<void> | undefined;
   private closed = false;
@@ -121,6 +129,26 @@ export class RouterEngine implements Engine, DescribableEngine {
         ),
     );
     this.description = `${options.model} routed over ${this.states.map((s) => `${s.id} (${s.spec.engine.kind})`).join(', ')}`;
+    this.circuitShare = options.circuitShare;
+    this.unsubscribeCircuits = this.circuitShare?.subscribe((news) => {
+      const state = news.model === this.model ? this.states.find((s) => s.id === news.backendId) : undefined;
+      if (!state) return;
+      state.breaker.adopt(news.state, news.atMs);
+      this.logger.info({ model: this.model, backend: state.id, circuit: news.state }, 'circuit changed in another process');
+      // a circuit that closed elsewhere may free requests waiting here
+      if (news.state === 'closed') this.notify();
+    });
+  }
+
+  /** Tells the other processes when this attempt opened or closed the backend's circuit (circuitShare). */
+  private shareCircuit(state: BackendState, openedBefore: number | undefined): void {
+    if (!this.circuitShare) return;
+    const opened = state.breaker.openedAt;
+    if (opened !== undefined && opened !== openedBefore) {
+      this.circuitShare.publish({ model: this.model, backendId: state.id, state: 'open', atMs: opened });
+    } else if (opened === undefined && openedBefore !== undefined) {
+      this.circuitShare.publish({ model: this.model, backendId: state.id, state: 'closed', atMs: this.now() });
+    }
   }
 
   /** Loads every backend (config errors fail start-up), checks health once, then starts the timer. */
@@ -266,6 +294,8 @@ export class RouterEngine implements Engine, DescribableEngine {
 
   async close(): Promise<void> {
     this.closed = true;
+    this.unsubscribeCircuits?.();
+    this.unsubscribeCircuits = undefined;
     if (this.healthTimer) clearInterval(this.healthTimer);
     this.healthTimer = undefined;
     await this.healthRun;
@@ -389,7 +419,9 @@ export class RouterEngine implements Engine, DescribableEngine {
       assertExactSize(state.id, result.image, request.width, request.height);
       state.successes += 1;
       state.recordLatency(this.now() - startedAt);
+      const openedBefore = state.breaker.openedAt;
       state.breaker.onSuccess(ticket);
+      this.shareCircuit(state, openedBefore);
       // A finished generation proves the backend is up, whatever the last check said.
       if (!state.healthy) this.setHealth(state, true, undefined);
       return result;
@@ -403,7 +435,9 @@ export class RouterEngine implements Engine, DescribableEngine {
       } else {
         state.failures += 1;
         if (isApiError(err) && err.code === 'generation_timeout') state.timeouts += 1;
+        const openedBefore = state.breaker.openedAt;
         state.breaker.onFailure(ticket);
+        this.shareCircuit(state, openedBefore);
         if (isBackendFailure(err) && err.unreachable) {
           this.setHealth(state, false, err.message);
         }

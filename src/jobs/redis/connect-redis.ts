@@ -1,11 +1,13 @@
 /**
  * Everything that lives in Redis when REDIS_URL is set, built in one place for main.ts: the BullMQ job
- * queue, cross-process job events, shared backend slots and the per-minute request window. Connections:
+ * queue, cross-process job events, shared backend slots and circuits, and the per-minute request window. Connections:
  * `commands` (non-blocking, shared by events, slots, window and the queue's own reads), `subscriber`
- * (pub/sub only), and the ones BullMQ opens per queue role. `close()` ends them all.
+ * (pub/sub only: job events and circuit news), and the ones BullMQ opens per queue role. `close()` ends them all.
  */
 import { Redis } from 'ioredis';
 import { createRedisBackendSlots } from '../../engines/router/redis-backend-slots.ts';
+import type { CircuitShare } from '../../engines/router/circuit-share.ts';
+import { createRedisCircuitShare } from '../../engines/router/redis-circuit-share.ts';
 import type { BackendSlots } from '../../engines/router/backend-slots.ts';
 import { createRedisRequestWindow } from '../../limits/redis-request-window.ts';
 import type { RequestWindow } from '../../limits/request-window.ts';
@@ -41,6 +43,8 @@ export interface RedisParts {
   queue: JobQueue;
   events: JobEvents;
   slots: BackendSlots;
+  /** Circuit breaker changes heard by every worker's routers. */
+  circuits: CircuitShare;
   requestWindow: RequestWindow;
   /** The key limiter's per-key admission lock and holds. */
   admitHolds: AdmitHolds;
@@ -78,10 +82,11 @@ export async function connectRedis(options: ConnectRedisOptions): Promise<RedisP
   const slots = createRedisBackendSlots({ redis: commands, prefix, leaseTtlMs: options.leaseTtlMs, logger });
   const requestWindow = createRedisRequestWindow({ redis: commands, prefix, windowMs: options.windowMs });
   const admitHolds = createRedisAdmitHolds({ redis: commands, prefix, logger });
+  const circuits = createRedisCircuitShare({ commands, subscriber, prefix, logger });
   try {
-    await Promise.all([queue.ready(), events.ready()]);
+    await Promise.all([queue.ready(), events.ready(), circuits.ready()]);
   } catch (err) {
-    await Promise.allSettled([queue.close(), events.close(), slots.close()]);
+    await Promise.allSettled([queue.close(), events.close(), slots.close(), circuits.close()]);
     closeConnections();
     throw err;
   }
@@ -91,6 +96,7 @@ export async function connectRedis(options: ConnectRedisOptions): Promise<RedisP
     queue,
     events,
     slots,
+    circuits,
     requestWindow,
     admitHolds,
     async ping() {
@@ -99,7 +105,7 @@ export async function connectRedis(options: ConnectRedisOptions): Promise<RedisP
     async close() {
       if (closed) return;
       closed = true;
-      await Promise.allSettled([queue.close(), events.close(), slots.close()]);
+      await Promise.allSettled([queue.close(), events.close(), slots.close(), circuits.close()]);
       await Promise.allSettled([commands.quit(), subscriber.quit()]);
     },
   };
