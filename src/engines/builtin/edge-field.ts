@@ -143,7 +143,7 @@ export function flattenDrawing(planar: Float32Array, w: number, h: number, optio
 
 /** manifest.upsampler.smooth: puts the drawn edges on smooth curves (smooth.onnx, see smoothInputs). */
 export interface SmoothOptions {
-  /** The graph (model/upsampler.py SmoothNet), in the model directory. */
+  /** The graph (model/smooth.py SmoothNet), in the model directory. */
   file: string;
   /** Gaussian σ of the smoothing, in sub-grid cells. */
   sigma: number;
@@ -162,7 +162,7 @@ export const SMOOTH_TAPS = 19;
 export const SMOOTH_RADII = 2;
 
 /**
- * The smoothing's σ and window radius in output pixels for a gw×gh field drawn at width×height (upsampler.py
+ * The smoothing's σ and window radius in output pixels for a gw×gh field drawn at width×height (model/smooth.py
  * smooth_px): cell c = ½(W/gw + H/gh), σ = min(sigma·c, 6), radius = min(2, max(1, round(radius·c))).
  */
 export function smoothPixels(options: SmoothOptions, gw: number, gh: number, width: number, height: number): { sigma: number; radius: number } {
@@ -172,7 +172,7 @@ export function smoothPixels(options: SmoothOptions, gw: number, gh: number, wid
 }
 
 /**
- * smooth.onnx's small inputs for a σ and radius in output pixels (upsampler.py smooth_inputs): the Gaussian of σ/2
+ * smooth.onnx's small inputs for a σ and radius in output pixels (model/smooth.py smooth_inputs): the Gaussian of σ/2
  * over ±ceil(3σ/2) half-resolution pixels, normalised and zero beyond; the one-hot radius; and
  * [contrast_lo, contrast_hi, σ·√(2π)/ramp − 1].
  */

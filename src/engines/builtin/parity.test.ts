@@ -158,7 +158,7 @@ if (fs.existsSync(upsamplerFixture)) {
         assert.ok(exact / c.rgb.length >= 0.999, `${c.width}×${c.height}: ${exact}/${c.rgb.length} exact`);
       }
     });
-    test('smooth.onnx smooths the drawn image as upsampler.py smooth_edges does (within 1 level, 99.9% exact), with the manifest\'s settings', async () => {
+    test('smooth.onnx smooths the drawn image as model/smooth.py smooth_edges does (within 1 level, 99.9% exact), with the manifest\'s settings', async () => {
       const manifest = readManifest(path.join(ROOT, fx.model));
       const { file, ...params } = manifest.upsampler?.smooth ?? { file: '' };
       assert.equal(file, 'smooth.onnx');
