@@ -20,6 +20,20 @@ const FIXTURES = path.join(ROOT, 'test/fixtures/parity');
 type Tensor = { dims: number[]; data: number[] };
 const common = JSON.parse(fs.readFileSync(path.join(FIXTURES, 'common.json'), 'utf8'));
 
+/** 8-bit images that should agree: every value within 1 level, at least 99.9% of them exactly. */
+function assertLevelsMatch(actual: ArrayLike<number>, expected: ArrayLike<number>, label: string): void {
+  assert.equal(actual.length, expected.length, label);
+  let worst = 0;
+  let exact = 0;
+  for (let i = 0; i < expected.length; i++) {
+    const d = Math.abs(actual[i]! - expected[i]!);
+    worst = Math.max(worst, d);
+    if (d === 0) exact++;
+  }
+  assert.ok(worst <= 1, `${label}: worst ${worst} levels`);
+  assert.ok(exact / expected.length >= 0.999, `${label}: ${exact}/${expected.length} exact`);
+}
+
 function maxAbsDiff(a: ArrayLike<number>, b: ArrayLike<number>): number {
   assert.equal(a.length, b.length, 'same length');
   let m = 0;
@@ -146,16 +160,7 @@ if (fs.existsSync(upsamplerFixture)) {
       for (const c of fx.cases) {
         const [, , gh, gw] = c.field.dims as number[];
         const img = renderEdgeField(Float32Array.from(c.field.data), gw, gh, c.width, c.height);
-        assert.equal(img.data.length, c.rgb.length);
-        let worst = 0;
-        let exact = 0;
-        for (let i = 0; i < c.rgb.length; i++) {
-          const d = Math.abs(img.data[i]! - c.rgb[i]);
-          worst = Math.max(worst, d);
-          if (d === 0) exact++;
-        }
-        assert.ok(worst <= 1, `${c.width}×${c.height}: worst ${worst} levels`);
-        assert.ok(exact / c.rgb.length >= 0.999, `${c.width}×${c.height}: ${exact}/${c.rgb.length} exact`);
+        assertLevelsMatch(img.data, c.rgb, `${c.width}×${c.height}`);
       }
     });
     test('smooth.onnx smooths the drawn image as model/smooth.py smooth_edges does (within 1 level, 99.9% exact), with the manifest\'s settings', async () => {
@@ -178,18 +183,8 @@ if (fs.existsSync(upsamplerFixture)) {
           params: new ort.Tensor('float32', small.params, [3]),
         });
         const img = smoothOutputImage(out.levels!.data as Float32Array, x.width, x.height, c.width, c.height);
-        assert.equal(img.data.length, c.smoothed.length);
-        let worst = 0;
-        let exact = 0;
-        let changed = 0;
-        for (let i = 0; i < c.smoothed.length; i++) {
-          const d = Math.abs(img.data[i]! - c.smoothed[i]);
-          worst = Math.max(worst, d);
-          if (d === 0) exact++;
-          if (c.smoothed[i] !== c.rgb[i]) changed++;
-        }
-        assert.ok(worst <= 1, `${c.width}×${c.height}: worst ${worst} levels`);
-        assert.ok(exact / c.smoothed.length >= 0.999, `${c.width}×${c.height}: ${exact}/${c.smoothed.length} exact`);
+        assertLevelsMatch(img.data, c.smoothed, `${c.width}×${c.height}`);
+        const changed = (c.smoothed as number[]).filter((v, i) => v !== c.rgb[i]).length;
         assert.ok(changed > c.smoothed.length / 20, `the smoothing changed ${changed} values`);
       }
     });
